@@ -1,0 +1,34 @@
+using System.Text.Json;
+
+namespace Offload.Agent.Tools;
+
+/// <summary>
+/// One tool the builtin agent can call. Named and shaped like Claude Code's tools, since
+/// Claude models are trained on them. A tool's failure is a <see cref="ToolResult"/> with
+/// <c>IsError</c>; only a broken runtime throws.
+/// </summary>
+public interface ITool
+{
+    string Name { get; }
+    string Description { get; }
+    /// <summary>JSON schema of the input object.</summary>
+    JsonElement InputSchema { get; }
+    /// <summary>Whether the tool can change files or run commands (used by permission rules).</summary>
+    bool Mutates { get; }
+    Task<ToolResult> InvokeAsync(JsonElement input, ToolContext context, CancellationToken cancellationToken = default);
+}
+
+/// <param name="WorkDir">The task's worktree: file tools stay inside it, Bash runs in it.</param>
+/// <param name="SpillDir">Where a tool keeps the full output of a result it had to cut.</param>
+/// <param name="MaxOutputChars">The cap on what the model sees of one result.</param>
+public sealed record ToolContext(
+    string WorkDir,
+    string SpillDir,
+    int MaxOutputChars = 30_000,
+    TimeSpan? DefaultBashTimeout = null,
+    IReadOnlyDictionary<string, string>? Environment = null);
+
+public sealed record ToolResult(string Output, bool IsError = false, int? ExitCode = null, bool Truncated = false, string? FullOutputPath = null)
+{
+    public static ToolResult Error(string message) => new(message, IsError: true);
+}

@@ -1,0 +1,65 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Offload.Protocol;
+
+/// <summary>
+/// One entry of a task's journal. The journal is the truth: live views replay it,
+/// resume rebuilds the conversation from it. <see cref="Seq"/> is gapless per task.
+/// The envelope fields are filled by the store when the event is appended.
+/// </summary>
+[JsonPolymorphic(TypeDiscriminatorPropertyName = "type")]
+[JsonDerivedType(typeof(TaskCreated), "task.created")]
+[JsonDerivedType(typeof(StatusChanged), "task.status")]
+[JsonDerivedType(typeof(UserMessage), "message.user")]
+[JsonDerivedType(typeof(AssistantMessage), "message.assistant")]
+[JsonDerivedType(typeof(ToolCalled), "tool.call")]
+[JsonDerivedType(typeof(ToolResulted), "tool.result")]
+[JsonDerivedType(typeof(UsageRecorded), "usage")]
+[JsonDerivedType(typeof(ModelRetried), "model.retry")]
+[JsonDerivedType(typeof(PermissionRequested), "permission.requested")]
+[JsonDerivedType(typeof(PermissionAnswered), "permission.answered")]
+[JsonDerivedType(typeof(CheckpointSaved), "checkpoint")]
+[JsonDerivedType(typeof(ErrorRaised), "error")]
+[JsonDerivedType(typeof(EngineNote), "engine.note")]
+[JsonDerivedType(typeof(TaskFinished), "task.finished")]
+public abstract record AgentEvent
+{
+    public long TaskId { get; init; }
+    public long Seq { get; init; }
+    public int Attempt { get; init; }
+    public DateTimeOffset At { get; init; }
+}
+
+public sealed record TaskCreated(string Prompt, string Model, string Engine, string Branch, string BaseRef, string BaseCommit) : AgentEvent;
+
+public sealed record StatusChanged(OffloadTaskStatus From, OffloadTaskStatus To, string? Reason = null) : AgentEvent;
+
+/// <summary>A user message: the prompt of a run, a reply, or a note the runtime adds for the model (e.g. an interrupted call).</summary>
+public sealed record UserMessage(string Text, string Source = "user") : AgentEvent;
+
+/// <summary>The text part of one assistant turn; the tool calls of that turn follow as <see cref="ToolCalled"/>.</summary>
+public sealed record AssistantMessage(int Turn, string Text) : AgentEvent;
+
+/// <summary>Written before the tool runs.</summary>
+public sealed record ToolCalled(int Turn, string CallId, string Name, JsonElement Input) : AgentEvent;
+
+/// <summary>Written after the tool ran. <see cref="Output"/> is what the model sees (possibly cut).</summary>
+public sealed record ToolResulted(string CallId, string Name, string Output, bool IsError, int? ExitCode = null, bool Truncated = false, string? FullOutputPath = null) : AgentEvent;
+
+public sealed record UsageRecorded(string Model, long InputTokens, long OutputTokens, long CacheReadTokens, long CacheWriteTokens, decimal CostUsd) : AgentEvent;
+
+public sealed record ModelRetried(int Try, int DelayMs, string Reason) : AgentEvent;
+
+public sealed record PermissionRequested(string RequestId, string Tool, JsonElement Input, string? Rule = null) : AgentEvent;
+
+public sealed record PermissionAnswered(string RequestId, bool Allowed, string? Reason = null, bool Always = false) : AgentEvent;
+
+public sealed record CheckpointSaved(int Turn, string Ref, string Commit, int FilesChanged) : AgentEvent;
+
+public sealed record ErrorRaised(string Message, string? Detail = null) : AgentEvent;
+
+/// <summary>Anything an engine wants on record that has no better kind (e.g. a raw Claude Code stream line).</summary>
+public sealed record EngineNote(string Kind, string Text) : AgentEvent;
+
+public sealed record TaskFinished(OffloadTaskStatus Status, string? Summary, string? Reason, string? Commit) : AgentEvent;

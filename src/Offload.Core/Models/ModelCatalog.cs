@@ -1,0 +1,41 @@
+namespace Offload.Models;
+
+/// <summary>
+/// The one place for the default model and the built-in prices. Prices are USD per million tokens, as the
+/// providers publish them; a model is priced by the longest built-in name that prefixes it, so dated or
+/// point-release names (<c>claude-sonnet-4-5-20250929</c>, <c>gpt-5.1</c>) find their family.
+/// </summary>
+public static class ModelCatalog
+{
+    public const string DefaultModel = "anthropic:claude-opus-4-8";
+
+    public static IReadOnlyDictionary<string, ModelPrice> Prices { get; } = new Dictionary<string, ModelPrice>(StringComparer.OrdinalIgnoreCase)
+    {
+        // Anthropic: cache read 0.1x input, cache write (5 minute TTL) 1.25x input.
+        ["claude-opus-4"] = new(5m, 25m, 0.50m, 6.25m),
+        ["claude-opus-4-0"] = new(15m, 75m, 1.50m, 18.75m),
+        ["claude-opus-4-1"] = new(15m, 75m, 1.50m, 18.75m),
+        ["claude-opus-4-2025"] = new(15m, 75m, 1.50m, 18.75m),
+        ["claude-sonnet-4"] = new(3m, 15m, 0.30m, 3.75m),
+        ["claude-haiku-4"] = new(1m, 5m, 0.10m, 1.25m),
+        ["claude-3-7-sonnet"] = new(3m, 15m, 0.30m, 3.75m),
+        ["claude-3-5-haiku"] = new(0.80m, 4m, 0.08m, 1m),
+        // OpenAI: cached input is discounted, writing the cache costs plain input.
+        ["gpt-5"] = new(1.25m, 10m, 0.125m, 1.25m),
+        ["gpt-5-mini"] = new(0.25m, 2m, 0.025m, 0.25m),
+        ["gpt-5-nano"] = new(0.05m, 0.40m, 0.005m, 0.05m),
+        ["gpt-4.1"] = new(2m, 8m, 0.50m, 2m),
+        ["gpt-4.1-mini"] = new(0.40m, 1.60m, 0.10m, 0.40m),
+        ["gpt-4.1-nano"] = new(0.10m, 0.40m, 0.025m, 0.10m),
+        ["gpt-4o"] = new(2.50m, 10m, 1.25m, 2.50m),
+        ["gpt-4o-mini"] = new(0.15m, 0.60m, 0.075m, 0.15m),
+        ["o3"] = new(2m, 8m, 0.50m, 2m),
+        ["o4-mini"] = new(1.10m, 4.40m, 0.275m, 1.10m),
+    };
+
+    /// <summary>Providers that run on the user's own machine and cost nothing per token.</summary>
+    public static IReadOnlyList<string> FreeProviders { get; } = ["ollama", "sim"];
+}
+
+/// <summary>USD per million tokens of each kind.</summary>
+public sealed record ModelPrice(decimal Input, decimal Output, decimal CacheRead, decimal CacheWrite);

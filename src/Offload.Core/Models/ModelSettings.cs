@@ -1,0 +1,105 @@
+namespace Offload.Models;
+
+/// <summary>
+/// The <c>models</c> section of Offload's config (camelCase JSON). Everything has a working default, so an
+/// empty section means: Anthropic with <see cref="ModelCatalog.DefaultModel"/>, keys from the environment.
+/// </summary>
+public sealed record ModelSettings
+{
+    /// <summary>The model used when a task names none, as <c>provider:model</c>.</summary>
+    public string DefaultModel { get; init; } = ModelCatalog.DefaultModel;
+
+    /// <summary>
+    /// Providers by name: new OpenAI-compatible servers (vLLM, llama.cpp, a gateway) or overrides of the built-in
+    /// ones (another base URL or key variable for <c>anthropic</c>, <c>openai</c>, <c>ollama</c>).
+    /// </summary>
+    public Dictionary<string, ProviderSettings> Providers { get; init; } = [];
+
+    /// <summary>Prices by model name that add to or replace <see cref="ModelCatalog.Prices"/>.</summary>
+    public Dictionary<string, ModelPrice> Prices { get; init; } = [];
+
+    public RetrySettings Retry { get; init; } = new();
+
+    /// <summary>The most tokens one model answer may have (Anthropic requires a value).</summary>
+    public int MaxOutputTokens { get; init; } = 32_000;
+
+    /// <summary>The provider settings for <paramref name="provider"/>, matched without regard to case.</summary>
+    public ProviderSettings? FindProvider(string provider) =>
+        Providers.FirstOrDefault(p => string.Equals(p.Key, provider, StringComparison.OrdinalIgnoreCase)).Value;
+
+    /// <summary>
+    /// The price of <paramref name="model"/> (<c>provider:model</c> or a bare model name): an exact entry in
+    /// <see cref="Prices"/>, else the longest matching prefix among <see cref="Prices"/> and the built-in table.
+    /// Null for a model nobody priced and for local providers.
+    /// </summary>
+    public ModelPrice? PriceOf(string model)
+    {
+        var colon = model.IndexOf(':', StringComparison.Ordinal);
+        if (colon > 0 && ModelCatalog.FreeProviders.Contains(model[..colon], StringComparer.OrdinalIgnoreCase))
+        {
+            return null;
+        }
+
+        foreach (var key in colon > 0 ? [model, model[(colon + 1)..]] : new[] { model })
+        {
+            if (Prices.FirstOrDefault(p => string.Equals(p.Key, key, StringComparison.OrdinalIgnoreCase)).Value is { } own)
+            {
+                return own;
+            }
+
+            var best = Prices.Concat(ModelCatalog.Prices)
+                .Where(p => key.StartsWith(p.Key, StringComparison.OrdinalIgnoreCase))
+                .OrderByDescending(p => p.Key.Length)
+                .Select(p => p.Value)
+                .FirstOrDefault();
+            if (best is not null)
+            {
+                return best;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>What <paramref name="usage"/> of <paramref name="model"/> cost in USD; 0 for a model with no price.</summary>
+    public decimal Cost(string model, ModelUsage usage)
+    {
+        if (PriceOf(model) is not { } price)
+        {
+            return 0m;
+        }
+
+        return (usage.Input * price.Input + usage.Output * price.Output
+            + usage.CacheRead * price.CacheRead + usage.CacheWrite * price.CacheWrite) / 1_000_000m;
+    }
+}
+
+/// <summary>
+/// One provider: which API it speaks, where, and where its key comes from. <see cref="ApiKey"/> is for
+/// tests and local servers; real keys belong in the environment variable named by <see cref="ApiKeyEnv"/>.
+/// </summary>
+public sealed record ProviderSettings
+{
+    /// <summary><c>anthropic</c> or <c>openai</c> (any OpenAI-compatible server).</summary>
+    public string? Kind { get; init; }
+
+    public string? BaseUrl { get; init; }
+
+    public string? ApiKeyEnv { get; init; }
+
+    public string? ApiKey { get; init; }
+}
+
+/// <summary>How model calls are retried. Tests set tiny delays and idle timeouts.</summary>
+public sealed record RetrySettings
+{
+    /// <summary>Attempts in all, the first one included.</summary>
+    public int MaxTries { get; init; } = 6;
+
+    public TimeSpan BaseDelay { get; init; } = TimeSpan.FromSeconds(1);
+
+    public TimeSpan MaxDelay { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>A stream that sends nothing for this long is given up and retried.</summary>
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(90);
+}

@@ -1,0 +1,87 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Offload.Simulator;
+
+/// <summary>
+/// One wire protocol the simulator speaks (Anthropic Messages or OpenAI Chat Completions): how to read a
+/// request's conversation and how to write replies, streams and errors in that provider's shapes.
+/// </summary>
+internal abstract class ModelApi
+{
+    protected static readonly JsonSerializerOptions JsonOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    public abstract string Name { get; }
+
+    /// <exception cref="FormatException">The body is not a request of this API.</exception>
+    public abstract ConversationView Read(JsonElement root);
+
+    public abstract string ErrorBody(int status, string message);
+
+    /// <summary>An error delivered inside a 200 stream.</summary>
+    public abstract SseEvent ErrorEvent(string message);
+
+    /// <summary>A stream event whose data line is not valid JSON.</summary>
+    public abstract SseEvent MalformedEvent();
+
+    public abstract IReadOnlyList<SseEvent> StreamEvents(Reply reply, ConversationView request);
+
+    public abstract string Message(Reply reply);
+
+    public abstract string ToolCallId(int turnIndex, int callIndex);
+
+    /// <summary>Splits <paramref name="s"/> into at least <paramref name="minParts"/> pieces of at most about
+    /// <paramref name="maxChunk"/> chars, never inside a surrogate pair.</summary>
+    protected static IEnumerable<string> Chunks(string s, int minParts, int maxChunk)
+    {
+        if (s.Length == 0)
+        {
+            yield break;
+        }
+
+        var parts = Math.Min(s.Length, Math.Max(minParts, (s.Length + maxChunk - 1) / maxChunk));
+        var size = (s.Length + parts - 1) / parts;
+        var start = 0;
+        while (start < s.Length)
+        {
+            var end = Math.Min(s.Length, start + size);
+            if (end < s.Length && char.IsHighSurrogate(s[end - 1]))
+            {
+                end++;
+            }
+
+            yield return s[start..end];
+            start = end;
+        }
+    }
+
+    protected static string Json(JsonNode node) => node.ToJsonString(JsonOptions);
+
+    protected static JsonNode ToNode(JsonElement element) => JsonNode.Parse(element.GetRawText())!;
+
+    protected static string InputJson(JsonElement element) => JsonSerializer.Serialize(element, JsonOptions);
+}
+
+internal readonly record struct SseEvent(string? Name, string Data);
+
+/// <summary>What the simulator needs from a model request, whichever API it came through.</summary>
+internal sealed record ConversationView(
+    string? Model,
+    bool Stream,
+    bool IncludeUsage,
+    int AssistantMessages,
+    string FirstUserText,
+    string LastUserText);
+
+internal sealed record Reply(
+    string Id,
+    string Model,
+    int TurnIndex,
+    string Text,
+    IReadOnlyList<ScenarioToolCall> ToolCalls,
+    int InputTokens,
+    int OutputTokens)
+{
+    public bool UsesTools => ToolCalls.Count > 0;
+}

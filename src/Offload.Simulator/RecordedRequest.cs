@@ -1,0 +1,23 @@
+namespace Offload.Simulator;
+
+/// <summary>
+/// One request the simulator received, so tests can check what a client sent.
+/// <paramref name="Api"/> is "anthropic", "openai" or "other"; <paramref name="TurnIndex"/> is -1 when the
+/// request is not a model call (or its body could not be read). Older bodies are emptied past the cap.
+/// </summary>
+public sealed record RecordedRequest(
+    string Method,
+    string Path,
+    string Api,
+    string? Model,
+    int BodyBytes,
+    string Body,
+    int TurnIndex,
+    DateTimeOffset At)
+{
+    /// <summary>The query string including its leading '?', or empty.</summary>
+    public string Query { get; init; } = "";
+
+    /// <summary>Whether the request asked for a streamed answer.</summary>
+    public bool Stream { get; init; }
+}

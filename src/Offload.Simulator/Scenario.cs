@@ -1,0 +1,179 @@
+using System.Reflection;
+using System.Text.Json;
+
+namespace Offload.Simulator;
+
+/// <summary>
+/// A scripted conversation the simulator plays back: numbered assistant turns, rules that react to
+/// what the user last said, and faults to inject. Loaded from JSON (see docs/simulator.md) or built in code.
+/// </summary>
+public sealed class Scenario
+{
+    private const string ResourcePrefix = "scenarios/";
+
+    private static readonly Lazy<IReadOnlyList<string>> s_builtinNames = new(() =>
+        typeof(Scenario).Assembly.GetManifestResourceNames()
+            .Where(n => n.StartsWith(ResourcePrefix, StringComparison.Ordinal) && n.EndsWith(".json", StringComparison.Ordinal))
+            .Select(n => n[ResourcePrefix.Length..^".json".Length])
+            .Order(StringComparer.Ordinal)
+            .ToArray());
+
+    private readonly int[] _turnStarts;
+
+    public Scenario(
+        string name,
+        IEnumerable<ScenarioTurn> turns,
+        IEnumerable<ScenarioRule>? rules = null,
+        string? finalText = null,
+        string? description = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        Name = name;
+        Description = description;
+        Turns = turns.ToArray();
+        Rules = rules?.ToArray() ?? [];
+        FinalText = finalText ?? "(scenario finished)";
+        _turnStarts = new int[Turns.Count];
+        var next = 0;
+        for (var i = 0; i < Turns.Count; i++)
+        {
+            if (Turns[i].Repeat < 1)
+            {
+                throw new ArgumentException($"Turn {i} has repeat {Turns[i].Repeat}; it must be at least 1.", nameof(turns));
+            }
+
+            _turnStarts[i] = next;
+            next = checked(next + Turns[i].Repeat);
+        }
+
+        TurnCount = next;
+    }
+
+    public string Name { get; }
+
+    public string? Description { get; }
+
+    public IReadOnlyList<ScenarioTurn> Turns { get; }
+
+    public IReadOnlyList<ScenarioRule> Rules { get; }
+
+    /// <summary>The reply once every scripted turn has been played.</summary>
+    public string FinalText { get; }
+
+    /// <summary>The number of turn indices the script occupies, counting repeats.</summary>
+    public int TurnCount { get; }
+
+    public static IReadOnlyList<string> BuiltinNames => s_builtinNames.Value;
+
+    /// <exception cref="FormatException">The JSON is not a valid scenario; the message says where and why.</exception>
+    public static Scenario Parse(string json) => ScenarioJson.Parse(json, defaultName: null);
+
+    public static Scenario Load(string path)
+    {
+        var json = File.ReadAllText(path);
+        try
+        {
+            return ScenarioJson.Parse(json, Path.GetFileNameWithoutExtension(path));
+        }
+        catch (FormatException e)
+        {
+            throw new FormatException($"{path}: {e.Message}", e);
+        }
+    }
+
+    /// <exception cref="KeyNotFoundException">No builtin scenario has that name; the message lists the names.</exception>
+    public static Scenario Builtin(string name)
+    {
+        using var stream = typeof(Scenario).Assembly.GetManifestResourceStream(ResourcePrefix + name + ".json")
+            ?? throw new KeyNotFoundException(
+                $"There is no builtin scenario '{name}'. Builtin scenarios: {string.Join(", ", BuiltinNames)}.");
+        using var reader = new StreamReader(stream);
+        return ScenarioJson.Parse(reader.ReadToEnd(), name);
+    }
+
+    /// <summary>
+    /// The turn to play for a request whose conversation already holds <paramref name="turnIndex"/> assistant
+    /// messages and whose last user message reads <paramref name="lastUserText"/>. Rules win over the script.
+    /// Returns null past the end of the script. <paramref name="slot"/> identifies the turn for fault bookkeeping.
+    /// </summary>
+    internal ScenarioTurn? Select(int turnIndex, string lastUserText, out string slot)
+    {
+        for (var i = 0; i < Rules.Count; i++)
+        {
+            var rule = Rules[i];
+            if ((rule.AfterTurn is null || turnIndex >= rule.AfterTurn)
+                && lastUserText.Contains(rule.WhenContains, StringComparison.OrdinalIgnoreCase))
+            {
+                slot = $"rule{i}@{turnIndex}";
+                return rule.Turn;
+            }
+        }
+
+        slot = turnIndex.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        if (turnIndex < 0 || turnIndex >= TurnCount)
+        {
+            return null;
+        }
+
+        var index = Array.BinarySearch(_turnStarts, turnIndex);
+        return Turns[index >= 0 ? index : ~index - 1];
+    }
+}
+
+/// <summary>One scripted assistant reply.</summary>
+public sealed record ScenarioTurn
+{
+    public string Text { get; init; } = "";
+
+    public IReadOnlyList<ScenarioToolCall> ToolCalls { get; init; } = [];
+
+    /// <summary>How long to wait before answering, in milliseconds.</summary>
+    public int DelayMs { get; init; }
+
+    /// <summary>How many consecutive turn indices this turn occupies.</summary>
+    public int Repeat { get; init; } = 1;
+
+    /// <summary>Consumed in order by successive requests for this turn of one conversation.</summary>
+    public IReadOnlyList<ScenarioFault> Faults { get; init; } = [];
+}
+
+public sealed record ScenarioToolCall(string Name, JsonElement Input);
+
+/// <summary>Serves <see cref="Turn"/> when the last user message contains <see cref="WhenContains"/> (case-insensitive).</summary>
+public sealed record ScenarioRule(string WhenContains, ScenarioTurn Turn, int? AfterTurn = null);
+
+public enum FaultKind
+{
+    /// <summary>An HTTP error status with a provider-shaped error body.</summary>
+    Status,
+
+    /// <summary>A 200 stream cut after <see cref="ScenarioFault.AfterEvents"/> events.</summary>
+    Drop,
+
+    /// <summary>A 200 stream carrying an overloaded error event.</summary>
+    ErrorEvent,
+
+    /// <summary>A 200 stream that goes silent for <see cref="ScenarioFault.Ms"/> and ends unfinished.</summary>
+    Stall,
+
+    /// <summary>A 200 stream with a data line that is not JSON.</summary>
+    Malformed,
+}
+
+public sealed record ScenarioFault
+{
+    public required FaultKind Kind { get; init; }
+
+    public int Status { get; init; } = 500;
+
+    public string? RetryAfter { get; init; }
+
+    public string? Message { get; init; }
+
+    public int AfterEvents { get; init; } = 2;
+
+    public int Ms { get; init; } = 30_000;
+
+    /// <summary>How many successive requests this fault answers before the next one applies.</summary>
+    public int Times { get; init; } = 1;
+}

@@ -1,0 +1,386 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Offload.Simulator;
+
+/// <summary>
+/// A scripted model server on loopback HTTP that speaks the Anthropic Messages API and the OpenAI Chat
+/// Completions API, playing back <see cref="Scenario"/>s with injected faults. It is stateless per
+/// conversation (the turn is the number of assistant messages already sent), so retries, resumes and
+/// concurrent conversations all work; only fault progress is remembered.
+/// </summary>
+public sealed class SimulatorServer : IAsyncDisposable
+{
+    private readonly SimulatorOptions _options;
+    private readonly WebApplication _app;
+    private readonly List<RecordedRequest> _requests = [];
+    private readonly Lock _requestsLock = new();
+    private readonly ConcurrentDictionary<string, Scenario> _fileScenarios = new(StringComparer.Ordinal);
+    private readonly FaultBook _faults = new();
+    private readonly CancellationTokenSource _stopping = new();
+
+    private SimulatorServer(SimulatorOptions options, WebApplication app)
+    {
+        _options = options;
+        _app = app;
+        app.Run(HandleAsync);
+    }
+
+    public Uri BaseUrl { get; private set; } = null!;
+
+    /// <summary>A snapshot of the requests received so far, in arrival order.</summary>
+    public IReadOnlyList<RecordedRequest> Requests
+    {
+        get
+        {
+            lock (_requestsLock)
+            {
+                return _requests.ToArray();
+            }
+        }
+    }
+
+    public static async Task<SimulatorServer> StartAsync(SimulatorOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            ApplicationName = typeof(SimulatorServer).Assembly.GetName().Name,
+            ContentRootPath = AppContext.BaseDirectory,
+        });
+        builder.Logging.ClearProviders();
+        builder.Services.AddSingleton<IHostLifetime, EmbeddedLifetime>();
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Listen(IPAddress.Loopback, options.Port);
+            kestrel.Limits.MaxRequestBodySize = null;
+            kestrel.AddServerHeader = false;
+        });
+
+        var server = new SimulatorServer(options, builder.Build());
+        await server._app.StartAsync(cancellationToken).ConfigureAwait(false);
+        var address = server._app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        server.BaseUrl = new Uri(address.TrimEnd('/') + "/");
+        return server;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _app.StopAsync().ConfigureAwait(false);
+        await _app.DisposeAsync().ConfigureAwait(false);
+        _stopping.Dispose();
+    }
+
+    private async Task HandleAsync(HttpContext context)
+    {
+        using var cancellation = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, _stopping.Token);
+        var cancellationToken = cancellation.Token;
+        var request = context.Request;
+        var path = request.Path.Value ?? "/";
+        var isPost = HttpMethods.IsPost(request.Method);
+        try
+        {
+            if (path == "/" && (HttpMethods.IsHead(request.Method) || HttpMethods.IsGet(request.Method)))
+            {
+                Record(context, "other", null, [], -1, stream: false);
+                context.Response.ContentType = "text/plain";
+                if (HttpMethods.IsGet(request.Method))
+                {
+                    await context.Response.WriteAsync("Offload simulator\n", cancellationToken).ConfigureAwait(false);
+                }
+            }
+            else if (path == "/_sim/requests" && HttpMethods.IsGet(request.Method))
+            {
+                await WriteRequestsAsync(context, request.Query["bodies"] == "1", cancellationToken).ConfigureAwait(false);
+            }
+            else if (isPost && path == "/v1/messages")
+            {
+                await ServeModelAsync(context, AnthropicApi.Instance, cancellationToken).ConfigureAwait(false);
+            }
+            else if (isPost && path == "/v1/messages/count_tokens")
+            {
+                var body = await ReadBodyAsync(request, cancellationToken).ConfigureAwait(false);
+                Record(context, "anthropic", ModelOf(body), body, -1, stream: false);
+                await WriteJsonAsync(context, 200, $$"""{"input_tokens":{{EstimateTokens(body.Length)}}}""", cancellationToken).ConfigureAwait(false);
+            }
+            else if (isPost && path is "/v1/chat/completions" or "/chat/completions")
+            {
+                await ServeModelAsync(context, OpenAIApi.Instance, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                var body = await ReadBodyAsync(request, cancellationToken).ConfigureAwait(false);
+                Record(context, "other", null, body, -1, stream: false);
+                await WriteJsonAsync(
+                    context,
+                    404,
+                    AnthropicApi.Instance.ErrorBody(404, $"The simulator has no endpoint {request.Method} {path}."),
+                    cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The client went away or the server is stopping: there is nobody left to answer.
+        }
+    }
+
+    private async Task ServeModelAsync(HttpContext context, ModelApi api, CancellationToken cancellationToken)
+    {
+        var body = await ReadBodyAsync(context.Request, cancellationToken).ConfigureAwait(false);
+        ConversationView conversation;
+        try
+        {
+            using var document = JsonDocument.Parse(body);
+            conversation = api.Read(document.RootElement);
+        }
+        catch (Exception e) when (e is JsonException or FormatException)
+        {
+            Record(context, api.Name, null, body, -1, stream: false);
+            await WriteJsonAsync(context, 400, api.ErrorBody(400, $"Invalid request body: {e.Message}"), cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var turnIndex = conversation.AssistantMessages;
+        Record(context, api.Name, conversation.Model, body, turnIndex, conversation.Stream);
+
+        Scenario scenario;
+        try
+        {
+            scenario = SelectScenario(conversation.Model);
+        }
+        catch (Exception e) when (e is KeyNotFoundException or FormatException or IOException or UnauthorizedAccessException)
+        {
+            var status = e is KeyNotFoundException ? 404 : 400;
+            await WriteJsonAsync(context, status, api.ErrorBody(status, e.Message), cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var turn = scenario.Select(turnIndex, conversation.LastUserText, out var slot);
+        var fault = turn is null ? null : _faults.Next($"{scenario.Name}\n{Hash(conversation.FirstUserText)}\n{slot}", turn.Faults);
+        if (turn is { DelayMs: > 0 })
+        {
+            await Task.Delay(turn.DelayMs, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (fault is not null && (fault.Kind == FaultKind.Status || !conversation.Stream))
+        {
+            var status = fault.Kind == FaultKind.Status ? fault.Status : 500;
+            if (fault.RetryAfter is not null)
+            {
+                context.Response.Headers.RetryAfter = fault.RetryAfter;
+            }
+
+            var message = fault.Message ?? $"Simulated {(fault.Kind == FaultKind.Status ? $"HTTP {status}" : fault.Kind.ToString().ToLowerInvariant())} fault from scenario '{scenario.Name}', turn {turnIndex}.";
+            await WriteJsonAsync(context, status, api.ErrorBody(status, message), cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var text = turn?.Text ?? scenario.FinalText;
+        var toolCalls = turn?.ToolCalls ?? [];
+        var outputChars = text.Length + toolCalls.Sum(c => c.Name.Length + c.Input.GetRawText().Length);
+        var reply = new Reply(
+            (api == AnthropicApi.Instance ? "msg_sim_" : "chatcmpl-sim-") + Guid.NewGuid().ToString("N")[..24],
+            conversation.Model ?? scenario.Name,
+            turnIndex,
+            text,
+            toolCalls,
+            EstimateTokens(body.Length),
+            EstimateTokens(outputChars));
+
+        if (!conversation.Stream)
+        {
+            await WriteJsonAsync(context, 200, api.Message(reply), cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        await WriteStreamAsync(context, api, api.StreamEvents(reply, conversation), fault, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task WriteStreamAsync(
+        HttpContext context, ModelApi api, IReadOnlyList<SseEvent> events, ScenarioFault? fault, CancellationToken cancellationToken)
+    {
+        var response = context.Response;
+        response.StatusCode = 200;
+        response.ContentType = "text/event-stream; charset=utf-8";
+        response.Headers.CacheControl = "no-cache";
+
+        async Task SendAsync(IEnumerable<SseEvent> batch)
+        {
+            foreach (var e in batch)
+            {
+                var frame = e.Name is null ? $"data: {e.Data}\n\n" : $"event: {e.Name}\ndata: {e.Data}\n\n";
+                await response.WriteAsync(frame, cancellationToken).ConfigureAwait(false);
+            }
+
+            await response.Body.FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        switch (fault?.Kind)
+        {
+            case FaultKind.Drop:
+                await SendAsync(events.Take(fault.AfterEvents)).ConfigureAwait(false);
+                context.Abort();
+                break;
+            case FaultKind.ErrorEvent:
+                await SendAsync([events[0], api.ErrorEvent(fault.Message ?? "Overloaded")]).ConfigureAwait(false);
+                break;
+            case FaultKind.Stall:
+                await SendAsync(events.Take(Math.Min(2, events.Count - 1))).ConfigureAwait(false);
+                await Task.Delay(fault.Ms, cancellationToken).ConfigureAwait(false);
+                break;
+            case FaultKind.Malformed:
+                await SendAsync([events[0], api.MalformedEvent()]).ConfigureAwait(false);
+                break;
+            default:
+                await SendAsync(events).ConfigureAwait(false);
+                break;
+        }
+    }
+
+    private Scenario SelectScenario(string? model)
+    {
+        if (_options.DefaultScenario is { } fixedScenario)
+        {
+            return fixedScenario;
+        }
+
+        var name = model ?? "";
+        if (name.StartsWith("sim:", StringComparison.Ordinal))
+        {
+            name = name["sim:".Length..];
+        }
+
+        if (_options.Scenarios?.TryGetValue(name, out var registered) == true)
+        {
+            return registered;
+        }
+
+        if (Scenario.BuiltinNames.Contains(name, StringComparer.Ordinal))
+        {
+            return _fileScenarios.GetOrAdd("builtin:" + name, static (_, n) => Scenario.Builtin(n), name);
+        }
+
+        if (name.EndsWith(".json", StringComparison.OrdinalIgnoreCase) && File.Exists(name))
+        {
+            var fullPath = Path.GetFullPath(name);
+            return _fileScenarios.GetOrAdd(fullPath, static p => Scenario.Load(p));
+        }
+
+        var known = Scenario.BuiltinNames.Concat(_options.Scenarios?.Keys ?? []).Distinct().Order(StringComparer.Ordinal);
+        throw new KeyNotFoundException(
+            $"Unknown scenario '{model}': the model name must be a builtin scenario ({string.Join(", ", known)}) " +
+            "or the path of an existing scenario .json file.");
+    }
+
+    private void Record(HttpContext context, string api, string? model, byte[] body, int turnIndex, bool stream)
+    {
+        var request = context.Request;
+        var recorded = new RecordedRequest(
+            request.Method,
+            request.Path.Value ?? "/",
+            api,
+            model,
+            body.Length,
+            Encoding.UTF8.GetString(body),
+            turnIndex,
+            DateTimeOffset.UtcNow)
+        {
+            Query = request.QueryString.Value ?? "",
+            Stream = stream,
+        };
+        lock (_requestsLock)
+        {
+            _requests.Add(recorded);
+            var expired = _requests.Count - 1 - Math.Max(0, _options.MaxRecordedBodies);
+            if (expired >= 0 && _requests[expired].Body.Length > 0)
+            {
+                _requests[expired] = _requests[expired] with { Body = "" };
+            }
+        }
+    }
+
+    private async Task WriteRequestsAsync(HttpContext context, bool withBodies, CancellationToken cancellationToken)
+    {
+        var items = new JsonArray();
+        foreach (var r in Requests)
+        {
+            var item = new JsonObject
+            {
+                ["method"] = r.Method,
+                ["path"] = r.Path,
+                ["query"] = r.Query,
+                ["api"] = r.Api,
+                ["model"] = r.Model,
+                ["stream"] = r.Stream,
+                ["bodyBytes"] = r.BodyBytes,
+                ["turnIndex"] = r.TurnIndex,
+                ["at"] = r.At,
+            };
+            if (withBodies)
+            {
+                item["body"] = r.Body;
+            }
+
+            items.Add(item);
+        }
+
+        await WriteJsonAsync(context, 200, new JsonObject { ["items"] = items }.ToJsonString(), cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task WriteJsonAsync(HttpContext context, int status, string json, CancellationToken cancellationToken)
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync(json, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task<byte[]> ReadBodyAsync(HttpRequest request, CancellationToken cancellationToken)
+    {
+        using var buffer = new MemoryStream();
+        await request.Body.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
+        return buffer.ToArray();
+    }
+
+    private static string? ModelOf(byte[] body)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(body);
+            return document.RootElement.ValueKind == JsonValueKind.Object
+                && document.RootElement.TryGetProperty("model", out var model)
+                && model.ValueKind == JsonValueKind.String
+                ? model.GetString()
+                : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    private static int EstimateTokens(int chars) => Math.Max(1, chars / 4);
+
+    private static string Hash(string text) => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text)), 0, 12);
+
+    /// <summary>Keeps the host from hooking Ctrl+C and SIGTERM: the simulator lives inside tests and the daemon.</summary>
+    private sealed class EmbeddedLifetime : IHostLifetime
+    {
+        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+}

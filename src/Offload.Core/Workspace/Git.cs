@@ -1,0 +1,146 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace Offload.Workspace;
+
+/// <summary>What one git process printed and how it exited.</summary>
+public sealed record GitResult(int ExitCode, string Stdout, string Stderr)
+{
+    public bool Ok => ExitCode == 0;
+}
+
+/// <summary>
+/// Runs the <c>git</c> CLI: arguments as a list (never a shell string), output captured, no prompts,
+/// C locale so messages can be matched, and the process killed when the caller cancels.
+/// Variables that would point git at another repository or index are dropped unless the caller sets them.
+/// </summary>
+public static class Git
+{
+    private static readonly string[] InheritedVariablesToDrop =
+    [
+        "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX", "GIT_COMMON_DIR",
+        "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NAMESPACE",
+    ];
+
+    public static async Task<GitResult> RunAsync(
+        string workingDirectory,
+        IEnumerable<string> arguments,
+        IReadOnlyDictionary<string, string>? environment = null,
+        string? standardInput = null,
+        CancellationToken cancellationToken = default)
+    {
+        var startInfo = new ProcessStartInfo("git")
+        {
+            WorkingDirectory = workingDirectory,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            StandardOutputEncoding = Encoding.UTF8,
+            StandardErrorEncoding = Encoding.UTF8,
+        };
+        foreach (var argument in arguments)
+        {
+            startInfo.ArgumentList.Add(argument);
+        }
+
+        foreach (var name in InheritedVariablesToDrop)
+        {
+            startInfo.Environment.Remove(name);
+        }
+
+        startInfo.Environment["GIT_TERMINAL_PROMPT"] = "0";
+        startInfo.Environment["LC_ALL"] = "C";
+        startInfo.Environment["GIT_OPTIONAL_LOCKS"] = "0";
+        if (environment is not null)
+        {
+            foreach (var (name, value) in environment)
+            {
+                startInfo.Environment[name] = value;
+            }
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        using var process = new Process { StartInfo = startInfo };
+        try
+        {
+            process.Start();
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new WorkspaceException(
+                WorkspaceErrors.GitFailed,
+                "could not start git: " + e.Message + ". Install git (2.38 or newer) and make sure it is on PATH.",
+                innerException: e);
+        }
+
+        var stdout = process.StandardOutput.ReadToEndAsync(CancellationToken.None);
+        var stderr = process.StandardError.ReadToEndAsync(CancellationToken.None);
+        try
+        {
+            await using (cancellationToken.Register(() => Kill(process)))
+            {
+                if (standardInput is not null)
+                {
+                    try
+                    {
+                        await process.StandardInput.WriteAsync(standardInput.AsMemory(), cancellationToken);
+                    }
+                    catch (IOException)
+                    {
+                        // git exited without reading all of its input; its exit code says why.
+                    }
+                }
+
+                process.StandardInput.Close();
+                await process.WaitForExitAsync(cancellationToken);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            Kill(process);
+            throw;
+        }
+
+        return new GitResult(process.ExitCode, await stdout, await stderr);
+    }
+
+    /// <summary>Runs git and returns its standard output; a non-zero exit becomes a <c>git_failed</c> error.</summary>
+    public static async Task<string> OutputAsync(
+        string workingDirectory,
+        IEnumerable<string> arguments,
+        IReadOnlyDictionary<string, string>? environment = null,
+        string? standardInput = null,
+        CancellationToken cancellationToken = default)
+    {
+        var argumentList = arguments.ToList();
+        var result = await RunAsync(workingDirectory, argumentList, environment, standardInput, cancellationToken);
+        if (!result.Ok)
+        {
+            throw Failed(workingDirectory, argumentList, result);
+        }
+
+        return result.Stdout;
+    }
+
+    public static WorkspaceException Failed(string workingDirectory, IReadOnlyList<string> arguments, GitResult result) =>
+        new(
+            WorkspaceErrors.GitFailed,
+            $"`git {string.Join(' ', arguments)}` failed in {workingDirectory} (exit {result.ExitCode}): {result.Stderr.Trim()}. "
+            + "Fix the repository state git reports, then try again.");
+
+    /// <summary>Splits NUL-separated output (the <c>-z</c> form) into its fields.</summary>
+    public static string[] SplitZ(string output) => output.Split('\0', StringSplitOptions.RemoveEmptyEntries);
+
+    private static void Kill(Process process)
+    {
+        try
+        {
+            process.Kill(entireProcessTree: true);
+        }
+        catch (InvalidOperationException)
+        {
+            // Already exited.
+        }
+    }
+}

@@ -1,0 +1,56 @@
+namespace Offload.Agent.Tools;
+
+/// <summary>
+/// The files under a directory of the worktree, for Glob and Grep. Skips <c>.git</c> and does not
+/// descend into symlinked directories, which could lead outside the worktree or into a loop.
+/// </summary>
+internal static class FileWalker
+{
+    private static readonly EnumerationOptions Options = new()
+    {
+        RecurseSubdirectories = false,
+        IgnoreInaccessible = true,
+        AttributesToSkip = 0,
+        ReturnSpecialDirectories = false,
+    };
+
+    public static IEnumerable<FileInfo> Files(string directory, CancellationToken cancellationToken)
+    {
+        var pending = new Stack<DirectoryInfo>();
+        pending.Push(new DirectoryInfo(directory));
+        while (pending.TryPop(out var current))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            IEnumerable<FileSystemInfo> entries;
+            try
+            {
+                entries = current.EnumerateFileSystemInfos("*", Options).ToList();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                continue;
+            }
+            foreach (var entry in entries)
+            {
+                if (entry.Name == ".git")
+                {
+                    continue;
+                }
+                if (entry is DirectoryInfo subdirectory)
+                {
+                    if (subdirectory.LinkTarget is null)
+                    {
+                        pending.Push(subdirectory);
+                    }
+                }
+                else if (entry is FileInfo file)
+                {
+                    yield return file;
+                }
+            }
+        }
+    }
+
+    /// <summary>The path relative to <paramref name="root"/>, with <c>/</c> separators.</summary>
+    public static string Relative(string root, string path) => Path.GetRelativePath(root, path);
+}

@@ -48,14 +48,14 @@ public sealed class TempRepo : IDisposable
         return repo;
     }
 
-    /// <summary>Runs git in the repository root; fails the test when git fails. Returns stdout, trimmed.</summary>
+    /// <summary>Runs git in the repository root; fails the test when git fails. Returns stdout without trailing whitespace.</summary>
     public Task<string> GitAsync(params string[] arguments) => GitInAsync(Root, arguments);
 
     public static async Task<string> GitInAsync(string directory, params string[] arguments)
     {
         var result = await Git.RunAsync(directory, arguments, TestEnvironment);
         Assert.True(result.Ok, $"git {string.Join(' ', arguments)} failed in {directory}: {result.Stderr}");
-        return result.Stdout.Trim();
+        return result.Stdout.TrimEnd();
     }
 
     public void Write(string relativePath, string content) => WriteIn(Root, relativePath, content);

@@ -1,1 +1,45 @@
-Console.WriteLine("offload");
+using System.CommandLine;
+using Offload.Cli;
+using Offload.Cli.Commands;
+
+var root = new RootCommand("""
+    Offload runs coding agents in the background, each in its own git worktree and branch.
+
+      offload run "fix the flaky auth test"     hand off a task; returns at once
+      offload ls                                what is running, what finished
+      offload logs 1 -f                         follow a task live
+      offload show 1 · offload diff 1           review its summary and its changes
+
+    Try it offline: offload run --model sim:demo "look around"
+    """)
+{
+    RunCommand.Create(),
+    ListCommand.Create(),
+    ShowCommand.Create(),
+    LogsCommand.Create(),
+    DiffCommand.Create(),
+    WaitCommand.Create(),
+    CancelCommand.Create(),
+    DaemonCommand.Create(),
+    SimCommand.Create(),
+    HelpCommand.Create(),
+};
+
+try
+{
+    return await root.Parse(args).InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+}
+catch (CliException e)
+{
+    Console.Error.WriteLine($"offload: {e.Message}");
+    if (e.Hint is not null)
+    {
+        Console.Error.WriteLine($"  next: {e.Hint}");
+    }
+
+    return e.ExitCode;
+}
+catch (OperationCanceledException)
+{
+    return ExitCodes.Interrupted;
+}

@@ -47,7 +47,7 @@ public sealed record TaskInfo
 
 public sealed record Page<T>(IReadOnlyList<T> Items, string? Next);
 
-public sealed record DaemonStatusResponse(int Pid, string Version, string Socket, string Home, DateTimeOffset StartedAt, int Running, int Queued, int MaxParallel);
+public sealed record DaemonStatusResponse(int Pid, string Version, string Socket, string DataDir, DateTimeOffset StartedAt, int Running, int Queued, int MaxParallel);
 
 /// <summary>An error as the API returns it: what happened, and what to type next.</summary>
 public sealed record ApiError(string Code, string Message, string? Hint = null);

@@ -1,0 +1,121 @@
+using System.Text.Json;
+using Microsoft.Extensions.AI;
+using Offload.Agent.Tools;
+using Offload.Engines;
+using Offload.Models;
+using Offload.Protocol;
+
+namespace Offload.Agent;
+
+/// <summary>
+/// The builtin engine: one model, six tools, a loop. Limits are checked before each model
+/// call; every step is in the journal before the next one starts (tool calls before they run,
+/// results after), so a run can always be resumed from the journal.
+/// </summary>
+public sealed class AgentLoop(ModelGateway models, ToolRegistry tools) : IEngine
+{
+    public string Name => "builtin";
+
+    public async Task<EngineOutcome> RunAsync(EngineRun run, CancellationToken cancellationToken)
+    {
+        var journal = run.Journal;
+        var task = run.Task;
+        var limits = run.Config.Limits;
+
+        foreach (var pending in Conversation.PendingCalls(run.History))
+        {
+            await journal.AppendAsync(new ToolResulted(pending.CallId, pending.Name, Conversation.InterruptedNote, IsError: true), cancellationToken);
+        }
+
+        var history = await run.Journal.ReadAllAsync(cancellationToken);
+        if (history.LastOrDefault(e => e is AssistantMessage or ToolCalled or ToolResulted or UserMessage or TaskCreated) is AssistantMessage final)
+        {
+            return new EngineOutcome.Succeeded(final.Text); // stopped after the answer, before the finish was recorded
+        }
+
+        var messages = Conversation.Rebuild(history);
+        var options = new ChatOptions
+        {
+            Instructions = SystemPrompt.Build(run.Worktree),
+            Tools = [.. tools.Values.Select(t => AIFunctionFactory.CreateDeclaration(t.Name, t.Description, t.InputSchema))],
+            ModelId = ModelRef.Parse(task.Model).Name,
+        };
+        var client = models.Create(task.Model, retry => journal.AppendAsync(retry, CancellationToken.None));
+        var context = new ToolContext(run.Worktree, run.SpillDir, limits.MaxToolOutputChars, TimeSpan.FromSeconds(limits.BashTimeoutSeconds));
+        var maxTurns = task.MaxTurns ?? limits.MaxTurns;
+        var maxCost = task.MaxCostUsd ?? limits.MaxCostUsd;
+        var turn = task.Turns;
+        var cost = task.Usage.CostUsd;
+        var lastCall = "";
+        var repeats = 0;
+
+        while (true)
+        {
+            if (run.SoftStop.IsCancellationRequested)
+            {
+                return new EngineOutcome.Suspended();
+            }
+
+            if (turn >= maxTurns)
+            {
+                return new EngineOutcome.Limited($"turn limit reached ({maxTurns} turns); raise it with `offload reply {task.Id} --max-turns N \"go on\"`");
+            }
+
+            if (maxCost is { } cap && cost >= cap)
+            {
+                return new EngineOutcome.Limited($"cost limit reached (${cost:0.####} of ${cap:0.####})");
+            }
+
+            var response = await client.GetResponseAsync(messages, options, cancellationToken);
+            turn++;
+            var usage = models.Usage(task.Model, response.Usage);
+            cost += usage.CostUsd;
+            await journal.AppendAsync(usage, cancellationToken);
+
+            var text = string.Concat(response.Messages.SelectMany(m => m.Contents).OfType<TextContent>().Select(t => t.Text)).Trim();
+            var calls = response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>().ToList();
+            await journal.AppendAsync(new AssistantMessage(turn, text), cancellationToken);
+            if (calls.Count == 0)
+            {
+                return new EngineOutcome.Succeeded(text);
+            }
+
+            var assistant = new ChatMessage(ChatRole.Assistant, []);
+            if (text.Length > 0)
+            {
+                assistant.Contents.Add(new TextContent(text));
+            }
+
+            var recorded = new List<ToolCalled>();
+            foreach (var call in calls)
+            {
+                var input = Conversation.ToInput(call.Arguments);
+                recorded.Add((ToolCalled)await journal.AppendAsync(new ToolCalled(turn, call.CallId, call.Name, input), cancellationToken));
+                assistant.Contents.Add(new FunctionCallContent(call.CallId, call.Name, call.Arguments));
+            }
+
+            messages.Add(assistant);
+            var results = new ChatMessage(ChatRole.Tool, []);
+            foreach (var call in recorded)
+            {
+                var result = tools.TryGetValue(call.Name, out var tool)
+                    ? await tool.InvokeAsync(call.Input, context, cancellationToken)
+                    : ToolResult.Error($"there is no tool named {call.Name}; the tools are {string.Join(", ", tools.Values.Select(t => t.Name))}");
+                await journal.AppendAsync(
+                    new ToolResulted(call.CallId, call.Name, result.Output, result.IsError, result.ExitCode, result.Truncated, result.FullOutputPath),
+                    cancellationToken);
+                results.Contents.Add(new FunctionResultContent(call.CallId, result.IsError ? $"Error: {result.Output}" : result.Output));
+
+                var key = call.Name + "\n" + call.Input.GetRawText();
+                repeats = key == lastCall ? repeats + 1 : 1;
+                lastCall = key;
+            }
+
+            messages.Add(results);
+            if (repeats >= limits.RepeatLimit)
+            {
+                return new EngineOutcome.Limited($"the agent repeated the same {recorded[^1].Name} call {repeats} times in a row");
+            }
+        }
+    }
+}

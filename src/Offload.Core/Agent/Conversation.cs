@@ -1,0 +1,82 @@
+using System.Text.Json;
+using Microsoft.Extensions.AI;
+using Offload.Protocol;
+
+namespace Offload.Agent;
+
+/// <summary>Rebuilds the model conversation from a task's journal: resume is a replay.</summary>
+public static class Conversation
+{
+    public const string InterruptedNote =
+        "This tool call was interrupted by a restart of Offload before its result was recorded. " +
+        "It may or may not have taken effect: check the files before retrying it.";
+
+    /// <summary>Tool calls in the journal that have no result: the run stopped while they were pending.</summary>
+    public static IReadOnlyList<ToolCalled> PendingCalls(IReadOnlyList<AgentEvent> history)
+    {
+        var answered = history.OfType<ToolResulted>().Select(r => r.CallId).ToHashSet(StringComparer.Ordinal);
+        return history.OfType<ToolCalled>().Where(c => !answered.Contains(c.CallId)).ToList();
+    }
+
+    public static List<ChatMessage> Rebuild(IReadOnlyList<AgentEvent> history)
+    {
+        var messages = new List<ChatMessage>();
+        ChatMessage? assistant = null;
+        ChatMessage? tool = null;
+        foreach (var e in history)
+        {
+            switch (e)
+            {
+                case TaskCreated created:
+                    messages.Add(new ChatMessage(ChatRole.User, created.Prompt));
+                    assistant = tool = null;
+                    break;
+                case UserMessage user:
+                    messages.Add(new ChatMessage(ChatRole.User, user.Text));
+                    assistant = tool = null;
+                    break;
+                case AssistantMessage text:
+                    assistant = new ChatMessage(ChatRole.Assistant, []);
+                    if (text.Text.Length > 0)
+                    {
+                        assistant.Contents.Add(new TextContent(text.Text));
+                    }
+
+                    messages.Add(assistant);
+                    tool = null;
+                    break;
+                case ToolCalled call when assistant is not null:
+                    assistant.Contents.Add(new FunctionCallContent(call.CallId, call.Name, ToArguments(call.Input)));
+                    break;
+                case ToolResulted result:
+                    if (tool is null)
+                    {
+                        tool = new ChatMessage(ChatRole.Tool, []);
+                        messages.Add(tool);
+                    }
+
+                    tool.Contents.Add(new FunctionResultContent(result.CallId, result.IsError ? $"Error: {result.Output}" : result.Output));
+                    break;
+            }
+        }
+
+        return messages;
+    }
+
+    public static Dictionary<string, object?> ToArguments(JsonElement input)
+    {
+        var args = new Dictionary<string, object?>(StringComparer.Ordinal);
+        if (input.ValueKind == JsonValueKind.Object)
+        {
+            foreach (var property in input.EnumerateObject())
+            {
+                args[property.Name] = property.Value.Clone();
+            }
+        }
+
+        return args;
+    }
+
+    public static JsonElement ToInput(IDictionary<string, object?>? arguments) =>
+        JsonSerializer.SerializeToElement(arguments ?? new Dictionary<string, object?>(), OffloadJson.Options);
+}

@@ -1,0 +1,82 @@
+using System.Text.Json;
+using Offload.Models;
+using Offload.Protocol;
+
+namespace Offload.Config;
+
+/// <summary>
+/// Offload's settings: <c>$XDG_CONFIG_HOME/offload/config.json</c>, then a repository's
+/// <c>.offload/config.json</c> on top (per repository values win where given).
+/// </summary>
+public sealed record OffloadConfig
+{
+    /// <summary>How many tasks run at once; the rest wait in order.</summary>
+    public int MaxParallel { get; init; } = 4;
+
+    public string DefaultEngine { get; init; } = "builtin";
+
+    public LimitSettings Limits { get; init; } = new();
+
+    public ModelSettings Models { get; init; } = new();
+
+    public static OffloadConfig Load(string path)
+    {
+        if (!File.Exists(path))
+        {
+            return new OffloadConfig();
+        }
+
+        try
+        {
+            return JsonSerializer.Deserialize<OffloadConfig>(File.ReadAllText(path), ConfigJson) ?? new OffloadConfig();
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidOperationException($"{path} is not valid config JSON: {e.Message}. Fix the file or move it aside.", e);
+        }
+    }
+
+    /// <summary>The user's config with a repository's <c>.offload/config.json</c> laid over it.</summary>
+    public OffloadConfig WithRepository(string repoRoot)
+    {
+        var path = Path.Combine(repoRoot, ".offload", "config.json");
+        if (!File.Exists(path))
+        {
+            return this;
+        }
+
+        var repo = Load(path);
+        return this with
+        {
+            Limits = Limits.Overlay(repo.Limits),
+        };
+    }
+
+    internal static readonly JsonSerializerOptions ConfigJson = new(OffloadJson.Options)
+    {
+        ReadCommentHandling = JsonCommentHandling.Skip,
+        AllowTrailingCommas = true,
+    };
+}
+
+/// <summary>Budgets for one task; <c>run</c> flags override them.</summary>
+public sealed record LimitSettings
+{
+    public int? MaxTurns { get; init; } = 200;
+    public decimal? MaxCostUsd { get; init; }
+    public int? TimeoutSeconds { get; init; } = 4 * 60 * 60;
+    /// <summary>The same tool call with the same input this many times in a row stops the task.</summary>
+    public int RepeatLimit { get; init; } = 5;
+    public int BashTimeoutSeconds { get; init; } = 120;
+    public int MaxToolOutputChars { get; init; } = 30_000;
+
+    public LimitSettings Overlay(LimitSettings other) => new()
+    {
+        MaxTurns = other.MaxTurns ?? MaxTurns,
+        MaxCostUsd = other.MaxCostUsd ?? MaxCostUsd,
+        TimeoutSeconds = other.TimeoutSeconds ?? TimeoutSeconds,
+        RepeatLimit = other.RepeatLimit,
+        BashTimeoutSeconds = other.BashTimeoutSeconds,
+        MaxToolOutputChars = other.MaxToolOutputChars,
+    };
+}

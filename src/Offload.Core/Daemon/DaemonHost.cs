@@ -1,0 +1,126 @@
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Offload.Agent;
+using Offload.Agent.Tools;
+using Offload.Config;
+using Offload.Engines;
+using Offload.Protocol;
+using Offload.Store;
+using Offload.Workspace;
+
+namespace Offload.Daemon;
+
+/// <summary>
+/// The daemon process: one lock, one store, the API on a Unix socket only its owner can open,
+/// the scheduler and its runners. <c>offload daemon run</c> calls <see cref="RunAsync"/>.
+/// </summary>
+public static class DaemonHost
+{
+    public static string Version => typeof(DaemonHost).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
+
+    public static async Task<int> RunAsync(OffloadPaths paths, Func<string, string?> getEnv, CancellationToken cancellationToken = default)
+    {
+        using var daemonLock = DaemonLock.Acquire(paths);
+        using var store = SqliteTaskStore.Open(paths.Database);
+        Directory.CreateDirectory(paths.WorktreesDir);
+        Directory.CreateDirectory(paths.OutputsDir);
+        var config = OffloadConfig.Load(paths.ConfigFile);
+        if (File.Exists(paths.Socket))
+        {
+            File.Delete(paths.Socket); // we hold the lock, so no live daemon owns it
+        }
+
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o => o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss ");
+        builder.Logging.SetMinimumLevel(LogLevel.Information);
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.WebHost.ConfigureKestrel(k => k.ListenUnixSocket(paths.Socket));
+        builder.Services.Configure<Microsoft.AspNetCore.Http.Json.JsonOptions>(o =>
+        {
+            o.SerializerOptions.DefaultIgnoreCondition = OffloadJson.Options.DefaultIgnoreCondition;
+        });
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
+
+        var models = new ModelGateway(config.Models, getEnv);
+        Func<OffloadConfig> currentConfig = () => config;
+        builder.Services.AddSingleton(paths);
+        builder.Services.AddSingleton<ITaskStore>(store);
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton(currentConfig);
+        builder.Services.AddSingleton(models);
+        builder.Services.AddSingleton<EventHub>();
+        builder.Services.AddSingleton<GitWorkspace>();
+        builder.Services.AddSingleton(ToolRegistry.CreateDefault());
+        builder.Services.AddSingleton<IEngine, AgentLoop>();
+        builder.Services.AddSingleton<Runner>();
+        builder.Services.AddSingleton<Scheduler>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<Scheduler>());
+        builder.Services.AddSingleton<TaskService>();
+        builder.Services.AddSingleton(new DaemonInfo(Environment.ProcessId, Version, paths, DateTimeOffset.UtcNow));
+
+        await using var app = builder.Build();
+        Api.Map(app);
+        await app.StartAsync(cancellationToken);
+        File.SetUnixFileMode(paths.Socket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        await app.WaitForShutdownAsync(cancellationToken);
+        await models.DisposeAsync();
+        return 0;
+    }
+}
+
+public sealed record DaemonInfo(int Pid, string Version, OffloadPaths Paths, DateTimeOffset StartedAt);
+
+/// <summary>
+/// One daemon per <c>OFFLOAD_HOME</c>: an exclusive lock (flock) on a file in the runtime
+/// directory, released by the kernel when the process dies, so a stale file never blocks a start.
+/// </summary>
+public sealed class DaemonLock : IDisposable
+{
+    private readonly FileStream _file;
+
+    private DaemonLock(FileStream file) => _file = file;
+
+    public static DaemonLock Acquire(OffloadPaths paths)
+    {
+        try
+        {
+            Directory.CreateDirectory(paths.RuntimeDir);
+            File.SetUnixFileMode(paths.RuntimeDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            Directory.CreateDirectory(paths.DataDir);
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            throw new OffloadException(ErrorCodes.Daemon, $"cannot create Offload's folders: {e.Message}",
+                "make the folder writable, or point OFFLOAD_HOME (or XDG_RUNTIME_DIR / XDG_DATA_HOME) at one that is");
+        }
+
+        try
+        {
+            var file = new FileStream(paths.LockFile, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            file.SetLength(0);
+            var pid = System.Text.Encoding.ASCII.GetBytes($"{Environment.ProcessId}\n");
+            file.Write(pid);
+            file.Flush();
+            return new DaemonLock(file);
+        }
+        catch (IOException)
+        {
+            var holder = File.Exists(paths.LockFile) ? File.ReadAllText(paths.LockFile).Trim() : "?";
+            throw new OffloadException(ErrorCodes.Daemon, $"another Offload daemon (pid {holder}) is already running for {paths.RuntimeDir}",
+                "`offload daemon status` shows it; `offload daemon stop` stops it");
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            throw new OffloadException(ErrorCodes.Daemon, $"cannot write {paths.LockFile}: {e.Message}",
+                "make the folder writable, or point OFFLOAD_HOME at one that is");
+        }
+    }
+
+    public void Dispose() => _file.Dispose();
+}

@@ -1,0 +1,128 @@
+using Microsoft.Extensions.Logging;
+using Offload.Config;
+using Offload.Engines;
+using Offload.Models;
+using Offload.Protocol;
+using Offload.Store;
+using Offload.Workspace;
+
+namespace Offload.Daemon;
+
+/// <summary>
+/// One run attempt of one task: take the attempt number, make sure the worktree exists, let
+/// the engine work, commit whatever changed on the task branch, record how it ended.
+/// </summary>
+public sealed partial class Runner(
+    ITaskStore store,
+    EventHub hub,
+    GitWorkspace workspace,
+    OffloadPaths paths,
+    Func<OffloadConfig> config,
+    TimeProvider time,
+    ILogger<Runner> logger)
+{
+    public async Task RunAsync(TaskInfo task, IEngine engine, CancellationToken cancel, CancellationToken softStop, Func<bool> userCancelled)
+    {
+        var attempt = await store.BeginAttemptAsync(task.Id, CancellationToken.None);
+        var journal = new Journal(store, hub, task.Id, attempt);
+        var history = await store.ReadEventsAsync(task.Id, 0, int.MaxValue, CancellationToken.None);
+        var settings = config().WithRepository(task.RepoPath);
+        await journal.AppendAsync(new StatusChanged(task.Status, OffloadTaskStatus.Running), CancellationToken.None);
+
+        var timeout = task.TimeoutSeconds ?? settings.Limits.TimeoutSeconds;
+        using var deadline = timeout is { } seconds ? new CancellationTokenSource(TimeSpan.FromSeconds(seconds), time) : new CancellationTokenSource();
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancel, deadline.Token);
+        EngineOutcome outcome;
+        try
+        {
+            var worktree = await EnsureWorktreeAsync(task, linked.Token);
+            var spill = Path.Combine(paths.OutputsDir, task.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            Directory.CreateDirectory(spill);
+            outcome = await engine.RunAsync(
+                new EngineRun(task, worktree, history, journal, settings, spill, time.GetUtcNow(), softStop), linked.Token);
+        }
+        catch (OperationCanceledException) when (userCancelled())
+        {
+            outcome = new EngineOutcome.Cancelled();
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancel.IsCancellationRequested)
+        {
+            outcome = new EngineOutcome.Limited($"wall-clock limit reached ({TimeSpan.FromSeconds(timeout!.Value)})");
+        }
+        catch (OperationCanceledException)
+        {
+            outcome = new EngineOutcome.Suspended();
+        }
+        catch (StaleAttemptException)
+        {
+            return; // another attempt owns the task now
+        }
+        catch (ModelCallException e)
+        {
+            outcome = new EngineOutcome.Failed(e.Message);
+        }
+        catch (ModelConfigException e)
+        {
+            outcome = new EngineOutcome.Failed(e.Message);
+        }
+        catch (WorkspaceException e)
+        {
+            outcome = new EngineOutcome.Failed(e.Message);
+        }
+        catch (Exception e)
+        {
+            LogEngineCrashed(e, task.Id);
+            outcome = new EngineOutcome.Failed($"internal error: {e.Message}");
+        }
+
+        if (outcome is EngineOutcome.Suspended)
+        {
+            return; // the status stays running: the next daemon start resumes it from the journal
+        }
+
+        await FinishAsync(task, journal, outcome);
+    }
+
+    private async Task<string> EnsureWorktreeAsync(TaskInfo task, CancellationToken cancellationToken)
+    {
+        if (Directory.Exists(task.Worktree))
+        {
+            return task.Worktree;
+        }
+
+        var name = Path.GetFileName(task.Worktree);
+        var slug = name[(name.IndexOf('-', StringComparison.Ordinal) + 1)..];
+        var created = await workspace.CreateWorktreeAsync(task.RepoPath, Path.GetDirectoryName(task.Worktree)!, task.Id, slug, task.BaseCommit, cancellationToken);
+        return created.Path;
+    }
+
+    private async Task FinishAsync(TaskInfo task, Journal journal, EngineOutcome outcome)
+    {
+        string? commit = null;
+        var reason = outcome.Reason;
+        try
+        {
+            if (Directory.Exists(task.Worktree))
+            {
+                commit = await workspace.CommitAllAsync(task.Worktree, CommitMessage(task, outcome), CancellationToken.None);
+            }
+        }
+        catch (WorkspaceException e)
+        {
+            reason = $"{reason}; committing the worktree failed: {e.Message}".TrimStart(';', ' ');
+            await journal.AppendAsync(new ErrorRaised("commit failed", e.Message));
+        }
+
+        await journal.AppendAsync(new TaskFinished(outcome.Status, outcome.Summary, reason, commit));
+        await journal.AppendAsync(new StatusChanged(OffloadTaskStatus.Running, outcome.Status, reason));
+    }
+
+    private static string CommitMessage(TaskInfo task, EngineOutcome outcome)
+    {
+        var body = outcome.Summary ?? outcome.Reason ?? "";
+        return $"{task.Title}\n\nOffload task {task.Id} ({outcome.Status.ToWire()}), model {task.Model}.\n\n{body}".TrimEnd();
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "the engine of task {TaskId} crashed")]
+    private partial void LogEngineCrashed(Exception e, long taskId);
+}

@@ -1,0 +1,129 @@
+using Offload.Agent;
+using System.Text;
+using Offload.Config;
+using Offload.Models;
+using Offload.Protocol;
+using Offload.Store;
+using Offload.Workspace;
+
+namespace Offload.Daemon;
+
+/// <summary>What the API can ask of tasks: create, cancel, and the views. Checks input, writes the store, wakes the scheduler.</summary>
+public sealed class TaskService(
+    ITaskStore store,
+    EventHub hub,
+    GitWorkspace workspace,
+    Scheduler scheduler,
+    ModelGateway models,
+    OffloadPaths paths,
+    Func<OffloadConfig> config)
+{
+    public const int MaxPromptBytes = 1024 * 1024;
+
+    public async Task<TaskInfo> CreateAsync(CreateTaskRequest request, CancellationToken cancellationToken = default)
+    {
+        if (string.IsNullOrWhiteSpace(request.Prompt))
+        {
+            throw new OffloadException(ErrorCodes.BadInput, "the prompt is empty", "say what the agent should do: `offload run \"fix the failing test\"`");
+        }
+
+        if (Encoding.UTF8.GetByteCount(request.Prompt) > MaxPromptBytes)
+        {
+            throw new OffloadException(ErrorCodes.BadInput,
+                $"the prompt is {Encoding.UTF8.GetByteCount(request.Prompt):N0} bytes; the limit is 1 MiB",
+                "put large material in a file in the repository and point the prompt at it");
+        }
+
+        var repo = await ResolveAsync(request.RepoPath, request.BaseRef, cancellationToken);
+        var settings = config().WithRepository(repo.Root);
+        var engine = request.Engine ?? settings.DefaultEngine;
+        if (!scheduler.HasEngine(engine))
+        {
+            throw new OffloadException(ErrorCodes.BadInput, $"unknown engine '{engine}'", $"use --engine {string.Join(" or --engine ", scheduler.EngineNames)}");
+        }
+
+        var model = models.Resolve(request.Model, engine);
+        var title = Title(request.Name ?? request.Prompt);
+        var slug = GitWorkspace.Slug(title);
+        var task = await store.CreateTaskAsync(new NewTask(
+            title, request.Prompt, model, engine, repo.Root, repo.BaseRef, repo.BaseCommit,
+            id => (GitWorkspace.BranchName(id, slug), Path.Combine(paths.WorktreesDir, $"{id}-{slug}")),
+            request.MaxTurns, request.MaxCostUsd, request.TimeoutSeconds), cancellationToken);
+        foreach (var e in await store.ReadEventsAsync(task.Id, 0, int.MaxValue, cancellationToken))
+        {
+            hub.Publish(e);
+        }
+
+        scheduler.Wake();
+        return task;
+    }
+
+    private async Task<RepoInfo> ResolveAsync(string path, string? baseRef, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await workspace.ResolveRepoAsync(path, baseRef, cancellationToken);
+        }
+        catch (WorkspaceException e)
+        {
+            throw new OffloadException(ErrorCodes.Repository, e.Message);
+        }
+    }
+
+    public async Task<TaskInfo> GetAsync(long id, CancellationToken cancellationToken = default) =>
+        await store.GetTaskAsync(id, cancellationToken) ?? throw OffloadException.NotFound(id);
+
+    public async Task<TaskInfo> CancelAsync(long id, CancellationToken cancellationToken = default)
+    {
+        var task = await GetAsync(id, cancellationToken);
+        if (task.Status.IsFinal())
+        {
+            throw new OffloadException(ErrorCodes.Conflict, $"task {id} already ended ({task.Status.ToWire()}); there is nothing to cancel",
+                $"`offload show {id}` shows how it ended");
+        }
+
+        await scheduler.CancelAsync(task, cancellationToken);
+        return await GetAsync(id, cancellationToken);
+    }
+
+    public async Task<string> DiffAsync(long id, CancellationToken cancellationToken = default)
+    {
+        var task = await GetAsync(id, cancellationToken);
+        if (task.Discarded)
+        {
+            throw new OffloadException(ErrorCodes.Conflict, $"task {id} was discarded; its branch is gone", "`offload retry` starts it again");
+        }
+
+        return await workspace.DiffAsync(task.RepoPath, task.BaseCommit, task.Branch, cancellationToken);
+    }
+
+    public async Task<TaskReport> ReportAsync(long id, CancellationToken cancellationToken = default)
+    {
+        var task = await GetAsync(id, cancellationToken);
+        IReadOnlyList<ChangedFile> files = [];
+        if (!task.Discarded)
+        {
+            try
+            {
+                files = await workspace.ChangedFilesAsync(task.RepoPath, task.BaseCommit, task.Branch, cancellationToken);
+            }
+            catch (WorkspaceException)
+            {
+                // the branch does not exist yet (queued) or any more
+            }
+        }
+
+        if (task.Status.IsFinal() && !task.Seen)
+        {
+            await store.MarkSeenAsync(id, cancellationToken);
+        }
+
+        return new TaskReport(task, files);
+    }
+
+    internal static string Title(string text)
+    {
+        var line = text.Trim().Split('\n', 2)[0].Trim();
+        return line.Length <= 72 ? line : line[..71].TrimEnd() + "…";
+    }
+}

@@ -1,0 +1,19 @@
+using Offload.Protocol;
+
+namespace Offload.Engines;
+
+/// <summary>The closed set of ways a run ends.</summary>
+public abstract record EngineOutcome(OffloadTaskStatus Status, string? Summary, string? Reason)
+{
+    public sealed record Succeeded(string Summary) : EngineOutcome(OffloadTaskStatus.Succeeded, Summary, null);
+
+    public sealed record Failed(string Why, string? Summary = null) : EngineOutcome(OffloadTaskStatus.Failed, Summary, Why);
+
+    /// <summary>A budget stopped it: turns, tokens, cost, wall time, a repeated action.</summary>
+    public sealed record Limited(string Why, string? Summary = null) : EngineOutcome(OffloadTaskStatus.Limited, Summary, Why);
+
+    /// <summary>Stopped at a safe point because the daemon is stopping; resumed at its next start.</summary>
+    public sealed record Suspended() : EngineOutcome(OffloadTaskStatus.Running, null, "daemon stopping");
+
+    public sealed record Cancelled(string Why = "cancelled by the user") : EngineOutcome(OffloadTaskStatus.Cancelled, null, Why);
+}

@@ -1,0 +1,27 @@
+using Offload.Config;
+using Offload.Protocol;
+
+namespace Offload.Engines;
+
+/// <summary>
+/// Runs one turn of work for a task: from the journal so far (a fresh prompt, a reply, or an
+/// interrupted run) until the agent stops, streaming everything it does into the journal.
+/// </summary>
+public interface IEngine
+{
+    string Name { get; }
+
+    Task<EngineOutcome> RunAsync(EngineRun run, CancellationToken cancellationToken);
+}
+
+/// <param name="History">The task's journal before this attempt started, in order.</param>
+/// <param name="SoftStop">The daemon is stopping: end at the next safe point with <see cref="EngineOutcome.Suspended"/>.</param>
+public sealed record EngineRun(
+    TaskInfo Task,
+    string Worktree,
+    IReadOnlyList<AgentEvent> History,
+    Journal Journal,
+    OffloadConfig Config,
+    string SpillDir,
+    DateTimeOffset StartedAt,
+    CancellationToken SoftStop);

@@ -1,0 +1,58 @@
+using Offload.Protocol;
+
+namespace Offload.Store;
+
+/// <summary>
+/// Tasks and their journals. SQLite today; the same contract later has a PostgreSQL
+/// implementation for fleets. The tasks row is a projection of the journal, kept in step
+/// in the same transaction as each appended event.
+/// </summary>
+public interface ITaskStore : IDisposable
+{
+    /// <summary>Inserts the task (status queued) and its <c>task.created</c> event in one transaction.</summary>
+    Task<TaskInfo> CreateTaskAsync(NewTask task, CancellationToken cancellationToken = default);
+
+    Task<TaskInfo?> GetTaskAsync(long id, CancellationToken cancellationToken = default);
+
+    Task<Page<TaskInfo>> ListTasksAsync(TaskQuery query, CancellationToken cancellationToken = default);
+
+    /// <summary>Tasks in the given statuses, oldest first.</summary>
+    Task<IReadOnlyList<TaskInfo>> TasksInStatusAsync(IReadOnlyCollection<OffloadTaskStatus> statuses, CancellationToken cancellationToken = default);
+
+    /// <summary>Takes the task for a new run attempt and returns its number (the fencing token).</summary>
+    Task<int> BeginAttemptAsync(long taskId, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Appends an event as <paramref name="attempt"/>; refused with <see cref="StaleAttemptException"/>
+    /// when that attempt is no longer current. Returns the event with its envelope filled in.
+    /// </summary>
+    Task<AgentEvent> AppendAsync(long taskId, int attempt, AgentEvent body, CancellationToken cancellationToken = default);
+
+    /// <summary>Appends without fencing: for actions of the user or the daemon itself (cancel, reply, recovery).</summary>
+    Task<AgentEvent> AppendUnfencedAsync(long taskId, AgentEvent body, CancellationToken cancellationToken = default);
+
+    Task<IReadOnlyList<AgentEvent>> ReadEventsAsync(long taskId, long afterSeq = 0, int limit = int.MaxValue, CancellationToken cancellationToken = default);
+
+    Task SetSessionIdAsync(long taskId, string sessionId, CancellationToken cancellationToken = default);
+
+    Task<string?> GetSessionIdAsync(long taskId, CancellationToken cancellationToken = default);
+
+    Task MarkSeenAsync(long taskId, CancellationToken cancellationToken = default);
+
+    Task SetDiscardedAsync(long taskId, CancellationToken cancellationToken = default);
+}
+
+public sealed record NewTask(
+    string Title,
+    string Prompt,
+    string Model,
+    string Engine,
+    string RepoPath,
+    string BaseRef,
+    string BaseCommit,
+    Func<long, (string Branch, string Worktree)> Place,
+    int? MaxTurns = null,
+    decimal? MaxCostUsd = null,
+    int? TimeoutSeconds = null);
+
+public sealed record TaskQuery(bool IncludeDiscarded = false, long? After = null, int Limit = 100, string? RepoPath = null);

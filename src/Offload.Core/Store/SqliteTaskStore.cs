@@ -1,0 +1,421 @@
+using System.Globalization;
+using System.Reflection;
+using System.Text.Json;
+using Microsoft.Data.Sqlite;
+using Offload.Protocol;
+
+namespace Offload.Store;
+
+/// <summary>
+/// The SQLite store: WAL, <c>synchronous=FULL</c>, forward-only numbered migrations.
+/// All writes go through one connection under a lock (SQLite has one writer anyway),
+/// so appends never wait on a busy file; reads use pooled connections.
+/// </summary>
+public sealed class SqliteTaskStore : ITaskStore
+{
+    private readonly string _connectionString;
+    private readonly SqliteConnection _writer;
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly TimeProvider _time;
+
+    private SqliteTaskStore(string connectionString, SqliteConnection writer, TimeProvider time)
+    {
+        _connectionString = connectionString;
+        _writer = writer;
+        _time = time;
+    }
+
+    public static SqliteTaskStore Open(string path, TimeProvider? time = null)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        CheckHeader(path);
+        var connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = path,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Pooling = true,
+            DefaultTimeout = 30,
+        }.ToString();
+        var writer = new SqliteConnection(connectionString);
+        try
+        {
+            writer.Open();
+            Exec(writer, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=30000;");
+            Migrate(writer, path);
+        }
+        catch (SqliteException e)
+        {
+            writer.Dispose();
+            throw new StoreUnusableException(
+                $"the database at {path} cannot be opened ({e.Message}). It was left untouched. " +
+                "Move it aside (or set OFFLOAD_HOME to another folder) and start again.");
+        }
+
+        return new SqliteTaskStore(connectionString, writer, time ?? TimeProvider.System);
+    }
+
+    /// <summary>Refuses a file that is not SQLite at all before SQLite gets a chance to touch it.</summary>
+    private static void CheckHeader(string path)
+    {
+        if (!File.Exists(path) || new FileInfo(path).Length == 0)
+        {
+            return;
+        }
+
+        Span<byte> header = stackalloc byte[16];
+        using (var file = File.OpenRead(path))
+        {
+            if (file.ReadAtLeast(header, 16, throwOnEndOfStream: false) < 16 || !header.SequenceEqual("SQLite format 3\0"u8))
+            {
+                throw new StoreUnusableException(
+                    $"{path} is not an Offload database (not a SQLite file). It was left untouched. " +
+                    "Move it aside (or set OFFLOAD_HOME to another folder) and start again.");
+            }
+        }
+    }
+
+    private static void Migrate(SqliteConnection connection, string path)
+    {
+        var version = Convert.ToInt32(Scalar(connection, "PRAGMA user_version"), CultureInfo.InvariantCulture);
+        if (version == 0 && Convert.ToInt64(Scalar(connection, "SELECT count(*) FROM sqlite_master"), CultureInfo.InvariantCulture) > 0)
+        {
+            throw new StoreUnusableException(
+                $"{path} is a SQLite database of some other program. It was left untouched. " +
+                "Move it aside (or set OFFLOAD_HOME to another folder) and start again.");
+        }
+
+        var assembly = typeof(SqliteTaskStore).Assembly;
+        var migrations = assembly.GetManifestResourceNames()
+            .Where(n => n.StartsWith("migrations/", StringComparison.Ordinal))
+            .Select(n => (Name: n, Number: int.Parse(n["migrations/".Length..].Split('_')[0], CultureInfo.InvariantCulture)))
+            .OrderBy(m => m.Number)
+            .ToList();
+        if (migrations.Count > 0 && version > migrations[^1].Number)
+        {
+            throw new StoreUnusableException(
+                $"{path} was written by a newer Offload (schema {version}, this one knows {migrations[^1].Number}). Upgrade offload.");
+        }
+
+        foreach (var (name, number) in migrations.Where(m => m.Number > version))
+        {
+            using var stream = assembly.GetManifestResourceStream(name)!;
+            var sql = new StreamReader(stream).ReadToEnd();
+            using var tx = connection.BeginTransaction();
+            Exec(connection, sql, tx);
+            Exec(connection, $"PRAGMA user_version = {number}", tx);
+            tx.Commit();
+        }
+    }
+
+    public async Task<TaskInfo> CreateTaskAsync(NewTask task, CancellationToken cancellationToken = default)
+    {
+        await _writeLock.WaitAsync(cancellationToken);
+        try
+        {
+            var now = _time.GetUtcNow();
+            using var tx = _writer.BeginTransaction();
+            var insert = Command(_writer, tx, """
+                INSERT INTO tasks (title, prompt, status, model, engine, repo_path, base_ref, base_commit, branch, worktree,
+                                   max_turns, max_cost_usd, timeout_seconds, created_at)
+                VALUES ($title, $prompt, 'queued', $model, $engine, $repo, $baseRef, $baseCommit, '', '',
+                        $maxTurns, $maxCost, $timeout, $now)
+                RETURNING id
+                """,
+                ("$title", task.Title), ("$prompt", task.Prompt), ("$model", task.Model), ("$engine", task.Engine),
+                ("$repo", task.RepoPath), ("$baseRef", task.BaseRef), ("$baseCommit", task.BaseCommit),
+                ("$maxTurns", task.MaxTurns), ("$maxCost", task.MaxCostUsd?.ToString(CultureInfo.InvariantCulture)),
+                ("$timeout", task.TimeoutSeconds), ("$now", Format(now)));
+            var id = Convert.ToInt64(insert.ExecuteScalar(), CultureInfo.InvariantCulture);
+            var (branch, worktree) = task.Place(id);
+            Command(_writer, tx, "UPDATE tasks SET branch = $branch, worktree = $worktree WHERE id = $id",
+                ("$branch", branch), ("$worktree", worktree), ("$id", id)).ExecuteNonQuery();
+            InsertEvent(tx, id, 0, new TaskCreated(task.Prompt, task.Model, task.Engine, branch, task.BaseRef, task.BaseCommit), now);
+            tx.Commit();
+            return ReadTask(_writer, id)!;
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    public Task<TaskInfo?> GetTaskAsync(long id, CancellationToken cancellationToken = default)
+    {
+        using var connection = OpenReader();
+        return Task.FromResult(ReadTask(connection, id));
+    }
+
+    public Task<Page<TaskInfo>> ListTasksAsync(TaskQuery query, CancellationToken cancellationToken = default)
+    {
+        using var connection = OpenReader();
+        var sql = $"""
+            SELECT {TaskColumns} FROM tasks
+            WHERE ($all = 1 OR discarded = 0) AND ($after IS NULL OR id < $after) AND ($repo IS NULL OR repo_path = $repo)
+            ORDER BY id DESC LIMIT $limit
+            """;
+        using var command = Command(connection, null, sql,
+            ("$all", query.IncludeDiscarded ? 1 : 0), ("$after", query.After), ("$repo", query.RepoPath), ("$limit", query.Limit + 1));
+        var items = new List<TaskInfo>();
+        using (var reader = command.ExecuteReader())
+        {
+            while (reader.Read())
+            {
+                items.Add(MapTask(reader));
+            }
+        }
+
+        string? next = null;
+        if (items.Count > query.Limit)
+        {
+            items.RemoveAt(items.Count - 1);
+            next = items[^1].Id.ToString(CultureInfo.InvariantCulture);
+        }
+
+        return Task.FromResult(new Page<TaskInfo>(items, next));
+    }
+
+    public Task<IReadOnlyList<TaskInfo>> TasksInStatusAsync(IReadOnlyCollection<OffloadTaskStatus> statuses, CancellationToken cancellationToken = default)
+    {
+        using var connection = OpenReader();
+        var names = string.Join(",", statuses.Select(s => $"'{s.ToWire()}'"));
+        using var command = Command(connection, null, $"SELECT {TaskColumns} FROM tasks WHERE status IN ({names}) ORDER BY id");
+        var items = new List<TaskInfo>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            items.Add(MapTask(reader));
+        }
+
+        return Task.FromResult<IReadOnlyList<TaskInfo>>(items);
+    }
+
+    public async Task<int> BeginAttemptAsync(long taskId, CancellationToken cancellationToken = default)
+    {
+        await _writeLock.WaitAsync(cancellationToken);
+        try
+        {
+            using var command = Command(_writer, null, "UPDATE tasks SET attempt = attempt + 1 WHERE id = $id RETURNING attempt", ("$id", taskId));
+            return Convert.ToInt32(command.ExecuteScalar() ?? throw new KeyNotFoundException($"task {taskId} not found"), CultureInfo.InvariantCulture);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    public Task<AgentEvent> AppendAsync(long taskId, int attempt, AgentEvent body, CancellationToken cancellationToken = default) =>
+        AppendCoreAsync(taskId, attempt, body, cancellationToken);
+
+    public Task<AgentEvent> AppendUnfencedAsync(long taskId, AgentEvent body, CancellationToken cancellationToken = default) =>
+        AppendCoreAsync(taskId, null, body, cancellationToken);
+
+    private async Task<AgentEvent> AppendCoreAsync(long taskId, int? attempt, AgentEvent body, CancellationToken cancellationToken)
+    {
+        await _writeLock.WaitAsync(cancellationToken);
+        try
+        {
+            using var tx = _writer.BeginTransaction();
+            var appended = InsertEvent(tx, taskId, attempt, body, _time.GetUtcNow());
+            tx.Commit();
+            return appended;
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    /// <summary>Takes the next seq (fenced by attempt when given), writes the event, and updates the task's projection.</summary>
+    private AgentEvent InsertEvent(SqliteTransaction tx, long taskId, int? attempt, AgentEvent body, DateTimeOffset now)
+    {
+        using var next = Command(_writer, tx, """
+            UPDATE tasks SET last_seq = last_seq + 1
+            WHERE id = $id AND ($attempt IS NULL OR attempt = $attempt)
+            RETURNING last_seq, attempt
+            """, ("$id", taskId), ("$attempt", attempt));
+        long seq;
+        int currentAttempt;
+        using (var reader = next.ExecuteReader())
+        {
+            if (!reader.Read())
+            {
+                throw attempt is { } a ? new StaleAttemptException(taskId, a) : new KeyNotFoundException($"task {taskId} not found");
+            }
+
+            seq = reader.GetInt64(0);
+            currentAttempt = reader.GetInt32(1);
+        }
+
+        var appended = body with { TaskId = taskId, Seq = seq, Attempt = currentAttempt, At = now };
+        var json = JsonSerializer.Serialize(appended, OffloadJson.Options);
+        var type = json.AsSpan(9, json.IndexOf('"', 9) - 9).ToString(); // {"type":"…" is always first
+        Command(_writer, tx, "INSERT INTO events (task_id, seq, attempt, type, at, data) VALUES ($id, $seq, $attempt, $type, $at, $data)",
+            ("$id", taskId), ("$seq", seq), ("$attempt", currentAttempt), ("$type", type), ("$at", Format(now)), ("$data", json)).ExecuteNonQuery();
+        Project(tx, appended);
+        return appended;
+    }
+
+    private void Project(SqliteTransaction tx, AgentEvent e)
+    {
+        switch (e)
+        {
+            case StatusChanged s:
+                Command(_writer, tx, """
+                    UPDATE tasks SET status = $status,
+                        started_at = CASE WHEN $status = 'running' AND started_at IS NULL THEN $at ELSE started_at END,
+                        finished_at = CASE WHEN $final = 1 THEN $at ELSE NULL END,
+                        error = CASE WHEN $final = 1 THEN error ELSE NULL END,
+                        seen = CASE WHEN $final = 1 THEN 0 ELSE seen END
+                    WHERE id = $id
+                    """, ("$status", s.To.ToWire()), ("$at", Format(e.At)), ("$final", s.To.IsFinal() ? 1 : 0), ("$id", e.TaskId)).ExecuteNonQuery();
+                break;
+            case AssistantMessage m:
+                Command(_writer, tx, "UPDATE tasks SET turns = max(turns, $turn) WHERE id = $id", ("$turn", m.Turn), ("$id", e.TaskId)).ExecuteNonQuery();
+                break;
+            case UsageRecorded u:
+                using (var read = Command(_writer, tx, "SELECT cost_usd FROM tasks WHERE id = $id", ("$id", e.TaskId)))
+                {
+                    var cost = decimal.Parse((string)read.ExecuteScalar()!, CultureInfo.InvariantCulture) + u.CostUsd;
+                    Command(_writer, tx, """
+                        UPDATE tasks SET input_tokens = input_tokens + $in, output_tokens = output_tokens + $out, cost_usd = $cost WHERE id = $id
+                        """, ("$in", u.InputTokens + u.CacheReadTokens + u.CacheWriteTokens), ("$out", u.OutputTokens),
+                        ("$cost", cost.ToString(CultureInfo.InvariantCulture)), ("$id", e.TaskId)).ExecuteNonQuery();
+                }
+
+                break;
+            case TaskFinished f:
+                Command(_writer, tx, "UPDATE tasks SET summary = coalesce($summary, summary), error = $error WHERE id = $id",
+                    ("$summary", f.Summary), ("$error", f.Status == OffloadTaskStatus.Succeeded ? null : f.Reason), ("$id", e.TaskId)).ExecuteNonQuery();
+                break;
+        }
+    }
+
+    public Task<IReadOnlyList<AgentEvent>> ReadEventsAsync(long taskId, long afterSeq = 0, int limit = int.MaxValue, CancellationToken cancellationToken = default)
+    {
+        using var connection = OpenReader();
+        using var command = Command(connection, null, "SELECT data FROM events WHERE task_id = $id AND seq > $after ORDER BY seq LIMIT $limit",
+            ("$id", taskId), ("$after", afterSeq), ("$limit", limit));
+        var events = new List<AgentEvent>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            events.Add(JsonSerializer.Deserialize<AgentEvent>(reader.GetString(0), OffloadJson.Options)!);
+        }
+
+        return Task.FromResult<IReadOnlyList<AgentEvent>>(events);
+    }
+
+    public Task SetSessionIdAsync(long taskId, string sessionId, CancellationToken cancellationToken = default) =>
+        WriteAsync("UPDATE tasks SET session_id = $v WHERE id = $id", taskId, sessionId, cancellationToken);
+
+    public Task<string?> GetSessionIdAsync(long taskId, CancellationToken cancellationToken = default)
+    {
+        using var connection = OpenReader();
+        using var command = Command(connection, null, "SELECT session_id FROM tasks WHERE id = $id", ("$id", taskId));
+        return Task.FromResult(command.ExecuteScalar() as string);
+    }
+
+    public Task MarkSeenAsync(long taskId, CancellationToken cancellationToken = default) =>
+        WriteAsync("UPDATE tasks SET seen = 1 WHERE id = $id AND seen = 0", taskId, null, cancellationToken);
+
+    public Task SetDiscardedAsync(long taskId, CancellationToken cancellationToken = default) =>
+        WriteAsync("UPDATE tasks SET discarded = 1 WHERE id = $id", taskId, null, cancellationToken);
+
+    private async Task WriteAsync(string sql, long taskId, object? value, CancellationToken cancellationToken)
+    {
+        await _writeLock.WaitAsync(cancellationToken);
+        try
+        {
+            using var command = Command(_writer, null, sql, ("$id", taskId), ("$v", value));
+            command.ExecuteNonQuery();
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    private const string TaskColumns = """
+        id, title, prompt, status, model, engine, repo_path, base_ref, base_commit, branch, worktree, summary, error,
+        turns, input_tokens, output_tokens, cost_usd, attempt, max_turns, max_cost_usd, timeout_seconds, seen, discarded,
+        created_at, started_at, finished_at
+        """;
+
+    private static TaskInfo? ReadTask(SqliteConnection connection, long id)
+    {
+        using var command = Command(connection, null, $"SELECT {TaskColumns} FROM tasks WHERE id = $id", ("$id", id));
+        using var reader = command.ExecuteReader();
+        return reader.Read() ? MapTask(reader) : null;
+    }
+
+    private static TaskInfo MapTask(SqliteDataReader r) => new()
+    {
+        Id = r.GetInt64(0),
+        Title = r.GetString(1),
+        Prompt = r.GetString(2),
+        Status = OffloadTaskStatusExtensions.ParseWire(r.GetString(3)),
+        Model = r.GetString(4),
+        Engine = r.GetString(5),
+        RepoPath = r.GetString(6),
+        BaseRef = r.GetString(7),
+        BaseCommit = r.GetString(8),
+        Branch = r.GetString(9),
+        Worktree = r.GetString(10),
+        Summary = r.IsDBNull(11) ? null : r.GetString(11),
+        Error = r.IsDBNull(12) ? null : r.GetString(12),
+        Turns = r.GetInt32(13),
+        Usage = new Usage(r.GetInt64(14), r.GetInt64(15), decimal.Parse(r.GetString(16), CultureInfo.InvariantCulture)),
+        Attempt = r.GetInt32(17),
+        MaxTurns = r.IsDBNull(18) ? null : r.GetInt32(18),
+        MaxCostUsd = r.IsDBNull(19) ? null : decimal.Parse(r.GetString(19), CultureInfo.InvariantCulture),
+        TimeoutSeconds = r.IsDBNull(20) ? null : r.GetInt32(20),
+        Seen = r.GetInt32(21) != 0,
+        Discarded = r.GetInt32(22) != 0,
+        CreatedAt = Parse(r.GetString(23)),
+        StartedAt = r.IsDBNull(24) ? null : Parse(r.GetString(24)),
+        FinishedAt = r.IsDBNull(25) ? null : Parse(r.GetString(25)),
+    };
+
+    private SqliteConnection OpenReader()
+    {
+        var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        return connection;
+    }
+
+    private static string Format(DateTimeOffset at) => at.UtcDateTime.ToString("O", CultureInfo.InvariantCulture);
+
+    private static DateTimeOffset Parse(string at) => DateTimeOffset.Parse(at, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal);
+
+    private static SqliteCommand Command(SqliteConnection connection, SqliteTransaction? tx, string sql, params (string Name, object? Value)[] parameters)
+    {
+        var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.Transaction = tx;
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value ?? DBNull.Value);
+        }
+
+        return command;
+    }
+
+    private static void Exec(SqliteConnection connection, string sql, SqliteTransaction? tx = null)
+    {
+        using var command = Command(connection, tx, sql);
+        command.ExecuteNonQuery();
+    }
+
+    private static object? Scalar(SqliteConnection connection, string sql)
+    {
+        using var command = Command(connection, null, sql);
+        return command.ExecuteScalar();
+    }
+
+    public void Dispose()
+    {
+        _writer.Dispose();
+        _writeLock.Dispose();
+        SqliteConnection.ClearAllPools();
+    }
+}

@@ -1,0 +1,90 @@
+using System.CommandLine;
+using Offload.Config;
+using Offload.Daemon;
+using Offload.Protocol;
+
+namespace Offload.Cli.Commands;
+
+public static class DaemonCommand
+{
+    public static Command Create()
+    {
+        var command = new Command("daemon", "Manage the background daemon (other commands start it when needed)");
+
+        var json = Common.JsonOption();
+        var status = new Command("status", "Is the daemon running: pid, version, socket, tasks") { json };
+        status.SetAction(async (parse, ct) => await Common.WithClientAsync(async client =>
+        {
+            var s = await client.TryStatusAsync(ct);
+            if (parse.GetValue(json))
+            {
+                Output.Json(s is null ? new { running = false, socket = client.Paths.Socket } : (object)new
+                {
+                    running = true, pid = s.Pid, version = s.Version, socket = s.Socket, dataDir = s.DataDir, startedAt = s.StartedAt,
+                    runningTasks = s.Running, maxParallel = s.MaxParallel,
+                });
+            }
+            else
+            {
+                Console.Out.WriteLine(s is null
+                    ? $"daemon not running (socket {client.Paths.Socket}); any offload command starts it"
+                    : $"daemon running · pid {s.Pid} · version {s.Version} · socket {s.Socket} · {s.Running} running (max {s.MaxParallel})");
+            }
+
+            return s is null ? ExitCodes.Daemon : ExitCodes.Ok;
+        }, ensureDaemon: false, ct));
+
+        var start = new Command("start", "Start the daemon in the background if it is not running");
+        start.SetAction(async (_, ct) => await Common.WithClientAsync(async client =>
+        {
+            var s = await client.EnsureDaemonAsync(ct);
+            Console.Out.WriteLine($"daemon running · pid {s.Pid} · socket {s.Socket}");
+            return ExitCodes.Ok;
+        }, ensureDaemon: false, ct));
+
+        var stop = new Command("stop", "Stop the daemon: running tasks stop at a safe point and resume at its next start");
+        stop.SetAction(async (_, ct) => await Common.WithClientAsync(async client =>
+        {
+            if (await client.TryStatusAsync(ct) is not { } s)
+            {
+                Console.Out.WriteLine("daemon not running");
+                return ExitCodes.Ok;
+            }
+
+            await client.PostAsync("v1/daemon/stop", ct);
+            var deadline = DateTime.UtcNow.AddSeconds(40);
+            while (DateTime.UtcNow < deadline && ProcessAlive(s.Pid))
+            {
+                await Task.Delay(20, ct);
+            }
+
+            Console.Out.WriteLine(ProcessAlive(s.Pid) ? $"daemon (pid {s.Pid}) is still stopping" : "daemon stopped");
+            return ExitCodes.Ok;
+        }, ensureDaemon: false, ct));
+
+        var run = new Command("run", "Run the daemon in the foreground (what `start` launches)");
+        run.SetAction(async (_, ct) =>
+        {
+            try
+            {
+                return await DaemonHost.RunAsync(OffloadPaths.FromEnvironment(), Environment.GetEnvironmentVariable, ct);
+            }
+            catch (OffloadException e)
+            {
+                throw new CliException(ExitCodes.Daemon, e.Message, e.Hint);
+            }
+            catch (Store.StoreUnusableException e)
+            {
+                throw new CliException(ExitCodes.Daemon, e.Message);
+            }
+        });
+
+        command.Subcommands.Add(status);
+        command.Subcommands.Add(start);
+        command.Subcommands.Add(stop);
+        command.Subcommands.Add(run);
+        return command;
+    }
+
+    private static bool ProcessAlive(int pid) => Directory.Exists($"/proc/{pid}") && !File.ReadAllText($"/proc/{pid}/stat").Contains(") Z", StringComparison.Ordinal);
+}

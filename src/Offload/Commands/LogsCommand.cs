@@ -1,0 +1,34 @@
+using System.CommandLine;
+using Offload.Protocol;
+
+namespace Offload.Cli.Commands;
+
+public static class LogsCommand
+{
+    public static Command Create()
+    {
+        var id = Common.TaskIdArgument();
+        var follow = new Option<bool>("--follow", "-f") { Description = "Keep following live events until the task ends" };
+        var after = new Option<long>("--after") { Description = "Start after this event sequence number" };
+        var json = Common.JsonOption();
+        var command = new Command("logs", "A task's journal: assistant text, tool calls, compact results, status changes") { id, follow, after, json };
+        command.SetAction(async (parse, ct) => await Common.WithClientAsync(async client =>
+        {
+            var asJson = parse.GetValue(json);
+            await foreach (var e in client.EventsAsync(parse.GetValue(id), parse.GetValue(after), parse.GetValue(follow), ct))
+            {
+                if (asJson)
+                {
+                    Output.JsonLine(e);
+                }
+                else if (Output.LogLine(e) is { } line)
+                {
+                    Console.Out.WriteLine(line);
+                }
+            }
+
+            return ExitCodes.Ok;
+        }, cancellationToken: ct));
+        return command;
+    }
+}

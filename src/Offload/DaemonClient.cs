@@ -1,0 +1,187 @@
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Text;
+using System.Text.Json;
+using Offload.Config;
+using Offload.Daemon;
+using Offload.Protocol;
+
+namespace Offload.Cli;
+
+/// <summary>
+/// The CLI's only way to Offload's state: HTTP/JSON over the daemon's Unix socket. Starts the
+/// daemon when nothing answers, and refuses a daemon of another version.
+/// </summary>
+public sealed class DaemonClient : IDisposable
+{
+    private readonly HttpClient _http;
+
+    public OffloadPaths Paths { get; }
+
+    public DaemonClient(OffloadPaths paths)
+    {
+        Paths = paths;
+        var handler = new SocketsHttpHandler
+        {
+            ConnectCallback = async (_, ct) =>
+            {
+                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                try
+                {
+                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(paths.Socket), ct);
+                    return new NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            },
+            UseProxy = false,
+        };
+        _http = new HttpClient(handler) { BaseAddress = new Uri("http://offload/"), Timeout = Timeout.InfiniteTimeSpan };
+    }
+
+    /// <summary>Whether a daemon answers; a daemon of another version is an error.</summary>
+    public async Task<DaemonStatusResponse?> TryStatusAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            using var response = await _http.GetAsync("v1/daemon", cancellationToken);
+            var status = await ReadAsync<DaemonStatusResponse>(response, cancellationToken);
+            if (status.Version != DaemonHost.Version)
+            {
+                throw new CliException(ExitCodes.Daemon,
+                    $"the daemon answering on {Paths.Socket} is version {status.Version}, this offload is {DaemonHost.Version}",
+                    "stop it with the offload that started it (`offload daemon stop`), then run this command again");
+            }
+
+            return status;
+        }
+        catch (HttpRequestException e) when (e.InnerException is SocketException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Makes sure a daemon answers, starting one in the background if needed.</summary>
+    public async Task<DaemonStatusResponse> EnsureDaemonAsync(CancellationToken cancellationToken = default)
+    {
+        if (await TryStatusAsync(cancellationToken) is { } running)
+        {
+            return running;
+        }
+
+        StartDaemonProcess();
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(20))
+        {
+            if (File.Exists(Paths.Socket) && await TryStatusAsync(cancellationToken) is { } started)
+            {
+                return started;
+            }
+
+            await Task.Delay(15, cancellationToken);
+        }
+
+        var log = File.Exists(Paths.DaemonLog) ? string.Join("\n", File.ReadLines(Paths.DaemonLog).TakeLast(8)) : "(no log)";
+        throw new CliException(ExitCodes.Daemon, $"the daemon did not start within 20 s. Its log ({Paths.DaemonLog}) ends with:\n{log}",
+            "fix what the log says, then run the command again; `offload daemon run` runs it in the foreground");
+    }
+
+    private void StartDaemonProcess()
+    {
+        Directory.CreateDirectory(Paths.DataDir);
+        var self = Environment.ProcessPath!;
+        var command = Path.GetFileNameWithoutExtension(self) == "dotnet"
+            ? $"{Quote(self)} {Quote(typeof(DaemonClient).Assembly.Location)}"
+            : Quote(self);
+        // setsid: the daemon outlives this terminal; its stdio never holds the caller's pipes open.
+        var start = new ProcessStartInfo("/bin/sh")
+        {
+            ArgumentList = { "-c", $"cd / && exec setsid {command} daemon run </dev/null >>{Quote(Paths.DaemonLog)} 2>&1 &" },
+            UseShellExecute = false,
+        };
+        using var process = Process.Start(start) ?? throw new CliException(ExitCodes.Daemon, "could not start the daemon process");
+        process.WaitForExit();
+    }
+
+    private static string Quote(string s) => "'" + s.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+
+    public async Task<T> GetAsync<T>(string path, CancellationToken cancellationToken = default)
+    {
+        using var response = await _http.GetAsync(path, cancellationToken);
+        return await ReadAsync<T>(response, cancellationToken);
+    }
+
+    public async Task<string> GetTextAsync(string path, CancellationToken cancellationToken = default)
+    {
+        using var response = await _http.GetAsync(path, cancellationToken);
+        await ThrowIfErrorAsync(response, cancellationToken);
+        return await response.Content.ReadAsStringAsync(cancellationToken);
+    }
+
+    public async Task<T> PostAsync<T>(string path, object? body, CancellationToken cancellationToken = default)
+    {
+        using var content = JsonContent.Create(body, options: OffloadJson.Options);
+        using var response = await _http.PostAsync(path, content, cancellationToken);
+        return await ReadAsync<T>(response, cancellationToken);
+    }
+
+    public async Task PostAsync(string path, CancellationToken cancellationToken = default)
+    {
+        using var response = await _http.PostAsync(path, null, cancellationToken);
+        await ThrowIfErrorAsync(response, cancellationToken);
+    }
+
+    /// <summary>A task's journal from <paramref name="after"/>, following live events when asked, until the task ends.</summary>
+    public async IAsyncEnumerable<AgentEvent> EventsAsync(long id, long after, bool follow, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var url = $"v1/tasks/{id}/events?after={after}" + (follow ? "&follow=1&untilDone=1" : "");
+        using var response = await _http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        await ThrowIfErrorAsync(response, cancellationToken);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken), Encoding.UTF8);
+        while (await reader.ReadLineAsync(cancellationToken) is { } line)
+        {
+            var json = line.StartsWith("data: ", StringComparison.Ordinal) ? line[6..] : line.StartsWith('{') ? line : null;
+            if (json is not null)
+            {
+                yield return JsonSerializer.Deserialize<AgentEvent>(json, OffloadJson.Options)!;
+            }
+        }
+    }
+
+    private static async Task<T> ReadAsync<T>(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        await ThrowIfErrorAsync(response, cancellationToken);
+        return (await response.Content.ReadFromJsonAsync<T>(OffloadJson.Options, cancellationToken))!;
+    }
+
+    private static async Task ThrowIfErrorAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        if (response.IsSuccessStatusCode)
+        {
+            return;
+        }
+
+        ApiError? error = null;
+        try
+        {
+            error = await response.Content.ReadFromJsonAsync<ApiError>(OffloadJson.Options, cancellationToken);
+        }
+        catch (JsonException)
+        {
+        }
+
+        if (error is null)
+        {
+            throw new CliException(ExitCodes.Error, $"the daemon answered {(int)response.StatusCode} {response.ReasonPhrase}");
+        }
+
+        throw new CliException(ExitCodes.FromApiCode(error.Code), error.Message, error.Hint);
+    }
+
+    public void Dispose() => _http.Dispose();
+}

@@ -1,0 +1,51 @@
+namespace Offload.Cli;
+
+/// <summary>Stable exit codes; the README and <c>offload help exit-codes</c> list them.</summary>
+public static class ExitCodes
+{
+    public const int Ok = 0;
+    public const int Error = 1;
+    public const int BadInput = 2;
+    public const int NotFound = 3;
+    public const int Conflict = 4;
+    public const int Daemon = 5;
+    public const int Repository = 6;
+    public const int NoModel = 7;
+    public const int TaskFailed = 8;
+    public const int TaskLimited = 9;
+    public const int TaskCancelled = 10;
+    public const int Interrupted = 130;
+
+    public const string Table = """
+        0    ok (for wait: every task succeeded)
+        1    unexpected error
+        2    bad input: a usage error, an empty or oversized prompt, a bad option value
+        3    no such task
+        4    the task's state does not allow it (e.g. cancelling a task that already ended)
+        5    the daemon cannot be started or reached, or another version answers
+        6    repository problem: not a git repository, no commits, a base that does not resolve
+        7    model problem: malformed --model, unknown provider, missing API key
+        8    wait: a task failed
+        9    wait: a task was stopped by a limit (turns, cost, time, repetition)
+        10   wait: a task was cancelled
+        130  interrupted (Ctrl-C)
+        """;
+
+    public static int FromApiCode(string code) => code switch
+    {
+        "bad_input" => BadInput,
+        "not_found" => NotFound,
+        "conflict" or "dirty_tree" or "detached_head" or "branch_exists" or "worktree_exists" => Conflict,
+        "daemon" => Daemon,
+        "repository" or "not_a_repo" or "no_commits" or "bad_base" => Repository,
+        "no_model" => NoModel,
+        _ => Error,
+    };
+}
+
+/// <summary>An error to print (what, why, what next) and exit with.</summary>
+public sealed class CliException(int exitCode, string message, string? hint = null) : Exception(message)
+{
+    public int ExitCode { get; } = exitCode;
+    public string? Hint { get; } = hint;
+}

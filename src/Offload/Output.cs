@@ -1,0 +1,100 @@
+using System.Globalization;
+using System.Text.Json;
+using Offload.Protocol;
+
+namespace Offload.Cli;
+
+/// <summary>Human output on a terminal (colour unless NO_COLOR), plain text when piped, JSON when asked.</summary>
+public static class Output
+{
+    public static readonly bool Color = !Console.IsOutputRedirected && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("NO_COLOR"))
+        && Environment.GetEnvironmentVariable("TERM") != "dumb";
+
+    public static void Json<T>(T value) => Console.Out.WriteLine(JsonSerializer.Serialize(value, OffloadJson.Indented));
+
+    public static void JsonLine<T>(T value) => Console.Out.WriteLine(JsonSerializer.Serialize(value, OffloadJson.Options));
+
+    public static string Paint(string text, string code) => Color ? $"\u001b[{code}m{text}\u001b[0m" : text;
+
+    public static string Status(OffloadTaskStatus status) => Paint(status.ToWire(), StatusColor(status));
+
+    public static string StatusColor(OffloadTaskStatus status) => status switch
+    {
+        OffloadTaskStatus.Succeeded => "32",
+        OffloadTaskStatus.Failed => "31",
+        OffloadTaskStatus.Limited or OffloadTaskStatus.NeedsInput => "33",
+        OffloadTaskStatus.Running => "36",
+        _ => "2",
+    };
+
+    public static string Age(DateTimeOffset at, DateTimeOffset now)
+    {
+        var span = now - at;
+        return span.TotalSeconds < 60 ? $"{Math.Max(0, (int)span.TotalSeconds)}s"
+            : span.TotalMinutes < 60 ? $"{(int)span.TotalMinutes}m"
+            : span.TotalHours < 48 ? $"{(int)span.TotalHours}h"
+            : $"{(int)span.TotalDays}d";
+    }
+
+    public static string Duration(TimeSpan span) =>
+        span.TotalSeconds < 60 ? span.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture) + "s"
+        : span.TotalMinutes < 60 ? $"{(int)span.TotalMinutes}m{span.Seconds:00}s"
+        : $"{(int)span.TotalHours}h{span.Minutes:00}m";
+
+    public static string Tokens(long n) => n < 1000 ? n.ToString(CultureInfo.InvariantCulture)
+        : n < 1_000_000 ? (n / 1000.0).ToString("0.#", CultureInfo.InvariantCulture) + "k"
+        : (n / 1_000_000.0).ToString("0.##", CultureInfo.InvariantCulture) + "M";
+
+    public static string Cost(decimal usd) => "$" + usd.ToString("0.00##", CultureInfo.InvariantCulture);
+
+    public static string OneLine(string text, int max)
+    {
+        var line = text.ReplaceLineEndings(" ").Trim();
+        return line.Length <= max ? line : line[..(max - 1)] + "…";
+    }
+
+    /// <summary>One journal event as a log line; null for events not worth a line.</summary>
+    public static string? LogLine(AgentEvent e)
+    {
+        var time = e.At.ToLocalTime().ToString("HH:mm:ss", CultureInfo.InvariantCulture);
+        var text = e switch
+        {
+            TaskCreated c => $"created · {c.Engine} · {c.Model} · branch {c.Branch}",
+            StatusChanged s => $"{Paint("●", "2")} {Status(s.To)}{(s.Reason is null ? "" : " · " + s.Reason)}",
+            UserMessage u => $"{Paint("user:", "1")} {u.Text}",
+            AssistantMessage a when a.Text.Length > 0 => $"{Paint("assistant:", "1")} {a.Text}",
+            ToolCalled t => $"{Paint("→ " + t.Name, "35")} {OneLine(Describe(t), 160)}",
+            ToolResulted r => $"{Paint("← " + r.Name, r.IsError ? "31" : "2")} {ResultLine(r)}",
+            ModelRetried m => Paint($"model call failed ({m.Reason}); retry {m.Try} in {m.DelayMs} ms", "33"),
+            PermissionRequested p => Paint($"needs approval: {p.Tool} {OneLine(p.Input.GetRawText(), 120)} (offload approve {e.TaskId} / offload deny {e.TaskId})", "33"),
+            PermissionAnswered p => $"permission {(p.Allowed ? "approved" : "denied")}{(p.Reason is null ? "" : ": " + p.Reason)}",
+            CheckpointSaved c => Paint($"checkpoint turn {c.Turn} · {c.FilesChanged} files", "2"),
+            ErrorRaised err => Paint($"error: {err.Message}{(err.Detail is null ? "" : " · " + err.Detail)}", "31"),
+            TaskFinished f => $"{Paint("finished", "1")} {Status(f.Status)}{(f.Reason is null ? "" : " · " + f.Reason)}{(f.Commit is null ? "" : " · commit " + f.Commit[..Math.Min(10, f.Commit.Length)])}",
+            _ => null,
+        };
+        return text is null ? null : $"{Paint(time, "2")} {text}";
+    }
+
+    private static string Describe(ToolCalled t)
+    {
+        foreach (var key in new[] { "command", "file_path", "pattern" })
+        {
+            if (t.Input.ValueKind == JsonValueKind.Object && t.Input.TryGetProperty(key, out var value) && value.ValueKind == JsonValueKind.String)
+            {
+                return value.GetString()!;
+            }
+        }
+
+        return t.Input.GetRawText();
+    }
+
+    private static string ResultLine(ToolResulted r)
+    {
+        var lines = r.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var head = lines.Length == 0 ? "(no output)" : OneLine(lines[0], 120);
+        var exit = r.ExitCode is { } code ? $"exit {code} · " : "";
+        var more = lines.Length > 1 ? $" (+{lines.Length - 1} lines)" : "";
+        return $"{exit}{head}{more}{(r.Truncated ? " [cut; full output: " + r.FullOutputPath + "]" : "")}";
+    }
+}

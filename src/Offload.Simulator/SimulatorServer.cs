@@ -30,6 +30,7 @@ public sealed class SimulatorServer : IAsyncDisposable
     private readonly ConcurrentDictionary<string, Scenario> _fileScenarios = new(StringComparer.Ordinal);
     private readonly FaultBook _faults = new();
     private readonly CancellationTokenSource _stopping = new();
+    private readonly List<(Func<RecordedRequest, bool> Predicate, TaskCompletionSource<RecordedRequest> Done)> _waiters = [];
 
     private SimulatorServer(SimulatorOptions options, WebApplication app)
     {
@@ -50,6 +51,28 @@ public sealed class SimulatorServer : IAsyncDisposable
                 return _requests.ToArray();
             }
         }
+    }
+
+    /// <summary>
+    /// Completes with the first recorded request (already received or still to come) that matches
+    /// <paramref name="predicate"/>, so a test can wait for "the agent asked for turn 3" without polling.
+    /// </summary>
+    public Task<RecordedRequest> WaitForRequestAsync(Func<RecordedRequest, bool> predicate, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(predicate);
+        var done = new TaskCompletionSource<RecordedRequest>(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_requestsLock)
+        {
+            var seen = _requests.FirstOrDefault(predicate);
+            if (seen is not null)
+            {
+                return Task.FromResult(seen);
+            }
+
+            _waiters.Add((predicate, done));
+        }
+
+        return done.Task.WaitAsync(cancellationToken);
     }
 
     public static async Task<SimulatorServer> StartAsync(SimulatorOptions options, CancellationToken cancellationToken = default)
@@ -222,8 +245,7 @@ public sealed class SimulatorServer : IAsyncDisposable
         {
             foreach (var e in batch)
             {
-                var frame = e.Name is null ? $"data: {e.Data}\n\n" : $"event: {e.Name}\ndata: {e.Data}\n\n";
-                await response.WriteAsync(frame, cancellationToken).ConfigureAwait(false);
+                await response.WriteAsync(Frame(e), cancellationToken).ConfigureAwait(false);
             }
 
             await response.Body.FlushAsync(cancellationToken).ConfigureAwait(false);
@@ -232,8 +254,10 @@ public sealed class SimulatorServer : IAsyncDisposable
         switch (fault?.Kind)
         {
             case FaultKind.Drop:
+                // A Content-Length longer than what is sent makes Kestrel close the connection once the sent
+                // events are on the wire; HttpContext.Abort() alone could discard them before they leave.
+                response.ContentLength = events.Sum(e => Encoding.UTF8.GetByteCount(Frame(e))) + 1;
                 await SendAsync(events.Take(fault.AfterEvents)).ConfigureAwait(false);
-                context.Abort();
                 break;
             case FaultKind.ErrorEvent:
                 await SendAsync([events[0], api.ErrorEvent(fault.Message ?? "Overloaded")]).ConfigureAwait(false);
@@ -250,6 +274,8 @@ public sealed class SimulatorServer : IAsyncDisposable
                 break;
         }
     }
+
+    private static string Frame(SseEvent e) => e.Name is null ? $"data: {e.Data}\n\n" : $"event: {e.Name}\ndata: {e.Data}\n\n";
 
     private Scenario SelectScenario(string? model)
     {
@@ -309,6 +335,15 @@ public sealed class SimulatorServer : IAsyncDisposable
             if (expired >= 0 && _requests[expired].Body.Length > 0)
             {
                 _requests[expired] = _requests[expired] with { Body = "" };
+            }
+
+            for (var i = _waiters.Count - 1; i >= 0; i--)
+            {
+                if (_waiters[i].Predicate(recorded))
+                {
+                    _waiters[i].Done.TrySetResult(recorded);
+                    _waiters.RemoveAt(i);
+                }
             }
         }
     }

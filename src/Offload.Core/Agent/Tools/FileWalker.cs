@@ -1,8 +1,9 @@
 namespace Offload.Agent.Tools;
 
 /// <summary>
-/// The files under a directory of the worktree, for Glob and Grep. Skips <c>.git</c> and does not
-/// descend into symlinked directories, which could lead outside the worktree or into a loop.
+/// The files under a directory of the worktree, for Glob and Grep. Skips <c>.git</c>, does not
+/// descend into symlinked directories (which could lead outside the worktree or into a loop), and
+/// leaves out symlinked files that resolve outside the worktree.
 /// </summary>
 internal static class FileWalker
 {
@@ -14,7 +15,7 @@ internal static class FileWalker
         ReturnSpecialDirectories = false,
     };
 
-    public static IEnumerable<FileInfo> Files(string directory, CancellationToken cancellationToken)
+    public static IEnumerable<FileInfo> Files(ToolContext context, string directory, CancellationToken cancellationToken)
     {
         var pending = new Stack<DirectoryInfo>();
         pending.Push(new DirectoryInfo(directory));
@@ -43,7 +44,7 @@ internal static class FileWalker
                         pending.Push(subdirectory);
                     }
                 }
-                else if (entry is FileInfo file)
+                else if (entry is FileInfo file && (file.LinkTarget is null || ResolvesInside(context, file)))
                 {
                     yield return file;
                 }
@@ -51,6 +52,16 @@ internal static class FileWalker
         }
     }
 
-    /// <summary>The path relative to <paramref name="root"/>, with <c>/</c> separators.</summary>
-    public static string Relative(string root, string path) => Path.GetRelativePath(root, path);
+    private static bool ResolvesInside(ToolContext context, FileInfo link)
+    {
+        try
+        {
+            WorktreePath.Resolve(context, link.FullName, forWrite: false);
+            return true;
+        }
+        catch (ToolException)
+        {
+            return false;
+        }
+    }
 }

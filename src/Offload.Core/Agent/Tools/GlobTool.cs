@@ -51,9 +51,9 @@ public sealed class GlobTool : ITool
                 patternText = absolutePattern[(directory.TrimEnd('/').Length + 1)..];
             }
             var pattern = new GlobPattern(patternText);
-            var matches = FileWalker.Files(directory, cancellationToken)
-                .Where(file => pattern.IsMatch(FileWalker.Relative(directory, file.FullName)))
-                .Select(file => (Path: FileWalker.Relative(root, file.FullName), Modified: ModifiedAt(file)))
+            var matches = FileWalker.Files(context, directory, cancellationToken)
+                .Where(file => pattern.IsMatch(Path.GetRelativePath(directory, file.FullName)))
+                .Select(file => (Path: Path.GetRelativePath(root, file.FullName), Modified: ModifiedAt(file)))
                 .OrderByDescending(match => match.Modified)
                 .ThenBy(match => match.Path, StringComparer.Ordinal)
                 .ToList();
@@ -70,7 +70,7 @@ public sealed class GlobTool : ITool
             {
                 output.Append($"[Showing {MaxResults} of {matches.Count} files, newest first. Use a narrower pattern or path.]\n");
             }
-            return Task.FromResult(new ToolResult(CapText(output.ToString().TrimEnd('\n'), context.MaxOutputChars)));
+            return Task.FromResult(new ToolResult(TextFile.Cap(output.ToString().TrimEnd('\n'), context.MaxOutputChars)));
         }
         catch (ToolException e)
         {
@@ -92,18 +92,5 @@ public sealed class GlobTool : ITool
         {
             return DateTime.MinValue;
         }
-    }
-
-    internal static string CapText(string text, int maxChars)
-    {
-        if (text.Length <= maxChars)
-        {
-            return text;
-        }
-        const string note = "\n[… output cut; narrow the search.]";
-        var keep = Math.Max(maxChars - note.Length, 0);
-        var lastLine = text.LastIndexOf('\n', Math.Max(keep - 1, 0));
-        var cut = lastLine > 0 ? text[..lastLine] : text[..keep];
-        return (cut + note)[..Math.Min(cut.Length + note.Length, maxChars)];
     }
 }

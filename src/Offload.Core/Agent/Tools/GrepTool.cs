@@ -71,23 +71,23 @@ public sealed class GrepTool : ITool
             var root = WorktreePath.Root(context);
             var target = path is null ? root : WorktreePath.Resolve(context, path, forWrite: false);
             IEnumerable<FileInfo> files = File.Exists(target) ? [new FileInfo(target)]
-                : Directory.Exists(target) ? FileWalker.Files(target, cancellationToken)
+                : Directory.Exists(target) ? FileWalker.Files(context, target, cancellationToken)
                 : throw new ToolException($"{path} does not exist.");
             var searchBase = Directory.Exists(target) ? target : Path.GetDirectoryName(target)!;
 
             var results = new List<(string Path, DateTime Modified, List<string> Lines, int Count)>();
             foreach (var file in files)
             {
-                var relative = FileWalker.Relative(searchBase, file.FullName);
+                var relative = Path.GetRelativePath(searchBase, file.FullName);
                 if (glob is not null && !glob.IsMatch(glob.HasDirectory ? relative : file.Name))
                 {
                     continue;
                 }
-                if (Readable(context, root, file) is not { } text)
+                if (Readable(context, file) is not { } text)
                 {
                     continue;
                 }
-                var display = FileWalker.Relative(root, file.FullName);
+                var display = Path.GetRelativePath(root, file.FullName);
                 var lines = new List<string>();
                 var count = 0;
                 var lineNumber = 0;
@@ -115,7 +115,7 @@ public sealed class GrepTool : ITool
                     results.Add((display, file.LastWriteTimeUtc, lines, count));
                 }
             }
-            return Task.FromResult(new ToolResult(GlobTool.CapText(Format(results, mode, (int)Math.Min(headLimit, int.MaxValue)), context.MaxOutputChars)));
+            return Task.FromResult(new ToolResult(TextFile.Cap(Format(results, mode, (int)Math.Min(headLimit, int.MaxValue)), context.MaxOutputChars)));
         }
         catch (ToolException e)
         {
@@ -170,12 +170,12 @@ public sealed class GrepTool : ITool
     }
 
     /// <summary>The file's text, or null for what Grep skips: binary, too large, unreadable, or a symlink leading outside.</summary>
-    private static string? Readable(ToolContext context, string root, FileInfo file)
+    private static string? Readable(ToolContext context, FileInfo file)
     {
         try
         {
             var real = file.LinkTarget is null ? file.FullName : WorktreePath.Resolve(context, file.FullName, forWrite: false);
-            if (!WorktreePath.IsInside(root, real) || new FileInfo(real).Length > MaxFileBytes)
+            if (new FileInfo(real).Length > MaxFileBytes)
             {
                 return null;
             }

@@ -52,4 +52,18 @@ internal static class TextFile
         < 1024 * 1024 => $"{bytes / 1024.0:0.#} KB ({bytes} bytes)",
         _ => $"{bytes / (1024.0 * 1024):0.#} MB ({bytes} bytes)",
     };
+
+    /// <summary>Cuts a listing at a line boundary so it fits in <paramref name="maxChars"/>, saying so.</summary>
+    public static string Cap(string text, int maxChars)
+    {
+        if (text.Length <= maxChars)
+        {
+            return text;
+        }
+        const string note = "\n[… output cut; narrow the search.]";
+        var keep = Math.Max(maxChars - note.Length, 0);
+        var lastLine = text.LastIndexOf('\n', Math.Max(keep - 1, 0));
+        var cut = lastLine > 0 ? text[..lastLine] : text[..keep];
+        return (cut + note)[..Math.Min(cut.Length + note.Length, maxChars)];
+    }
 }

@@ -168,8 +168,17 @@ public sealed partial class GitWorkspace
                 + "Run `git worktree prune` in the repository and try again.");
         }
 
-        var copied = await CopyWorktreeIncludesAsync(repoRoot, path, cancellationToken);
-        return new WorktreeInfo(path, branch, baseCommit, copied);
+        try
+        {
+            var copied = await CopyWorktreeIncludesAsync(repoRoot, path, cancellationToken);
+            return new WorktreeInfo(path, branch, baseCommit, copied);
+        }
+        catch
+        {
+            // A half-prepared worktree is worse than none: the task can be started again cleanly.
+            await RemoveWorktreeAsync(repoRoot, path, branch, deleteBranch: true, CancellationToken.None);
+            throw;
+        }
     }
 
     /// <summary>

@@ -57,6 +57,19 @@ public class WorktreeTests
     }
 
     [Fact]
+    public async Task CreateWorktree_BaseCommitNotInRepository_RefusesWithBadBaseAndCreatesNothing()
+    {
+        using var repo = await TempRepo.CreateAsync();
+
+        var error = await Assert.ThrowsAsync<WorkspaceException>(
+            () => _workspace.CreateWorktreeAsync(repo.Root, repo.WorktreesDir, 8, "t", new string('1', 40)));
+
+        Assert.Equal("bad_base", error.Code);
+        Assert.Equal("", await repo.GitAsync("branch", "--list", "offload/*"));
+        Assert.False(Directory.Exists(Path.Combine(repo.WorktreesDir, "8-t")));
+    }
+
+    [Fact]
     public async Task CreateWorktree_LeftoverRegistrationOfMissingFolder_PrunesAndRetries()
     {
         using var repo = await TempRepo.CreateAsync();

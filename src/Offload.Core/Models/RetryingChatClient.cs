@@ -122,6 +122,9 @@ public sealed class RetryingChatClient(
                         yield break;
                     }
 
+                    // The caller's time with an update is not the model's silence.
+                    idle.CancelAfter(Timeout.InfiniteTimeSpan);
+
                     yielded = true;
                     yield return stream.Current;
                 }

@@ -72,7 +72,21 @@ public sealed class SimulatorServer : IAsyncDisposable
             _waiters.Add((predicate, done));
         }
 
-        return done.Task.WaitAsync(cancellationToken);
+        if (cancellationToken.CanBeCanceled)
+        {
+            var registration = cancellationToken.Register(() =>
+            {
+                lock (_requestsLock)
+                {
+                    _waiters.RemoveAll(w => w.Done == done);
+                }
+
+                done.TrySetCanceled(cancellationToken);
+            });
+            _ = done.Task.ContinueWith(_ => registration.Dispose(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
+
+        return done.Task;
     }
 
     public static async Task<SimulatorServer> StartAsync(SimulatorOptions options, CancellationToken cancellationToken = default)

@@ -210,4 +210,29 @@ public sealed class ServerTests
 
         Assert.Equal(new Uri($"http://127.0.0.1:{port}/"), server.BaseUrl);
     }
+
+    [Fact]
+    public async Task WaitForRequest_CompletesForPastAndFutureRequestsAndCanBeCancelled()
+    {
+        await using var server = await SimulatorServer.StartAsync(new SimulatorOptions { DefaultScenario = Scenario.Builtin("echo") });
+        using var client = Sim.Client(server);
+        using (await client.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/")))
+        {
+        }
+
+        var past = await server.WaitForRequestAsync(r => r.Method == "HEAD");
+        var future = server.WaitForRequestAsync(r => r.Api == "openai");
+        using var never = new CancellationTokenSource();
+        var cancelled = server.WaitForRequestAsync(r => r.Api == "never", never.Token);
+        Assert.False(future.IsCompleted);
+        using (await Sim.PostAsync(client, "chat/completions", Sim.OpenAI(false, Sim.User("hi"))))
+        {
+        }
+
+        await never.CancelAsync();
+
+        Assert.Equal("/", past.Path);
+        Assert.Equal("/chat/completions", (await future.WaitAsync(TimeSpan.FromSeconds(10))).Path);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled);
+    }
 }

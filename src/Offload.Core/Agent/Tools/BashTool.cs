@@ -137,7 +137,7 @@ public sealed class BashTool : ITool
             catch (TimeoutException)
             {
                 lingerersKilled = true;
-                Signal(group, SigKill);
+                Signal(process, group, SigKill);
             }
         }
         catch (OperationCanceledException) when (linked.IsCancellationRequested)
@@ -192,9 +192,9 @@ public sealed class BashTool : ITool
     /// <summary>SIGTERM to the group, a short grace for the shell to exit, then SIGKILL to whatever is left of the group.</summary>
     private static async Task KillTreeAsync(Process process, int group)
     {
-        Signal(group, SigTerm);
+        Signal(process, group, SigTerm);
         await WaitQuietlyAsync(process.WaitForExitAsync(), TermGrace).ConfigureAwait(false);
-        Signal(group, SigKill);
+        Signal(process, group, SigKill);
         await WaitQuietlyAsync(process.WaitForExitAsync(), TermGrace).ConfigureAwait(false);
     }
 
@@ -209,11 +209,17 @@ public sealed class BashTool : ITool
         }
     }
 
-    /// <summary>Signals the whole group, and the leader itself in case setsid has not run yet.</summary>
-    private static void Signal(int group, int signal)
+    /// <summary>
+    /// Signals the whole group, and the leader itself while it lives, in case setsid has not run yet.
+    /// The group id stays reserved while any member lives; the leader's pid alone could be reused once it is reaped.
+    /// </summary>
+    private static void Signal(Process process, int group, int signal)
     {
         _ = kill(-group, signal);
-        _ = kill(group, signal);
+        if (!process.HasExited)
+        {
+            _ = kill(group, signal);
+        }
     }
 
     // DllImport rather than LibraryImport: the generated marshalling needs AllowUnsafeBlocks, and kill's ints need none.

@@ -38,7 +38,7 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools) : IEngine
         {
             Instructions = SystemPrompt.Build(run.Worktree),
             Tools = [.. tools.Values.Select(t => AIFunctionFactory.CreateDeclaration(t.Name, t.Description, t.InputSchema))],
-            ModelId = ModelRef.Parse(task.Model).Name,
+            ModelId = ModelRef.Parse(task.Model, models.Settings).Name,
         };
         var client = models.Create(task.Model, retry => journal.AppendAsync(retry, CancellationToken.None));
         var context = new ToolContext(run.Worktree, run.SpillDir, limits.MaxToolOutputChars, TimeSpan.FromSeconds(limits.BashTimeoutSeconds));

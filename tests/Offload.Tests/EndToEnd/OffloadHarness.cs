@@ -1,0 +1,229 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using Offload.Protocol;
+
+namespace Offload.Tests.EndToEnd;
+
+/// <summary>
+/// A sandbox for end-to-end tests: its own OFFLOAD_HOME and HOME in a temp folder, a real git
+/// repository, and the real <c>offload</c> executable (which starts the real daemon on its socket).
+/// The test process's own environment is never changed: variables are passed to the children.
+/// </summary>
+public sealed class OffloadHarness : IAsyncDisposable
+{
+    public string Root { get; }
+    public string OffloadHome { get; }
+    public string Home { get; }
+    public string Repo { get; }
+    public Dictionary<string, string?> Env { get; }
+
+    public static string Executable => Path.Combine(AppContext.BaseDirectory, "offload");
+
+    public OffloadHarness()
+    {
+        Root = Directory.CreateTempSubdirectory("offload-e2e-").FullName;
+        OffloadHome = Path.Combine(Root, "offload-home");
+        Home = Path.Combine(Root, "home");
+        Repo = Path.Combine(Root, "repo");
+        Directory.CreateDirectory(Home);
+        Directory.CreateDirectory(Repo);
+        Env = new()
+        {
+            ["OFFLOAD_HOME"] = OffloadHome,
+            ["HOME"] = Home,
+            ["XDG_DATA_HOME"] = null,
+            ["XDG_CONFIG_HOME"] = null,
+            ["XDG_RUNTIME_DIR"] = null,
+            ["ANTHROPIC_API_KEY"] = null,
+            ["OPENAI_API_KEY"] = null,
+            ["NO_COLOR"] = "1",
+            ["GIT_AUTHOR_NAME"] = "Test",
+            ["GIT_AUTHOR_EMAIL"] = "test@example.com",
+            ["GIT_COMMITTER_NAME"] = "Test",
+            ["GIT_COMMITTER_EMAIL"] = "test@example.com",
+        };
+        Git("init", "-q", "-b", "main");
+        File.WriteAllText(Path.Combine(Repo, "README.md"), "# sample\n");
+        File.WriteAllText(Path.Combine(Repo, "app.py"), "print('hello')\n");
+        Git("add", "-A");
+        Git("commit", "-q", "-m", "initial");
+    }
+
+    public string SocketPath => Path.Combine(OffloadHome, "run", "offload.sock");
+
+    /// <summary>Writes a scenario file and returns the <c>sim:</c> model that selects it.</summary>
+    public string Scenario(string name, object scenario)
+    {
+        var path = Path.Combine(Root, name + ".json");
+        File.WriteAllText(path, JsonSerializer.Serialize(scenario));
+        return "sim:" + path;
+    }
+
+    public string Git(params string[] args)
+    {
+        var result = RunProcess("git", args, Repo, null, TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
+        Assert.True(result.ExitCode == 0, $"git {string.Join(' ', args)} failed: {result.Stderr}");
+        return result.Stdout;
+    }
+
+    public Task<CliResult> OffloadAsync(params string[] args) => OffloadInAsync(Repo, null, args);
+
+    public Task<CliResult> OffloadInAsync(string workDir, string? stdin, params string[] args) =>
+        RunProcess(Executable, args, workDir, stdin, TimeSpan.FromSeconds(90));
+
+    /// <summary>Starts <c>offload</c> without waiting for it (e.g. <c>logs -f</c>), lines arriving on a channel.</summary>
+    public Process Start(params string[] args)
+    {
+        var info = StartInfo(Executable, args, Repo);
+        info.RedirectStandardInput = false;
+        return Process.Start(info)!;
+    }
+
+    public async Task<TaskInfo> RunTaskAsync(string model, string prompt, params string[] extra)
+    {
+        var result = await OffloadAsync(["run", "--json", "--model", model, .. extra, prompt]);
+        Assert.True(result.ExitCode == 0, $"offload run failed ({result.ExitCode}): {result.Stderr}");
+        return JsonSerializer.Deserialize<TaskInfo>(result.Stdout, OffloadJson.Options)!;
+    }
+
+    public async Task<TaskInfo> WaitAsync(long id)
+    {
+        var result = await OffloadAsync("wait", "--json", id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        return JsonSerializer.Deserialize<TaskInfo[]>(result.Stdout, OffloadJson.Options)![0];
+    }
+
+    public async Task<TaskInfo> ShowAsync(long id)
+    {
+        var result = await OffloadAsync("show", "--json", id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        return JsonSerializer.Deserialize<TaskInfo>(result.Stdout, OffloadJson.Options)!;
+    }
+
+    public async Task<List<AgentEvent>> EventsAsync(long id)
+    {
+        var result = await OffloadAsync("logs", "--json", id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        return result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => JsonSerializer.Deserialize<AgentEvent>(l, OffloadJson.Options)!).ToList();
+    }
+
+    /// <summary>An HTTP client on the daemon's Unix socket, for SSE-level tests.</summary>
+    public HttpClient SocketClient() => new(new SocketsHttpHandler
+    {
+        ConnectCallback = async (_, ct) =>
+        {
+            var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            await socket.ConnectAsync(new UnixDomainSocketEndPoint(SocketPath), ct);
+            return new NetworkStream(socket, ownsSocket: true);
+        },
+    })
+    { BaseAddress = new Uri("http://offload/"), Timeout = TimeSpan.FromSeconds(60) };
+
+    private ProcessStartInfo StartInfo(string file, IEnumerable<string> args, string workDir)
+    {
+        var info = new ProcessStartInfo(file)
+        {
+            WorkingDirectory = workDir,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in args)
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        foreach (var (key, value) in Env)
+        {
+            if (value is null)
+            {
+                info.Environment.Remove(key);
+            }
+            else
+            {
+                info.Environment[key] = value;
+            }
+        }
+
+        return info;
+    }
+
+    private async Task<CliResult> RunProcess(string file, IEnumerable<string> args, string workDir, string? stdin, TimeSpan timeout)
+    {
+        using var process = Process.Start(StartInfo(file, args, workDir))!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (stdin is not null)
+        {
+            await process.StandardInput.WriteAsync(stdin);
+        }
+
+        process.StandardInput.Close();
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{file} {string.Join(' ', args)} did not finish within {timeout}");
+        }
+
+        return new CliResult(process.ExitCode, await stdout, await stderr);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await OffloadAsync("daemon", "stop");
+        }
+        catch (TimeoutException)
+        {
+        }
+
+        var lockFile = Path.Combine(OffloadHome, "run", "daemon.lock");
+        if (File.Exists(lockFile) && int.TryParse(File.ReadAllText(lockFile).Trim(), out var pid))
+        {
+            try
+            {
+                Process.GetProcessById(pid).Kill(entireProcessTree: true);
+            }
+            catch (ArgumentException)
+            {
+            }
+            catch (InvalidOperationException)
+            {
+            }
+        }
+
+        try
+        {
+            await RunProcess("git", ["worktree", "prune"], Repo, null, TimeSpan.FromSeconds(10));
+            Directory.Delete(Root, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
+
+public sealed record CliResult(int ExitCode, string Stdout, string Stderr)
+{
+    public override string ToString() => $"exit {ExitCode}\nstdout:\n{Stdout}\nstderr:\n{Stderr}";
+}
+
+/// <summary>Scenario-building shorthands (the Simulator's JSON format).</summary>
+public static class Turns
+{
+    public static object Tool(string name, object input, string text = "", int delayMs = 0) =>
+        new { text, toolCalls = new[] { new { name, input } }, delayMs };
+
+    public static object Final(string text, int delayMs = 0) => new { text, delayMs };
+
+    public static object Scenario(params object[] turns) => new { name = "test", turns };
+}

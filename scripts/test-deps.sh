@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs beyond the .NET SDK, when it is missing:
+#   - bubblewrap (the sandbox for the builtin Bash tool), from Debian's packages, when running as root
+#   - the real Claude Code CLI from npm, into .tools/claude (the claude engine's tests run it)
+# Safe to run again: it only installs what is not there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test-deps: installing bubblewrap"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
+  else
+    echo "test-deps: bubblewrap is missing; install it (sudo apt-get install bubblewrap) for the sandbox tests" >&2
+  fi
+fi
+
+CLAUDE_VERSION="${OFFLOAD_CLAUDE_VERSION:-2.1.197}"
+if [ ! -x .tools/claude/node_modules/.bin/claude ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "test-deps: installing @anthropic-ai/claude-code@$CLAUDE_VERSION into .tools/claude"
+    mkdir -p .tools/claude
+    npm install --silent --no-audit --no-fund --prefix .tools/claude "@anthropic-ai/claude-code@$CLAUDE_VERSION" >/dev/null 2>&1 \
+      || npm install --no-audit --no-fund --prefix .tools/claude "@anthropic-ai/claude-code@$CLAUDE_VERSION"
+  else
+    echo "test-deps: npm is missing; install Node.js and npm for the claude engine tests" >&2
+  fi
+fi

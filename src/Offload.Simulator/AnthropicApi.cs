@@ -9,6 +9,8 @@ internal sealed class AnthropicApi : ModelApi
 {
     public static readonly AnthropicApi Instance = new();
 
+    public override string MessageIdPrefix => "msg_sim_";
+
     public override string Name => "anthropic";
 
     public override ConversationView Read(JsonElement root)

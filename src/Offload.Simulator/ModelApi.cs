@@ -14,6 +14,8 @@ internal abstract class ModelApi
 
     public abstract string Name { get; }
 
+    public abstract string MessageIdPrefix { get; }
+
     /// <exception cref="FormatException">The body is not a request of this API.</exception>
     public abstract ConversationView Read(JsonElement root);
 

@@ -9,6 +9,8 @@ internal sealed class OpenAIApi : ModelApi
 {
     public static readonly OpenAIApi Instance = new();
 
+    public override string MessageIdPrefix => "chatcmpl-sim-";
+
     public override string Name => "openai";
 
     public override ConversationView Read(JsonElement root)

@@ -14,4 +14,7 @@ public sealed record SimulatorOptions
 
     /// <summary>How many of the most recent requests keep their body in <see cref="SimulatorServer.Requests"/>.</summary>
     public int MaxRecordedBodies { get; init; } = 1000;
+
+    /// <summary>The clock for turn delays, stalls and <see cref="RecordedRequest.At"/>.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 }

@@ -210,7 +210,7 @@ public sealed class SimulatorServer : IAsyncDisposable
         var fault = turn is null ? null : _faults.Next($"{scenario.Name}\n{Hash(conversation.FirstUserText)}\n{slot}", turn.Faults);
         if (turn is { DelayMs: > 0 })
         {
-            await Task.Delay(turn.DelayMs, cancellationToken).ConfigureAwait(false);
+            await Task.Delay(TimeSpan.FromMilliseconds(turn.DelayMs), _options.TimeProvider, cancellationToken).ConfigureAwait(false);
         }
 
         if (fault is not null && (fault.Kind == FaultKind.Status || !conversation.Stream))
@@ -228,9 +228,9 @@ public sealed class SimulatorServer : IAsyncDisposable
 
         var text = turn?.Text ?? scenario.FinalText;
         var toolCalls = turn?.ToolCalls ?? [];
-        var outputChars = text.Length + toolCalls.Sum(c => c.Name.Length + c.Input.GetRawText().Length);
+        var outputChars = text.Length + toolCalls.Sum(c => c.Name.Length + JsonSerializer.Serialize(c.Input).Length);
         var reply = new Reply(
-            (api == AnthropicApi.Instance ? "msg_sim_" : "chatcmpl-sim-") + Guid.NewGuid().ToString("N")[..24],
+            api.MessageIdPrefix + Guid.NewGuid().ToString("N")[..24],
             conversation.Model ?? scenario.Name,
             turnIndex,
             text,
@@ -244,11 +244,16 @@ public sealed class SimulatorServer : IAsyncDisposable
             return;
         }
 
-        await WriteStreamAsync(context, api, api.StreamEvents(reply, conversation), fault, cancellationToken).ConfigureAwait(false);
+        await WriteStreamAsync(context, api, api.StreamEvents(reply, conversation), fault, _options.TimeProvider, cancellationToken).ConfigureAwait(false);
     }
 
     private static async Task WriteStreamAsync(
-        HttpContext context, ModelApi api, IReadOnlyList<SseEvent> events, ScenarioFault? fault, CancellationToken cancellationToken)
+        HttpContext context,
+        ModelApi api,
+        IReadOnlyList<SseEvent> events,
+        ScenarioFault? fault,
+        TimeProvider timeProvider,
+        CancellationToken cancellationToken)
     {
         var response = context.Response;
         response.StatusCode = 200;
@@ -278,7 +283,7 @@ public sealed class SimulatorServer : IAsyncDisposable
                 break;
             case FaultKind.Stall:
                 await SendAsync(events.Take(Math.Min(2, events.Count - 1))).ConfigureAwait(false);
-                await Task.Delay(fault.Ms, cancellationToken).ConfigureAwait(false);
+                await Task.Delay(TimeSpan.FromMilliseconds(fault.Ms), timeProvider, cancellationToken).ConfigureAwait(false);
                 break;
             case FaultKind.Malformed:
                 await SendAsync([events[0], api.MalformedEvent()]).ConfigureAwait(false);
@@ -337,7 +342,7 @@ public sealed class SimulatorServer : IAsyncDisposable
             body.Length,
             Encoding.UTF8.GetString(body),
             turnIndex,
-            DateTimeOffset.UtcNow)
+            _options.TimeProvider.GetUtcNow())
         {
             Query = request.QueryString.Value ?? "",
             Stream = stream,

@@ -81,14 +81,16 @@ public sealed class FaultTests
             new[] { a1.StatusCode, b1.StatusCode, a2.StatusCode });
     }
 
-    [Fact]
-    public async Task Drop_SendsSomeEventsThenAbortsTheConnection()
+    [Theory]
+    [InlineData("v1/messages")]
+    [InlineData("v1/chat/completions")]
+    public async Task Drop_SendsSomeEventsThenCutsTheConnection(string path)
     {
         await using var server = await Sim.StartAsync(WithFaults("""[ { "kind": "drop", "afterEvents": 3 } ]"""));
         using var client = Sim.Client(server);
-        var body = Sim.Anthropic(true, Sim.User("run the tests"));
+        var body = path == "v1/messages" ? Sim.Anthropic(true, Sim.User("run the tests")) : Sim.OpenAI(true, Sim.User("run the tests"));
 
-        using var response = await Sim.PostAsync(client, "v1/messages", body);
+        using var response = await Sim.PostAsync(client, path, body);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
         var dataLines = 0;
@@ -103,8 +105,9 @@ public sealed class FaultTests
         Assert.IsAssignableFrom<IOException>(error);
         Assert.Equal(3, dataLines);
 
-        using var retry = await Sim.PostAsync(client, "v1/messages", body);
-        Assert.Equal("message_stop", (await Sim.ReadSseAsync(retry))[^1].Event);
+        using var retry = await Sim.PostAsync(client, path, body);
+        var last = (await Sim.ReadSseAsync(retry))[^1];
+        Assert.Equal(path == "v1/messages" ? "message_stop" : "[DONE]", last.Event ?? last.Data);
     }
 
     [Fact]

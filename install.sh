@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Builds Offload and installs the `offload` command.
+#   ./install.sh              → /usr/local/bin/offload as root, else ~/.local/bin/offload
+#   PREFIX=/opt/x ./install.sh → /opt/x/bin/offload
+# Needs the .NET 10 SDK and git.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+command -v dotnet >/dev/null 2>&1 || { echo "install.sh: the .NET 10 SDK is missing: https://dot.net/download (or apt-get install dotnet-sdk-10.0)" >&2; exit 1; }
+command -v git >/dev/null 2>&1 || { echo "install.sh: git is missing: apt-get install git" >&2; exit 1; }
+
+if [ -z "${PREFIX:-}" ]; then
+  if [ "$(id -u)" = 0 ]; then PREFIX=/usr/local; else PREFIX="$HOME/.local"; fi
+fi
+LIB="$PREFIX/lib/offload"
+BIN="$PREFIX/bin"
+
+echo "install.sh: building Offload (Release)…"
+dotnet publish src/Offload/Offload.csproj -c Release -o "$LIB" --nologo -v quiet -p:GenerateDocumentationFile=false >/dev/null
+mkdir -p "$BIN"
+ln -sf "$LIB/offload" "$BIN/offload"
+echo "install.sh: installed $BIN/offload (program files in $LIB)"
+
+case ":$PATH:" in
+  *":$BIN:"*) ;;
+  *) echo "install.sh: $BIN is not on your PATH; add it: export PATH=\"$BIN:\$PATH\"" ;;
+esac
+if ! command -v bwrap >/dev/null 2>&1; then
+  echo "install.sh: note: bubblewrap is not installed, so the agent's commands will ask before running; install it: sudo apt-get install bubblewrap"
+fi

@@ -19,6 +19,9 @@ public sealed record OffloadConfig
 
     public ModelSettings Models { get; init; } = new();
 
+    /// <summary>Permission rules in Claude Code's syntax (<c>"permissions": {"allow": ["Bash(npm test:*)"]}</c>); docs/permissions.md.</summary>
+    public Agent.Permissions.PermissionLists Permissions { get; init; } = new();
+
     public static OffloadConfig Load(string path)
     {
         if (!File.Exists(path))
@@ -49,6 +52,7 @@ public sealed record OffloadConfig
         return this with
         {
             Limits = Limits.Overlay(repo.Limits),
+            Permissions = Permissions.Concat(repo.Permissions),
         };
     }
 

@@ -57,6 +57,8 @@ public static class DaemonHost
         builder.Services.AddSingleton<EventHub>();
         builder.Services.AddSingleton<GitWorkspace>();
         builder.Services.AddSingleton(ToolRegistry.CreateDefault());
+        builder.Services.AddSingleton<PermissionBroker>();
+        builder.Services.AddSingleton(sp => new Agent.Permissions.PermissionGate(sp.GetRequiredService<PermissionBroker>(), getEnv));
         builder.Services.AddSingleton<IEngine, AgentLoop>();
         builder.Services.AddSingleton<Runner>();
         builder.Services.AddSingleton<Scheduler>();
@@ -66,6 +68,7 @@ public static class DaemonHost
 
         await using var app = builder.Build();
         Api.Map(app);
+        PermissionApi.Map(app);
         await app.StartAsync(cancellationToken);
         File.SetUnixFileMode(paths.Socket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         await app.WaitForShutdownAsync(cancellationToken);

@@ -20,6 +20,8 @@ var root = new RootCommand("""
     DiffCommand.Create(),
     WaitCommand.Create(),
     CancelCommand.Create(),
+    ApproveCommand.Create(),
+    DenyCommand.Create(),
     DaemonCommand.Create(),
     SimCommand.Create(),
     HelpCommand.Create(),

@@ -18,6 +18,13 @@ public static class Conversation
         return history.OfType<ToolCalled>().Where(c => !answered.Contains(c.CallId)).ToList();
     }
 
+    /// <summary>
+    /// Whether a pending call was waiting for the user's answer when the run stopped: it never ran,
+    /// so the resumed run asks again (or finds the answer given meanwhile) instead of calling it interrupted.
+    /// </summary>
+    public static bool IsParked(IReadOnlyList<AgentEvent> history, ToolCalled call) =>
+        history.OfType<PermissionRequested>().Any(p => p.Seq > call.Seq && p.Tool == call.Name && JsonElement.DeepEquals(p.Input, call.Input));
+
     public static List<ChatMessage> Rebuild(IReadOnlyList<AgentEvent> history)
     {
         var messages = new List<ChatMessage>();

@@ -47,6 +47,7 @@ public static class DaemonHost
         });
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
 
+        store.BeforeAppend = Redaction.SecretRedactor.From(Environment.GetEnvironmentVariables(), config).Redact;
         var models = new ModelGateway(config.Models, getEnv);
         Func<OffloadConfig> currentConfig = () => config;
         builder.Services.AddSingleton(paths);

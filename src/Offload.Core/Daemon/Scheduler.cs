@@ -50,10 +50,13 @@ public sealed partial class Scheduler(
         }
     }
 
-    /// <summary>Tasks found running belonged to a daemon that died or stopped: queue them to resume.</summary>
+    /// <summary>
+    /// Tasks found running belonged to a daemon that died or stopped: queue them to resume. So do tasks
+    /// parked on a question: their resumed run asks it again (or finds the answer given meanwhile).
+    /// </summary>
     private async Task RecoverAsync(CancellationToken cancellationToken)
     {
-        foreach (var task in await store.TasksInStatusAsync([OffloadTaskStatus.Running], cancellationToken))
+        foreach (var task in await store.TasksInStatusAsync([OffloadTaskStatus.Running, OffloadTaskStatus.NeedsInput], cancellationToken))
         {
             LogResuming(task.Id);
             hub.Publish(await store.AppendUnfencedAsync(task.Id,

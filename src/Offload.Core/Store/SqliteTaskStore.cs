@@ -25,6 +25,9 @@ public sealed class SqliteTaskStore : ITaskStore
         _time = time;
     }
 
+    /// <summary>Applied to every event before it is stored or published: the daemon redacts secrets here (<see cref="Redaction.SecretRedactor"/>).</summary>
+    public Func<AgentEvent, AgentEvent>? BeforeAppend { get; set; }
+
     public static SqliteTaskStore Open(string path, TimeProvider? time = null)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
@@ -246,7 +249,7 @@ public sealed class SqliteTaskStore : ITaskStore
             currentAttempt = reader.GetInt32(1);
         }
 
-        var appended = body with { TaskId = taskId, Seq = seq, Attempt = currentAttempt, At = now };
+        var appended = (BeforeAppend is { } transform ? transform(body) : body) with { TaskId = taskId, Seq = seq, Attempt = currentAttempt, At = now };
         var json = JsonSerializer.Serialize(appended, OffloadJson.Options);
         var type = json.AsSpan(9, json.IndexOf('"', 9) - 9).ToString(); // {"type":"…" is always first
         Command(_writer, tx, "INSERT INTO events (task_id, seq, attempt, type, at, data) VALUES ($id, $seq, $attempt, $type, $at, $data)",

@@ -1,0 +1,102 @@
+using System.Collections;
+using System.Text.Json;
+using Offload.Config;
+using Offload.Protocol;
+
+namespace Offload.Redaction;
+
+/// <summary>
+/// Keeps the values of secrets Offload knows out of the journal (and so out of every log, live
+/// view and resumed conversation): API keys and tokens from the daemon's environment
+/// (<c>ANTHROPIC_API_KEY</c>, <c>OPENAI_API_KEY</c>, any <c>*_KEY</c>, <c>*_TOKEN</c>,
+/// <c>*SECRET*</c>, <c>*PASSWORD*</c> variable) and keys written in Offload's config. Values shorter
+/// than <see cref="MinLength"/> are left alone: too short to be a key, too likely to be common text.
+/// Applied once, where the store appends an event.
+/// </summary>
+public sealed class SecretRedactor
+{
+    public const int MinLength = 8;
+
+    private readonly IReadOnlyList<(string Name, string Value)> _secrets;
+
+    public SecretRedactor(IEnumerable<(string Name, string Value)> secrets) =>
+        _secrets = secrets.Where(s => s.Value.Length >= MinLength)
+            .DistinctBy(s => s.Value, StringComparer.Ordinal)
+            .OrderByDescending(s => s.Value.Length) // a key that contains another is replaced whole
+            .ToList();
+
+    public int Count => _secrets.Count;
+
+    public static SecretRedactor From(IDictionary environment, OffloadConfig config)
+    {
+        var secrets = new List<(string, string)>();
+        foreach (DictionaryEntry entry in environment)
+        {
+            if (entry.Key is string name && entry.Value is string value && IsSecretName(name))
+            {
+                secrets.Add((name, value));
+            }
+        }
+
+        foreach (var (provider, settings) in config.Models.Providers)
+        {
+            if (settings.ApiKey is { } key)
+            {
+                secrets.Add(($"models.providers.{provider}.apiKey", key));
+            }
+
+            if (settings.ApiKeyEnv is { } variable && environment[variable] is string value)
+            {
+                secrets.Add((variable, value));
+            }
+        }
+
+        return new SecretRedactor(secrets);
+    }
+
+    public static bool IsSecretName(string name)
+    {
+        var upper = name.ToUpperInvariant();
+        return upper.EndsWith("_KEY", StringComparison.Ordinal) || upper.EndsWith("_TOKEN", StringComparison.Ordinal)
+            || upper.Contains("SECRET", StringComparison.Ordinal) || upper.Contains("PASSWORD", StringComparison.Ordinal)
+            || upper is "ANTHROPIC_API_KEY" or "OPENAI_API_KEY" or "ANTHROPIC_AUTH_TOKEN";
+    }
+
+    public string Redact(string text)
+    {
+        foreach (var (name, value) in _secrets)
+        {
+            if (text.Contains(value, StringComparison.Ordinal))
+            {
+                text = text.Replace(value, Placeholder(name), StringComparison.Ordinal);
+            }
+        }
+
+        return text;
+    }
+
+    /// <summary>The event with every known secret replaced, wherever in it the value appears; the same instance when none does.</summary>
+    public AgentEvent Redact(AgentEvent e)
+    {
+        if (_secrets.Count == 0)
+        {
+            return e;
+        }
+
+        var json = JsonSerializer.Serialize(e, OffloadJson.Options);
+        var redacted = json;
+        foreach (var (name, value) in _secrets)
+        {
+            var encoded = JsonSerializer.Serialize(value, OffloadJson.Options)[1..^1]; // as it appears inside a JSON string
+            redacted = redacted.Replace(encoded, Placeholder(name), StringComparison.Ordinal);
+            if (encoded != value)
+            {
+                redacted = redacted.Replace(value, Placeholder(name), StringComparison.Ordinal);
+            }
+        }
+
+        return ReferenceEquals(redacted, json) || redacted == json ? e : JsonSerializer.Deserialize<AgentEvent>(redacted, OffloadJson.Options)!;
+    }
+
+    private static string Placeholder(string name) => $"[redacted {name}]";
+}

@@ -14,6 +14,7 @@ public static class ExitCodes
     public const int TaskFailed = 8;
     public const int TaskLimited = 9;
     public const int TaskCancelled = 10;
+    public const int MergeRefused = 11;
     public const int Interrupted = 130;
 
     public const string Table = """
@@ -28,6 +29,7 @@ public static class ExitCodes
         8    wait: a task failed
         9    wait: a task was stopped by a limit (turns, cost, time, repetition)
         10   wait: a task was cancelled
+        11   merge/apply refused: your uncommitted changes touch the task's files, the merge conflicts, or HEAD is detached; nothing was changed
         130  interrupted (Ctrl-C)
         """;
 
@@ -35,7 +37,8 @@ public static class ExitCodes
     {
         "bad_input" => BadInput,
         "not_found" => NotFound,
-        "conflict" or "dirty_tree" or "detached_head" or "branch_exists" or "worktree_exists" => Conflict,
+        "conflict" or "branch_exists" or "worktree_exists" => Conflict,
+        "dirty_tree" or "merge_conflict" or "detached_head" => MergeRefused,
         "daemon" => Daemon,
         "repository" or "not_a_repo" or "no_commits" or "bad_base" => Repository,
         "no_model" => NoModel,

@@ -60,6 +60,8 @@ public static class Output
         var text = e switch
         {
             TaskCreated c => $"created · {c.Engine} · {c.Model} · branch {c.Branch}",
+            StatusChanged s when s.To.IsFinal() || s.To == OffloadTaskStatus.NeedsInput =>
+                $"{Paint("■", "1")} {Paint($"task {e.TaskId}", "1")} {Status(s.To)}{(s.Reason is null ? "" : " · " + s.Reason)} · next: {NextSteps(e.TaskId, s.To)}",
             StatusChanged s => $"{Paint("●", "2")} {Status(s.To)}{(s.Reason is null ? "" : " · " + s.Reason)}",
             UserMessage u => $"{Paint("user:", "1")} {u.Text}",
             AssistantMessage a when a.Text.Length > 0 => $"{Paint("assistant:", "1")} {a.Text}",
@@ -75,6 +77,13 @@ public static class Output
         };
         return text is null ? null : $"{Paint(time, "2")} {text}";
     }
+
+    private static string NextSteps(long id, OffloadTaskStatus status) => status switch
+    {
+        OffloadTaskStatus.Succeeded => $"offload show {id} · offload diff {id} · offload merge {id}",
+        OffloadTaskStatus.NeedsInput => $"offload approve {id} / offload deny {id}",
+        _ => $"offload show {id} · offload reply {id} \"…\" · offload retry {id}",
+    };
 
     private static string Describe(ToolCalled t)
     {

@@ -28,7 +28,7 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools) : IEngine
         }
 
         var history = await run.Journal.ReadAllAsync(cancellationToken);
-        if (history.LastOrDefault(e => e is AssistantMessage or ToolCalled or ToolResulted or UserMessage or TaskCreated) is AssistantMessage final)
+        if (Conversation.Current(history).LastOrDefault(e => e is AssistantMessage or ToolCalled or ToolResulted or UserMessage or TaskCreated) is AssistantMessage final)
         {
             return new EngineOutcome.Succeeded(final.Text); // stopped after the answer, before the finish was recorded
         }
@@ -112,6 +112,11 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools) : IEngine
             }
 
             messages.Add(results);
+            if (run.TurnEnded is { } turnEnded && recorded.Any(c => tools.TryGetValue(c.Name, out var t) && t.Mutates))
+            {
+                await turnEnded(turn, cancellationToken);
+            }
+
             if (repeats >= limits.RepeatLimit)
             {
                 return new EngineOutcome.Limited($"the agent repeated the same {recorded[^1].Name} call {repeats} times in a row");

@@ -14,8 +14,36 @@ public static class Conversation
     /// <summary>Tool calls in the journal that have no result: the run stopped while they were pending.</summary>
     public static IReadOnlyList<ToolCalled> PendingCalls(IReadOnlyList<AgentEvent> history)
     {
-        var answered = history.OfType<ToolResulted>().Select(r => r.CallId).ToHashSet(StringComparer.Ordinal);
-        return history.OfType<ToolCalled>().Where(c => !answered.Contains(c.CallId)).ToList();
+        var current = Current(history);
+        var answered = current.OfType<ToolResulted>().Select(r => r.CallId).ToHashSet(StringComparer.Ordinal);
+        return current.OfType<ToolCalled>().Where(c => !answered.Contains(c.CallId)).ToList();
+    }
+
+    /// <summary>
+    /// The events that make the conversation as it stands: the prompt, then the current attempt's events
+    /// (after the last <see cref="AttemptStarted"/>), without those a <see cref="TaskRewound"/> took back.
+    /// Everything else stays in the journal, on record.
+    /// </summary>
+    public static IReadOnlyList<AgentEvent> Current(IReadOnlyList<AgentEvent> history)
+    {
+        var current = new List<AgentEvent>(history.Count);
+        foreach (var e in history)
+        {
+            switch (e)
+            {
+                case AttemptStarted:
+                    current.RemoveAll(c => c is not TaskCreated);
+                    break;
+                case TaskRewound rewound:
+                    current.RemoveAll(c => c.Seq > rewound.ToSeq);
+                    break;
+                default:
+                    current.Add(e);
+                    break;
+            }
+        }
+
+        return current;
     }
 
     /// <summary>
@@ -30,7 +58,7 @@ public static class Conversation
         var messages = new List<ChatMessage>();
         ChatMessage? assistant = null;
         ChatMessage? tool = null;
-        foreach (var e in history)
+        foreach (var e in Current(history))
         {
             switch (e)
             {

@@ -19,6 +19,8 @@ public sealed record OffloadConfig
 
     public ModelSettings Models { get; init; } = new();
 
+    public NotificationSettings Notifications { get; init; } = new();
+
     /// <summary>Permission rules in Claude Code's syntax (<c>"permissions": {"allow": ["Bash(npm test:*)"]}</c>); docs/permissions.md.</summary>
     public Agent.Permissions.PermissionLists Permissions { get; init; } = new();
 
@@ -83,4 +85,19 @@ public sealed record LimitSettings
         BashTimeoutSeconds = other.BashTimeoutSeconds,
         MaxToolOutputChars = other.MaxToolOutputChars,
     };
+}
+
+/// <summary>
+/// How the daemon tells the user a task succeeded, failed, was limited or needs input: a desktop
+/// notification (where <c>notify-send</c> exists) and, when <see cref="WebhookUrl"/> is set, a JSON POST
+/// (Slack-compatible: it has a <c>text</c> field).
+/// </summary>
+public sealed record NotificationSettings
+{
+    public bool Desktop { get; init; } = true;
+
+    public string? WebhookUrl { get; init; }
+
+    /// <summary>The <c>link</c> of a notification, <c>{id}</c> replaced by the task's number; default <c>offload://tasks/{id}</c>.</summary>
+    public string? LinkTemplate { get; init; }
 }

@@ -65,10 +65,13 @@ public static class DaemonHost
         builder.Services.AddSingleton<Scheduler>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Scheduler>());
         builder.Services.AddSingleton<TaskService>();
+        builder.Services.AddSingleton<ReviewService>();
+        builder.Services.AddHostedService<Notifier>();
         builder.Services.AddSingleton(new DaemonInfo(Environment.ProcessId, Version, paths, DateTimeOffset.UtcNow));
 
         await using var app = builder.Build();
         Api.Map(app);
+        ReviewApi.Map(app);
         PermissionApi.Map(app);
         await app.StartAsync(cancellationToken);
         File.SetUnixFileMode(paths.Socket, UnixFileMode.UserRead | UnixFileMode.UserWrite);

@@ -39,7 +39,11 @@ public sealed partial class Runner(
             var spill = Path.Combine(paths.OutputsDir, task.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
             Directory.CreateDirectory(spill);
             outcome = await engine.RunAsync(
-                new EngineRun(task, worktree, history, journal, settings, spill, time.GetUtcNow(), softStop), linked.Token);
+                new EngineRun(task, worktree, history, journal, settings, spill, time.GetUtcNow(), softStop)
+                {
+                    TurnEnded = (turn, ct) => Checkpoints.SaveAsync(workspace, journal, worktree, turn, ct),
+                },
+                linked.Token);
         }
         catch (OperationCanceledException) when (userCancelled())
         {

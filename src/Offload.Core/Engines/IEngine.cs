@@ -24,4 +24,8 @@ public sealed record EngineRun(
     OffloadConfig Config,
     string SpillDir,
     DateTimeOffset StartedAt,
-    CancellationToken SoftStop);
+    CancellationToken SoftStop)
+{
+    /// <summary>Call after a turn whose tools may have changed files: saves a checkpoint of the worktree for that turn.</summary>
+    public Func<int, CancellationToken, Task>? TurnEnded { get; init; }
+}

@@ -23,6 +23,11 @@ namespace Offload.Protocol;
 [JsonDerivedType(typeof(ErrorRaised), "error")]
 [JsonDerivedType(typeof(EngineNote), "engine.note")]
 [JsonDerivedType(typeof(TaskFinished), "task.finished")]
+[JsonDerivedType(typeof(AttemptStarted), "attempt.started")]
+[JsonDerivedType(typeof(TaskRewound), "task.rewound")]
+[JsonDerivedType(typeof(LimitsChanged), "task.limits")]
+[JsonDerivedType(typeof(TaskMerged), "task.merged")]
+[JsonDerivedType(typeof(TaskDiscarded), "task.discarded")]
 public abstract record AgentEvent
 {
     public long TaskId { get; init; }

@@ -290,6 +290,20 @@ public sealed class SqliteTaskStore : ITaskStore
                 Command(_writer, tx, "UPDATE tasks SET summary = coalesce($summary, summary), error = $error WHERE id = $id",
                     ("$summary", f.Summary), ("$error", f.Status == OffloadTaskStatus.Succeeded ? null : f.Reason), ("$id", e.TaskId)).ExecuteNonQuery();
                 break;
+            case AttemptStarted a:
+                Command(_writer, tx, "UPDATE tasks SET model = $model, turns = 0, summary = NULL, error = NULL, discarded = 0 WHERE id = $id",
+                    ("$model", a.Model), ("$id", e.TaskId)).ExecuteNonQuery();
+                break;
+            case LimitsChanged l:
+                Command(_writer, tx, """
+                    UPDATE tasks SET max_turns = coalesce($turns, max_turns), max_cost_usd = coalesce($cost, max_cost_usd),
+                        timeout_seconds = coalesce($timeout, timeout_seconds) WHERE id = $id
+                    """, ("$turns", l.MaxTurns), ("$cost", l.MaxCostUsd?.ToString(CultureInfo.InvariantCulture)),
+                    ("$timeout", l.TimeoutSeconds), ("$id", e.TaskId)).ExecuteNonQuery();
+                break;
+            case TaskDiscarded:
+                Command(_writer, tx, "UPDATE tasks SET discarded = 1 WHERE id = $id", ("$id", e.TaskId)).ExecuteNonQuery();
+                break;
         }
     }
 

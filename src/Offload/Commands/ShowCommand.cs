@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Globalization;
 using System.Text.Json;
 using Offload.Protocol;
 
@@ -13,12 +14,16 @@ public static class ShowCommand
         var command = new Command("show", "Show a task: prompt, status, summary, files changed, tokens, cost, durations") { id, json };
         command.SetAction(async (parse, ct) => await Common.WithClientAsync(async client =>
         {
-            var report = await client.GetAsync<TaskReport>($"v1/tasks/{parse.GetValue(id)}", ct);
+            var report = await client.GetAsync<TaskDetails>($"v1/tasks/{parse.GetValue(id)}/details", ct);
             if (parse.GetValue(json))
             {
                 var node = JsonSerializer.SerializeToNode(report.Task, OffloadJson.Options)!.AsObject();
                 node["files"] = JsonSerializer.SerializeToNode(report.Files, OffloadJson.Options);
-                Output.Json(node); // the task's fields at the top level, as scripts expect, plus the files changed
+                node["commands"] = JsonSerializer.SerializeToNode(report.Commands, OffloadJson.Options);
+                node["attempts"] = JsonSerializer.SerializeToNode(report.Attempts, OffloadJson.Options);
+                node["merges"] = JsonSerializer.SerializeToNode(report.Merges, OffloadJson.Options);
+                node["runSeconds"] = report.RunSeconds;
+                Output.Json(node); // the task's fields at the top level, as scripts expect, plus the report
                 return ExitCodes.Ok;
             }
 
@@ -28,20 +33,42 @@ public static class ShowCommand
         return command;
     }
 
-    private static void Print(TaskReport report)
+    private static void Print(TaskDetails report)
     {
         var t = report.Task;
         var w = Console.Out;
         w.WriteLine(Output.Paint($"task {t.Id} · {t.Title}", "1"));
         w.WriteLine($"status    {Output.Status(t.Status)}{(t.Error is null ? "" : " · " + t.Error)}");
+        var lastTest = report.Commands.LastOrDefault(c => c.IsTest);
+        if (lastTest is not null)
+        {
+            var passed = lastTest.ExitCode == 0 && !lastTest.IsError;
+            w.WriteLine($"tests     {Output.Paint(passed ? "passed" : "FAILED", passed ? "32" : "31;1")} · `{Output.OneLine(lastTest.Command, 80)}` exited {lastTest.ExitCode?.ToString(CultureInfo.InvariantCulture) ?? "?"} (turn {lastTest.Turn}, the last test run)");
+        }
+
+        foreach (var m in report.Merges)
+        {
+            w.WriteLine($"{(m.Mode == "apply" ? "applied" : "merged"),-9} {(m.Mode == "apply" ? "to the working tree of " + m.Into : $"into {m.Into} ({m.Mode})" + (m.Commit is null ? "" : " as " + m.Commit[..10]))} · {m.At.ToLocalTime():yyyy-MM-dd HH:mm:ss}");
+        }
+
         w.WriteLine($"model     {t.Model} ({t.Engine} engine)");
         w.WriteLine($"branch    {t.Branch} (from {t.BaseRef} @ {t.BaseCommit[..Math.Min(10, t.BaseCommit.Length)]})");
         w.WriteLine($"worktree  {t.Worktree}{(t.Discarded ? " (discarded)" : "")}");
         w.WriteLine($"usage     {t.Turns} turns · {Output.Tokens(t.Usage.InputTokens)} in / {Output.Tokens(t.Usage.OutputTokens)} out · {Output.Cost(t.Usage.CostUsd)}");
         var started = t.StartedAt ?? t.CreatedAt;
         var queued = started - t.CreatedAt;
-        var ran = (t.FinishedAt ?? DateTimeOffset.UtcNow) - started;
+        var ran = TimeSpan.FromSeconds(report.RunSeconds);
         w.WriteLine($"time      queued {Output.Duration(queued)} · ran {Output.Duration(ran)}{(t.FinishedAt is null ? " so far" : "")} · created {t.CreatedAt.ToLocalTime():yyyy-MM-dd HH:mm:ss}");
+        if (report.Attempts.Count > 1)
+        {
+            w.WriteLine();
+            w.WriteLine(Output.Paint($"attempts ({report.Attempts.Count})", "1"));
+            foreach (var a in report.Attempts)
+            {
+                var status = a.Status is { } s ? Output.Status(s) : "";
+                w.WriteLine($"  #{a.Number} {status}{(a.Reason is null ? "" : " · " + Output.OneLine(a.Reason, 60))} · {a.Model} · {a.Turns} turns · {Output.Cost(a.CostUsd)} · {a.StartedAt.ToLocalTime():yyyy-MM-dd HH:mm:ss}{(a.SavedRef is null ? "" : " · kept on " + a.SavedRef)}");
+            }
+        }
         w.WriteLine();
         w.WriteLine(Output.Paint("prompt", "1"));
         w.WriteLine(Indent(t.Prompt));
@@ -59,6 +86,18 @@ public static class ShowCommand
             foreach (var f in report.Files)
             {
                 w.WriteLine($"  {f.Change,-2} {f.Path}  {Output.Paint("+" + f.Added, "32")} {Output.Paint("-" + f.Deleted, "31")}");
+            }
+        }
+
+        if (report.Commands.Count > 0)
+        {
+            w.WriteLine();
+            w.WriteLine(Output.Paint($"commands ({report.Commands.Count})", "1"));
+            foreach (var c in report.Commands)
+            {
+                var exit = $"exit {c.ExitCode?.ToString(CultureInfo.InvariantCulture) ?? "?"}".PadRight(8);
+                var line = $"  {Output.Paint(exit, c.ExitCode == 0 && !c.IsError ? "2" : "31")} {Output.OneLine(c.Command, 100)}";
+                w.WriteLine(ReferenceEquals(c, lastTest) ? Output.Paint(line, "1") + "   ← last test run" : line);
             }
         }
     }

@@ -1,0 +1,41 @@
+using System.CommandLine;
+using Offload.Protocol;
+
+namespace Offload.Cli.Commands;
+
+public static class RetryCommand
+{
+    public static Command Create()
+    {
+        var id = Common.TaskIdArgument();
+        var model = new Option<string?>("--model", "-m") { Description = "Use another model for the new attempt" };
+        var maxTurns = new Option<int?>("--max-turns") { Description = "The task's new turn limit" };
+        var maxCost = new Option<decimal?>("--max-cost") { Description = "The task's new cost limit in US dollars (all spending so far counts)" };
+        var timeout = new Option<string?>("--timeout") { Description = "The wall-clock limit of the run, e.g. 20m" };
+        var json = Common.JsonOption();
+        var command = new Command("retry",
+            "Start a finished task again from its base in a fresh attempt; the earlier attempt's record and branch state are kept (`offload show` lists attempts)")
+        {
+            id, model, maxTurns, maxCost, timeout, json,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            var request = new RetryRequest(parse.GetValue(model), parse.GetValue(maxTurns), parse.GetValue(maxCost), RunCommand.ParseDuration(parse.GetValue(timeout)));
+            return await Common.WithClientAsync(async client =>
+            {
+                var task = await client.PostAsync<TaskInfo>($"v1/tasks/{parse.GetValue(id)}/retry", request, ct);
+                if (parse.GetValue(json))
+                {
+                    Output.Json(task);
+                }
+                else
+                {
+                    Console.Out.WriteLine($"task {task.Id} {task.Status.ToWire()} · a new attempt from {task.BaseRef} @ {task.BaseCommit[..Math.Min(10, task.BaseCommit.Length)]} · {task.Model}");
+                }
+
+                return ExitCodes.Ok;
+            }, cancellationToken: ct);
+        });
+        return command;
+    }
+}

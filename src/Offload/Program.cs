@@ -31,6 +31,7 @@ var root = new RootCommand("""
     ApproveCommand.Create(),
     DenyCommand.Create(),
     DaemonCommand.Create(),
+    DoctorCommand.Create(),
     SimCommand.Create(),
     HelpCommand.Create(),
 };

@@ -41,7 +41,9 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools) : IEngine
             ModelId = ModelRef.Parse(task.Model, models.Settings).Name,
         };
         var client = models.Create(task.Model, retry => journal.AppendAsync(retry, CancellationToken.None));
-        var context = new ToolContext(run.Worktree, run.SpillDir, limits.MaxToolOutputChars, TimeSpan.FromSeconds(limits.BashTimeoutSeconds));
+        var sandbox = await Sandbox.ForTaskAsync(run.Worktree, run.SpillDir, run.Config.Sandbox, cancellationToken);
+        var context = new ToolContext(run.Worktree, run.SpillDir, limits.MaxToolOutputChars, TimeSpan.FromSeconds(limits.BashTimeoutSeconds),
+            SandboxEnvironment.ForCommands(sandboxed: sandbox is not null), sandbox);
         var maxTurns = task.MaxTurns ?? limits.MaxTurns;
         var maxCost = task.MaxCostUsd ?? limits.MaxCostUsd;
         var turn = task.Turns;

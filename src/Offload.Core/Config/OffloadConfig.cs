@@ -19,6 +19,9 @@ public sealed record OffloadConfig
 
     public ModelSettings Models { get; init; } = new();
 
+    /// <summary>How the builtin agent's shell commands are confined (docs/sandbox.md); only the user's config sets it.</summary>
+    public Agent.Tools.SandboxSettings Sandbox { get; init; } = new();
+
     public NotificationSettings Notifications { get; init; } = new();
 
     /// <summary>Permission rules in Claude Code's syntax (<c>"permissions": {"allow": ["Bash(npm test:*)"]}</c>); docs/permissions.md.</summary>

@@ -34,7 +34,7 @@ public static class Api
         var v1 = app.MapGroup("/v1");
         v1.MapGet("/daemon", (DaemonInfo info, Scheduler scheduler, ITaskStore store, Func<Config.OffloadConfig> config) =>
             Json(new DaemonStatusResponse(info.Pid, info.Version, info.Paths.Socket, info.Paths.DataDir, info.StartedAt,
-                scheduler.RunningCount, 0, config().MaxParallel)));
+                scheduler.RunningCount, 0, config().MaxParallel, Agent.Tools.Sandbox.IsAvailable)));
         v1.MapPost("/daemon/stop", (IHostApplicationLifetime lifetime) =>
         {
             lifetime.StopApplication();

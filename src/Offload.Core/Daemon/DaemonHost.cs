@@ -40,7 +40,7 @@ public static class DaemonHost
         builder.Logging.AddSimpleConsole(o => o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss ");
         builder.Logging.SetMinimumLevel(LogLevel.Information);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
-        builder.WebHost.ConfigureKestrel(k => k.ListenUnixSocket(paths.Socket));
+        builder.WebHost.ConfigureKestrel(k => k.ListenUnixSocket(paths.Socket, OwnerOnlyConnections.Use));
         builder.Services.Configure<Microsoft.AspNetCore.Http.Json.JsonOptions>(o =>
         {
             o.SerializerOptions.DefaultIgnoreCondition = OffloadJson.Options.DefaultIgnoreCondition;

@@ -47,7 +47,8 @@ public sealed record TaskInfo
 
 public sealed record Page<T>(IReadOnlyList<T> Items, string? Next);
 
-public sealed record DaemonStatusResponse(int Pid, string Version, string Socket, string DataDir, DateTimeOffset StartedAt, int Running, int Queued, int MaxParallel);
+/// <param name="Sandbox">Whether the builtin agent's shell commands run under bubblewrap (false: bwrap is missing or does not work).</param>
+public sealed record DaemonStatusResponse(int Pid, string Version, string Socket, string DataDir, DateTimeOffset StartedAt, int Running, int Queued, int MaxParallel, bool Sandbox = false);
 
 /// <summary>An error as the API returns it: what happened, and what to type next.</summary>
 public sealed record ApiError(string Code, string Message, string? Hint = null);

@@ -21,14 +21,14 @@ public static class DaemonCommand
                 Output.Json(s is null ? new { running = false, socket = client.Paths.Socket } : (object)new
                 {
                     running = true, pid = s.Pid, version = s.Version, socket = s.Socket, dataDir = s.DataDir, startedAt = s.StartedAt,
-                    runningTasks = s.Running, maxParallel = s.MaxParallel,
+                    runningTasks = s.Running, maxParallel = s.MaxParallel, sandbox = s.Sandbox,
                 });
             }
             else
             {
                 Console.Out.WriteLine(s is null
                     ? $"daemon not running (socket {client.Paths.Socket}); any offload command starts it"
-                    : $"daemon running · pid {s.Pid} · version {s.Version} · socket {s.Socket} · {s.Running} running (max {s.MaxParallel})");
+                    : $"daemon running · pid {s.Pid} · version {s.Version} · socket {s.Socket} · {s.Running} running (max {s.MaxParallel}) · sandbox {(s.Sandbox ? "on" : "off")}");
             }
 
             return s is null ? ExitCodes.Daemon : ExitCodes.Ok;

@@ -31,6 +31,11 @@ public static class RunCommand
             return await Common.WithClientAsync(async client =>
             {
                 var task = await client.PostAsync<TaskInfo>("v1/tasks", request, ct);
+                if (await client.TryStatusAsync(ct) is { Sandbox: false })
+                {
+                    Console.Error.WriteLine($"offload: warning: bubblewrap is not available, so the agent's shell commands run without a sandbox (each one asks first). `offload doctor` says more; install it: {Agent.Tools.Sandbox.InstallHint}");
+                }
+
                 if (parse.GetValue(json))
                 {
                     Output.Json(task);

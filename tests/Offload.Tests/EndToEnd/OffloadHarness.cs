@@ -21,9 +21,13 @@ public sealed class OffloadHarness : IAsyncDisposable
 
     public static string Executable => Path.Combine(AppContext.BaseDirectory, "offload");
 
-    public OffloadHarness()
+    /// <param name="parentDir">Where the temp folder goes (default: the system temp folder). Sandbox tests use
+    /// /var/tmp, since a sandboxed command sees a private /tmp.</param>
+    public OffloadHarness(string? parentDir = null)
     {
-        Root = Directory.CreateTempSubdirectory("offload-e2e-").FullName;
+        Root = parentDir is null
+            ? Directory.CreateTempSubdirectory("offload-e2e-").FullName
+            : Directory.CreateDirectory(Path.Combine(parentDir, "offload-e2e-" + Path.GetRandomFileName().Replace(".", "", StringComparison.Ordinal))).FullName;
         OffloadHome = Path.Combine(Root, "offload-home");
         Home = Path.Combine(Root, "home");
         Repo = Path.Combine(Root, "repo");

@@ -152,14 +152,16 @@ public sealed class SpineTests : IAsyncLifetime
     [Fact]
     public async Task Cancel_DuringALongBashCall_KillsTheProcessTreeAndMarksTheTaskCancelled()
     {
+        // The command runs in its own pid namespace (the sandbox), so $! means nothing out here: the child is found by its unique argument.
+        var marker = "3" + Random.Shared.Next(100_000, 999_999).ToString(CultureInfo.InvariantCulture) + ".5";
         var model = _h.Scenario("long", Scenario(
-            Tool("Bash", new { command = "sleep 300 & echo $! > child.pid; sleep 300" }),
+            Tool("Bash", new { command = $"sleep {marker} & echo $! > child.pid; sleep 300" }),
             Final("never")));
         var task = await _h.RunTaskAsync(model, "sleep a long time");
         await WaitForEventAsync(task.Id, e => e is ToolCalled);
         var pidFile = Path.Combine(task.Worktree, "child.pid");
         await WaitUntilAsync(() => File.Exists(pidFile) && File.ReadAllText(pidFile).Trim().Length > 0, TimeSpan.FromSeconds(20));
-        var childPid = int.Parse(File.ReadAllText(pidFile).Trim(), CultureInfo.InvariantCulture);
+        var childPid = HostPidOf($"sleep {marker}");
         Assert.True(Directory.Exists($"/proc/{childPid}"));
 
         var clock = Stopwatch.StartNew();
@@ -242,6 +244,26 @@ public sealed class SpineTests : IAsyncLifetime
         Assert.Equal("prompt from a file", (await _h.ShowAsync(b.Id)).Prompt);
         Assert.Equal("named task", b.Title);
         Assert.Equal(OffloadTaskStatus.Succeeded, (await _h.WaitAsync(b.Id)).Status);
+    }
+
+    private static int HostPidOf(string commandLine)
+    {
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            try
+            {
+                if (int.TryParse(Path.GetFileName(dir), CultureInfo.InvariantCulture, out var pid)
+                    && File.ReadAllText(Path.Combine(dir, "cmdline")).Replace('\0', ' ').Trim() == commandLine)
+                {
+                    return pid;
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+            }
+        }
+
+        throw new InvalidOperationException($"no process runs `{commandLine}`");
     }
 
     private static bool IsAlive(int pid) =>

@@ -9,8 +9,9 @@ namespace Offload.Agent.Tools;
 /// <summary>
 /// Runs a shell command in the worktree. The command gets its own session and process group
 /// (through <c>setsid</c>), so a timeout or a cancellation kills everything it started, not just
-/// the shell. Output is captured in bounded memory; a long output is cut for the model and kept
-/// whole in a spill file.
+/// the shell. With a <see cref="ToolContext.Sandbox"/> policy the command runs under bubblewrap
+/// (see <see cref="Sandbox"/>). Output is captured in bounded memory; a long output is cut for the
+/// model and kept whole in a spill file.
 /// </summary>
 public sealed class BashTool : ITool
 {
@@ -95,6 +96,17 @@ public sealed class BashTool : ITool
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (context.Sandbox is { } sandbox)
+        {
+            // bwrap runs as the group leader; its pid namespace dies with it, so the kill below reaches every process inside.
+            startInfo.ArgumentList.Add(Sandbox.BwrapPath ?? "bwrap");
+            var home = context.Environment is { } env ? env.GetValueOrDefault("HOME") : System.Environment.GetEnvironmentVariable("HOME");
+            foreach (var argument in Sandbox.Arguments(sandbox, home))
+            {
+                startInfo.ArgumentList.Add(argument);
+            }
+            startInfo.ArgumentList.Add("--");
+        }
         startInfo.ArgumentList.Add("/bin/bash");
         startInfo.ArgumentList.Add("-c");
         // The first line runs before the command is parsed: stdin from /dev/null, stderr into the stdout pipe.

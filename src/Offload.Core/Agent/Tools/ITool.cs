@@ -21,12 +21,15 @@ public interface ITool
 /// <param name="WorkDir">The task's worktree: file tools stay inside it, Bash runs in it.</param>
 /// <param name="SpillDir">Where a tool keeps the full output of a result it had to cut.</param>
 /// <param name="MaxOutputChars">The cap on what the model sees of one result.</param>
+/// <param name="Environment">The whole environment of Bash commands; null inherits the daemon's.</param>
+/// <param name="Sandbox">Run Bash commands under bubblewrap with this policy; null runs them unconfined.</param>
 public sealed record ToolContext(
     string WorkDir,
     string SpillDir,
     int MaxOutputChars = 30_000,
     TimeSpan? DefaultBashTimeout = null,
-    IReadOnlyDictionary<string, string>? Environment = null);
+    IReadOnlyDictionary<string, string>? Environment = null,
+    SandboxPolicy? Sandbox = null);
 
 public sealed record ToolResult(string Output, bool IsError = false, int? ExitCode = null, bool Truncated = false, string? FullOutputPath = null)
 {

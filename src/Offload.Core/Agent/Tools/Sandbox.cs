@@ -1,0 +1,184 @@
+using System.Diagnostics;
+using Offload.Config;
+using Offload.Workspace;
+
+namespace Offload.Agent.Tools;
+
+/// <summary>
+/// Bubblewrap for the builtin agent's shell commands: the whole file system read-only, the
+/// task's worktree and its repository's git dir writable (hooks and config excepted), a private
+/// <c>/tmp</c>, Offload's own files and the user's runtime sockets hidden, no network unless
+/// allowed, its own pid namespace so killing bwrap kills everything inside. docs/sandbox.md
+/// explains each choice.
+/// </summary>
+public static class Sandbox
+{
+    /// <summary>Set to another bwrap (or to a path that does not exist, to run without one).</summary>
+    public const string BwrapVariable = "OFFLOAD_BWRAP";
+
+    public const string InstallHint = "sudo apt-get install bubblewrap";
+
+    private static readonly Lazy<SandboxProbe> Probed = new(() => Probe(Environment.GetEnvironmentVariable));
+
+    /// <summary>The bwrap executable, when one is installed (it may still fail to work: see <see cref="IsAvailable"/>).</summary>
+    public static string? BwrapPath => Probed.Value.Path;
+
+    /// <summary>Whether bwrap exists and works here (checked once per process, with the flags commands run with).</summary>
+    public static bool IsAvailable => Probed.Value.Works;
+
+    /// <summary>Why <see cref="IsAvailable"/> is false, in words for the user; null when it is true.</summary>
+    public static string? Problem => Probed.Value.Problem;
+
+    /// <summary>Checks a bwrap afresh (for <c>offload doctor</c>, which runs in its own process anyway).</summary>
+    public static SandboxProbe Probe(Func<string, string?> getEnv)
+    {
+        var path = FindBwrap(getEnv);
+        if (path is null)
+        {
+            return new SandboxProbe(null, false, null, $"bubblewrap (bwrap) is not installed; shell commands run without a sandbox. Install it: {InstallHint}");
+        }
+
+        var probe = new ProcessStartInfo(path)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var argument in (string[])["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+                     "--unshare-net", "--unshare-pid", "--die-with-parent", "--new-session", "--", "/bin/true"])
+        {
+            probe.ArgumentList.Add(argument);
+        }
+
+        try
+        {
+            using var process = Process.Start(probe)!;
+            var stderr = process.StandardError.ReadToEndAsync();
+            var version = VersionOf(path);
+            if (!process.WaitForExit(TimeSpan.FromSeconds(10)))
+            {
+                process.Kill(entireProcessTree: true);
+                return new SandboxProbe(path, false, version, $"{path} did not finish a trial run within 10 s; shell commands run without a sandbox.");
+            }
+
+            return process.ExitCode == 0
+                ? new SandboxProbe(path, true, version, null)
+                : new SandboxProbe(path, false, version,
+                    $"{path} is installed but cannot create a sandbox here ({stderr.Result.Trim()}); shell commands run without one. "
+                    + "Unprivileged user namespaces may be disabled (sysctl kernel.unprivileged_userns_clone, or AppArmor's kernel.apparmor_restrict_unprivileged_userns).");
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            return new SandboxProbe(path, false, null, $"{path} cannot be run ({e.Message}); shell commands run without a sandbox. Install it: {InstallHint}");
+        }
+    }
+
+    /// <summary>
+    /// The sandbox for one task's commands, or null when bwrap is not available. Finds the
+    /// repository's common git dir (what <c>git commit</c> in a worktree writes) and makes sure
+    /// its hooks folder exists, so it can be bound read-only rather than created by the agent.
+    /// </summary>
+    public static async Task<SandboxPolicy?> ForTaskAsync(string worktree, string spillDir, SandboxSettings settings, CancellationToken cancellationToken = default)
+    {
+        if (!IsAvailable)
+        {
+            return null;
+        }
+
+        var common = await Git.RunAsync(worktree, ["rev-parse", "--path-format=absolute", "--git-common-dir"], cancellationToken: cancellationToken);
+        string? gitDir = null;
+        if (common.Ok && common.Stdout.Trim() is { Length: > 0 } dir)
+        {
+            gitDir = Path.GetFullPath(dir, worktree);
+            Directory.CreateDirectory(Path.Combine(gitDir, "hooks"));
+        }
+
+        var paths = OffloadPaths.FromEnvironment();
+        string[] hidden = [.. new[] { Environment.GetEnvironmentVariable("XDG_RUNTIME_DIR"), paths.RuntimeDir, paths.ConfigDir, paths.DataDir }
+            .OfType<string>().Where(p => p.Length > 0 && Path.IsPathRooted(p)).Distinct()];
+        return new SandboxPolicy(Path.GetFullPath(worktree), gitDir, spillDir, settings.Network, hidden);
+    }
+
+    /// <summary>The bwrap arguments that come before <c>--</c> and the command; bind order matters (later binds cover earlier ones).</summary>
+    public static IReadOnlyList<string> Arguments(SandboxPolicy policy, string? home)
+    {
+        var args = new List<string> { "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp" };
+        if (home is { Length: > 0 } && Path.IsPathRooted(home) && IsUnder(home, "/tmp") && Directory.Exists(home))
+        {
+            args.AddRange(["--ro-bind", home, home]);
+        }
+
+        foreach (var hidden in policy.HiddenDirs.Where(Directory.Exists))
+        {
+            args.AddRange(["--tmpfs", hidden]);
+        }
+
+        if (policy.GitCommonDir is { } git)
+        {
+            args.AddRange(["--bind", git, git]);
+            foreach (var part in (string[])["hooks", "config"])
+            {
+                var path = Path.Combine(git, part);
+                if (Path.Exists(path))
+                {
+                    args.AddRange(["--ro-bind", path, path]);
+                }
+            }
+        }
+
+        args.AddRange(["--bind", policy.Worktree, policy.Worktree]);
+        args.AddRange(["--ro-bind-try", policy.SpillDir, policy.SpillDir]);
+        if (!policy.Network)
+        {
+            args.Add("--unshare-net");
+        }
+
+        args.AddRange(["--unshare-pid", "--die-with-parent", "--new-session", "--chdir", policy.Worktree]);
+        return args;
+    }
+
+    private static string? FindBwrap(Func<string, string?> getEnv)
+    {
+        if (getEnv(BwrapVariable) is { Length: > 0 } configured)
+        {
+            return File.Exists(configured) ? configured : null;
+        }
+
+        return (getEnv("PATH") ?? "/usr/bin:/bin").Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Append("/usr/bin")
+            .Select(dir => Path.Combine(dir, "bwrap"))
+            .FirstOrDefault(File.Exists);
+    }
+
+    private static string? VersionOf(string path)
+    {
+        try
+        {
+            using var process = Process.Start(new ProcessStartInfo(path, "--version") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false })!;
+            var output = process.StandardOutput.ReadToEnd().Trim();
+            return process.WaitForExit(TimeSpan.FromSeconds(5)) && output.Length > 0 ? output : null;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return null;
+        }
+    }
+
+    private static bool IsUnder(string path, string dir) =>
+        path == dir || path.StartsWith(dir.TrimEnd('/') + "/", StringComparison.Ordinal);
+}
+
+/// <summary>What was found out about bwrap on this machine.</summary>
+public sealed record SandboxProbe(string? Path, bool Works, string? Version, string? Problem);
+
+/// <summary>Where one task's commands may write and whether they may reach the network.</summary>
+/// <param name="GitCommonDir">The repository's git dir, writable so <c>git commit</c> works in the worktree; null when git could not tell.</param>
+/// <param name="HiddenDirs">Covered with an empty tmpfs: Offload's socket, config and data, and the user's runtime dir (ssh-agent, dbus).</param>
+public sealed record SandboxPolicy(string Worktree, string? GitCommonDir, string SpillDir, bool Network, IReadOnlyList<string> HiddenDirs);
+
+/// <summary>The <c>sandbox</c> section of Offload's config.</summary>
+public sealed record SandboxSettings
+{
+    /// <summary>Let sandboxed commands use the network (off by default).</summary>
+    public bool Network { get; init; }
+}

@@ -1,0 +1,176 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Offload.Agent.Tools;
+using Offload.Config;
+using Offload.Daemon;
+
+namespace Offload.Cli.Commands;
+
+/// <summary>
+/// Checks what Offload depends on and says what to do about each problem: the sandbox, git, the
+/// daemon and its socket folder, the claude CLI, the Anthropic key (whether it is set, never its value).
+/// </summary>
+public static class DoctorCommand
+{
+    public static Command Create()
+    {
+        var json = Common.JsonOption();
+        var command = new Command("doctor", "Check the sandbox, git, the daemon, the claude CLI and API keys; say how to fix what is missing") { json };
+        command.SetAction(async (parse, ct) =>
+        {
+            var paths = OffloadPaths.FromEnvironment();
+            var checks = new List<DoctorCheck> { CheckSandbox(), await CheckGitAsync(ct), await CheckDaemonAsync(paths, ct), CheckSocketDir(paths), CheckClaude(paths) };
+            checks.Add(Environment.GetEnvironmentVariable("ANTHROPIC_API_KEY") is { Length: > 0 }
+                ? new DoctorCheck("anthropic-key", "ok", "ANTHROPIC_API_KEY is set")
+                : new DoctorCheck("anthropic-key", "info", "ANTHROPIC_API_KEY is not set: anthropic: models need it (other providers and sim: models do not)",
+                    "export ANTHROPIC_API_KEY=… in the shell that starts the daemon"));
+            var healthy = checks.All(c => c.Status != "fail");
+            if (parse.GetValue(json))
+            {
+                Output.Json(new { ok = healthy, checks });
+            }
+            else
+            {
+                foreach (var check in checks)
+                {
+                    var mark = check.Status switch { "ok" => Output.Paint("ok  ", "32"), "fail" => Output.Paint("FAIL", "31"), "warn" => Output.Paint("warn", "33"), _ => Output.Paint("info", "2") };
+                    Console.Out.WriteLine($"{mark}  {check.Name,-14} {check.Detail}");
+                    if (check.Hint is not null)
+                    {
+                        Console.Out.WriteLine($"      {"",-14} next: {check.Hint}");
+                    }
+                }
+            }
+
+            return healthy ? ExitCodes.Ok : ExitCodes.Error;
+        });
+        return command;
+    }
+
+    private static DoctorCheck CheckSandbox()
+    {
+        var probe = Sandbox.Probe(Environment.GetEnvironmentVariable);
+        return probe.Works
+            ? new DoctorCheck("sandbox", "ok", $"{probe.Version ?? "bubblewrap"} at {probe.Path}: shell commands run sandboxed")
+            : new DoctorCheck("sandbox", "warn", probe.Problem!, probe.Path is null ? Sandbox.InstallHint : "see docs/sandbox.md");
+    }
+
+    private static async Task<DoctorCheck> CheckGitAsync(CancellationToken cancellationToken)
+    {
+        var (exit, output) = await RunAsync("git", ["--version"], cancellationToken);
+        return exit == 0
+            ? new DoctorCheck("git", "ok", output)
+            : new DoctorCheck("git", "fail", "git is not installed or does not run: Offload keeps every task in a git worktree", "sudo apt-get install git");
+    }
+
+    private static async Task<DoctorCheck> CheckDaemonAsync(OffloadPaths paths, CancellationToken cancellationToken)
+    {
+        using var client = new DaemonClient(paths);
+        try
+        {
+            return await client.TryStatusAsync(cancellationToken) is { } s
+                ? new DoctorCheck("daemon", "ok", $"running · pid {s.Pid} · version {s.Version} · sandbox {(s.Sandbox ? "on" : "off")} · {s.Running} running")
+                : new DoctorCheck("daemon", "info", $"not running (socket {paths.Socket}); any offload command starts it");
+        }
+        catch (CliException e)
+        {
+            return new DoctorCheck("daemon", "fail", e.Message, e.Hint);
+        }
+    }
+
+    private static DoctorCheck CheckSocketDir(OffloadPaths paths)
+    {
+        if (!Directory.Exists(paths.RuntimeDir))
+        {
+            return new DoctorCheck("socket-dir", "info", $"{paths.RuntimeDir} does not exist yet; the daemon creates it (mode 0700)");
+        }
+
+        var problems = new List<string>();
+        var dirMode = File.GetUnixFileMode(paths.RuntimeDir);
+        if ((dirMode & (UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute)) != 0)
+        {
+            problems.Add($"{paths.RuntimeDir} is {Octal(dirMode)}, not 0700");
+        }
+
+        if (File.Exists(paths.Socket) && File.GetUnixFileMode(paths.Socket) is var socketMode
+            && (socketMode & ~(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute)) != 0)
+        {
+            problems.Add($"{paths.Socket} is {Octal(socketMode)}, not 0600");
+        }
+
+        if (OwnerOf(paths.RuntimeDir) is { } owner && owner != OwnerOnlyConnections.CurrentUid)
+        {
+            problems.Add($"{paths.RuntimeDir} belongs to uid {owner}, not to you (uid {OwnerOnlyConnections.CurrentUid})");
+        }
+
+        return problems.Count == 0
+            ? new DoctorCheck("socket-dir", "ok", $"{paths.RuntimeDir} is 0700 and yours; the daemon also refuses other users by uid")
+            : new DoctorCheck("socket-dir", "fail", string.Join("; ", problems), $"chmod 700 {paths.RuntimeDir}, then `offload daemon stop` (the next command restarts it with a 0600 socket)");
+    }
+
+    private static DoctorCheck CheckClaude(OffloadPaths paths)
+    {
+        var configured = ConfiguredClaudePath(paths.ConfigFile);
+        var found = configured is not null
+            ? (File.Exists(configured) ? configured : null)
+            : (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
+                .Select(dir => Path.Combine(dir, "claude")).FirstOrDefault(File.Exists);
+        return found is not null
+            ? new DoctorCheck("claude", "ok", $"claude CLI at {found}{(configured is null ? " (from PATH)" : " (engines.claude.path)")}: --engine claude can run")
+            : new DoctorCheck("claude", "info", configured is not null
+                    ? $"engines.claude.path is {configured}, which does not exist: --engine claude cannot run"
+                    : "the claude CLI is not on PATH: --engine claude cannot run (the builtin engine does not need it)",
+                "npm install -g @anthropic-ai/claude-code, or set engines.claude.path in " + paths.ConfigFile);
+    }
+
+    /// <summary><c>engines.claude.path</c> from the user's config, read as plain JSON so a config this check does not know about still works.</summary>
+    private static string? ConfiguredClaudePath(string configFile)
+    {
+        try
+        {
+            using var config = JsonDocument.Parse(File.ReadAllText(configFile), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+            return config.RootElement.TryGetProperty("engines", out var engines) && engines.TryGetProperty("claude", out var claude)
+                   && claude.TryGetProperty("path", out var path) && path.ValueKind == JsonValueKind.String
+                ? path.GetString()
+                : null;
+        }
+        catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException or InvalidOperationException)
+        {
+            return null;
+        }
+    }
+
+    private static uint? OwnerOf(string path)
+    {
+        var (exit, output) = RunAsync("stat", ["-c", "%u", path], CancellationToken.None).GetAwaiter().GetResult();
+        return exit == 0 && uint.TryParse(output, CultureInfo.InvariantCulture, out var uid) ? uid : null;
+    }
+
+    private static async Task<(int Exit, string Output)> RunAsync(string file, string[] args, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (var arg in args)
+            {
+                info.ArgumentList.Add(arg);
+            }
+
+            using var process = Process.Start(info)!;
+            var output = await process.StandardOutput.ReadToEndAsync(cancellationToken);
+            await process.WaitForExitAsync(cancellationToken);
+            return (process.ExitCode, output.Trim());
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return (-1, "");
+        }
+    }
+
+    private static string Octal(UnixFileMode mode) => "0" + Convert.ToString((int)mode & 0x1FF, 8);
+}
+
+/// <param name="Status">ok, info (nothing wrong, worth knowing), warn (works, less safely), fail (broken: the exit code is 1).</param>
+public sealed record DoctorCheck(string Name, string Status, string Detail, string? Hint = null);

@@ -18,6 +18,11 @@ public sealed class ModelGateway(ModelSettings settings, Func<string, string?> g
     /// </summary>
     public string Resolve(string? model, string engine)
     {
+        if (engine == "claude")
+        {
+            return Engines.Claude.ClaudeModel.Resolve(model, Settings);
+        }
+
         var name = string.IsNullOrWhiteSpace(model) ? Settings.DefaultModel : model.Trim();
         var parsed = ModelRef.Parse(name, Settings);
         if (engine == "builtin")
@@ -47,6 +52,9 @@ public sealed class ModelGateway(ModelSettings settings, Func<string, string?> g
         var usage = ModelUsage.From(details);
         return new UsageRecorded(model, usage.Input, usage.Output, usage.CacheRead, usage.CacheWrite, Settings.Cost(model, usage));
     }
+
+    /// <summary>The in-process Simulator behind <c>sim:</c> models, for engines that call it over HTTP themselves.</summary>
+    public Task<Uri> SimulatorUrlAsync(CancellationToken cancellationToken = default) => _simulator.GetBaseUrlAsync(cancellationToken);
 
     public ValueTask DisposeAsync() => _simulator.DisposeAsync();
 }

@@ -24,6 +24,9 @@ public sealed record OffloadConfig
 
     public NotificationSettings Notifications { get; init; } = new();
 
+    /// <summary>Settings of the engines other than builtin; read from the user's config only, never a repository's.</summary>
+    public EngineSettings Engines { get; init; } = new();
+
     /// <summary>Permission rules in Claude Code's syntax (<c>"permissions": {"allow": ["Bash(npm test:*)"]}</c>); docs/permissions.md.</summary>
     public Agent.Permissions.PermissionLists Permissions { get; init; } = new();
 
@@ -88,6 +91,27 @@ public sealed record LimitSettings
         BashTimeoutSeconds = other.BashTimeoutSeconds,
         MaxToolOutputChars = other.MaxToolOutputChars,
     };
+}
+
+public sealed record EngineSettings
+{
+    public ClaudeEngineSettings Claude { get; init; } = new();
+}
+
+/// <summary>The <c>claude</c> engine: the real Claude Code CLI. docs/claude-engine.md.</summary>
+public sealed record ClaudeEngineSettings
+{
+    /// <summary>The <c>claude</c> executable; default: <c>claude</c> on PATH.</summary>
+    public string? Path { get; init; }
+
+    /// <summary>Extra arguments added to every <c>claude -p</c> run, e.g. <c>["--effort", "high"]</c>.</summary>
+    public List<string> Args { get; init; } = [];
+
+    /// <summary>Claude Code's <c>--permission-mode</c>: edits in the task's own worktree are accepted; commands not allowed by a rule ask.</summary>
+    public string PermissionMode { get; init; } = "acceptEdits";
+
+    /// <summary>Names of further environment variables to pass to Claude Code (e.g. cloud provider settings).</summary>
+    public List<string> Env { get; init; } = [];
 }
 
 /// <summary>

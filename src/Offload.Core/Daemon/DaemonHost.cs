@@ -61,6 +61,8 @@ public static class DaemonHost
         builder.Services.AddSingleton<PermissionBroker>();
         builder.Services.AddSingleton(sp => new Agent.Permissions.PermissionGate(sp.GetRequiredService<PermissionBroker>(), getEnv));
         builder.Services.AddSingleton<IEngine, AgentLoop>();
+        builder.Services.AddSingleton<Engines.Claude.ClaudePermissionServer>();
+        builder.Services.AddSingleton<IEngine>(sp => ActivatorUtilities.CreateInstance<Engines.Claude.ClaudeEngine>(sp, getEnv));
         builder.Services.AddSingleton<Runner>();
         builder.Services.AddSingleton<Scheduler>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Scheduler>());

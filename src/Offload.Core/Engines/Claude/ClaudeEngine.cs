@@ -1,0 +1,355 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using Offload.Agent;
+using Offload.Config;
+using Offload.Protocol;
+using Offload.Store;
+
+namespace Offload.Engines.Claude;
+
+/// <summary>
+/// The <c>claude</c> engine: the real Claude Code CLI, headless (<c>claude -p --output-format
+/// stream-json --verbose</c>), in the task's worktree, with a session id Offload chose. Every line
+/// it prints is kept (<c>engine.note</c> <c>claude.raw</c>) and mapped to journal events
+/// (<see cref="ClaudeStream"/>). A reply or a run cut short by a restart continues the same
+/// session with <c>--resume</c>; permission prompts come to <see cref="ClaudePermissionServer"/>.
+/// docs/claude-engine.md.
+/// </summary>
+public sealed partial class ClaudeEngine(
+    ITaskStore store,
+    ModelGateway models,
+    ClaudePermissionServer permissions,
+    OffloadPaths paths,
+    Func<string, string?> getEnv,
+    ILogger<ClaudeEngine> logger) : IEngine
+{
+    public const string RawNote = "claude.raw";
+    public const string SessionNote = "claude.session";
+    public const string ProcessNote = "claude.process";
+    public const string StoppedNote = "claude.stopped";
+    public const string VersionNote = "claude.version";
+    public const string InstallHint = "npm install -g @anthropic-ai/claude-code";
+
+    public const string InterruptedPrompt =
+        "Your previous run on this task was interrupted (Offload stopped or restarted while you were working). " +
+        "A command or edit that was in progress may or may not have taken effect: check the state of the files, then continue the task.";
+
+    /// <summary>Environment variables Claude Code gets from the daemon's own environment when they are set; nothing else leaks through.</summary>
+    private static readonly string[] PassThrough =
+    [
+        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+        "CLAUDE_CONFIG_DIR", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL", "CLAUDE_CODE_OAUTH_TOKEN",
+        "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "MCP_TOOL_TIMEOUT",
+    ];
+
+    private readonly ConcurrentDictionary<string, string> _versions = new(StringComparer.Ordinal);
+
+    public string Name => "claude";
+
+    public async Task<EngineOutcome> RunAsync(EngineRun run, CancellationToken cancellationToken)
+    {
+        var task = run.Task;
+        var journal = run.Journal;
+        var history = CurrentConversation(run.History);
+
+        await StopLeftoverAsync(history);
+        foreach (var pending in Agent.Conversation.PendingCalls(history))
+        {
+            await journal.AppendAsync(new ToolResulted(pending.CallId, pending.Name, Agent.Conversation.InterruptedNote, IsError: true), cancellationToken);
+        }
+
+        if (UnrecordedEnd(history, task) is { } ended)
+        {
+            return ended; // Claude Code had finished; the daemon stopped before it wrote the end down
+        }
+
+        var limits = run.Config.Limits;
+        var maxTurns = task.MaxTurns ?? limits.MaxTurns;
+        var maxCost = task.MaxCostUsd ?? limits.MaxCostUsd;
+        if (maxTurns is { } turnCap && task.Turns >= turnCap)
+        {
+            return new EngineOutcome.Limited($"turn limit reached ({turnCap} turns); raise it with `offload reply {task.Id} --max-turns N \"go on\"`");
+        }
+
+        if (maxCost is { } costCap && task.Usage.CostUsd >= costCap)
+        {
+            return new EngineOutcome.Limited($"cost limit reached (${task.Usage.CostUsd:0.####} of ${costCap:0.####})");
+        }
+
+        var settings = run.Config.Engines.Claude;
+        var executable = Locate(settings);
+        if (executable is null)
+        {
+            return new EngineOutcome.Failed(settings.Path is { Length: > 0 } configured
+                ? $"Claude Code was not found at {configured} (engines.claude.path in Offload's config); install it with `{InstallHint}` or fix the path"
+                : $"Claude Code was not found: there is no `claude` on PATH and engines.claude.path is not set; install it with `{InstallHint}`, or set engines.claude.path in {paths.ConfigFile}");
+        }
+
+        var environment = await EnvironmentAsync(task, settings, cancellationToken);
+        await journal.AppendAsync(new EngineNote(VersionNote, await VersionAsync(executable, environment, cancellationToken)), cancellationToken);
+
+        var (session, resume, prompt, note) = await SessionAsync(run, history, environment, cancellationToken);
+        if (note is not null)
+        {
+            await journal.AppendAsync(new UserMessage(note, "offload"), cancellationToken);
+        }
+
+        await journal.AppendAsync(new EngineNote(SessionNote, session), cancellationToken);
+        var stream = new ClaudeStream(task.Turns, task.Model);
+        using var registration = await permissions.RegisterAsync(run, stream, cancellationToken);
+        var mcpConfig = Path.Combine(paths.RuntimeDir, $"claude-mcp-{task.Id}-{registration.Token[..8]}.json");
+        File.WriteAllText(mcpConfig, "");
+        File.SetUnixFileMode(mcpConfig, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        File.WriteAllText(mcpConfig, registration.McpConfig());
+        try
+        {
+            var args = new List<string> { "-p", "--output-format", "stream-json", "--verbose", resume ? "--resume" : "--session-id", session };
+            if (ClaudeModel.CliName(task.Model) is { } model)
+            {
+                args.AddRange(["--model", model]);
+            }
+
+            args.AddRange(["--permission-mode", settings.PermissionMode, "--permission-prompt-tool", ClaudePermissionServer.PromptTool, "--mcp-config", mcpConfig]);
+            if (maxTurns is { } turns)
+            {
+                args.AddRange(["--max-turns", (turns - task.Turns).ToString(CultureInfo.InvariantCulture)]);
+            }
+
+            if (maxCost is { } cost && !ClaudeModel.IsSimulated(task.Model))
+            {
+                args.AddRange(["--max-budget-usd", (cost - task.Usage.CostUsd).ToString("0.####", CultureInfo.InvariantCulture)]);
+            }
+
+            args.AddRange(settings.Args);
+            return await RunProcessAsync(run, executable, args, environment, prompt, stream, cancellationToken);
+        }
+        finally
+        {
+            File.Delete(mcpConfig);
+        }
+    }
+
+    private async Task<EngineOutcome> RunProcessAsync(
+        EngineRun run, string executable, List<string> args, Dictionary<string, string> environment, string prompt, ClaudeStream stream, CancellationToken cancellationToken)
+    {
+        var journal = run.Journal;
+        await using var process = ClaudeProcess.Start(executable, args, run.Worktree, environment, prompt);
+        await journal.AppendAsync(new EngineNote(ProcessNote, $"{process.Pid} {process.StartTicks}"), CancellationToken.None);
+        var stopped = 0;
+        void Stop()
+        {
+            if (Interlocked.Exchange(ref stopped, 1) == 0)
+            {
+                _ = process.StopAsync();
+            }
+        }
+
+        using var onCancel = cancellationToken.Register(Stop);
+        using var onSoftStop = run.SoftStop.Register(Stop);
+        await foreach (var line in process.ReadLinesAsync(CancellationToken.None))
+        {
+            await journal.AppendAsync(new EngineNote(RawNote, line), CancellationToken.None);
+            foreach (var e in stream.Map(line))
+            {
+                await journal.AppendAsync(e, CancellationToken.None);
+            }
+        }
+
+        var exit = await process.WaitAsync();
+        if (Volatile.Read(ref stopped) == 1)
+        {
+            await journal.AppendAsync(new EngineNote(StoppedNote, $"exit {exit}"), CancellationToken.None);
+            cancellationToken.ThrowIfCancellationRequested();
+            return new EngineOutcome.Suspended();
+        }
+
+        if (stream.Result is { } result)
+        {
+            return result.ToOutcome(run.Task.Id);
+        }
+
+        var stderr = process.StderrTail;
+        LogNoResult(run.Task.Id, exit, stderr);
+        return new EngineOutcome.Failed($"Claude Code exited with code {exit} without a result{(stderr.Length == 0 ? "" : ": " + Last(stderr, 600))}");
+    }
+
+    /// <summary>The events of the conversation as it stands: from the last retry or rewind on (those start a new Claude Code session).</summary>
+    private static List<AgentEvent> CurrentConversation(IReadOnlyList<AgentEvent> history)
+    {
+        var start = 0;
+        for (var i = history.Count - 1; i >= 0; i--)
+        {
+            if (history[i] is AttemptStarted or TaskRewound)
+            {
+                start = i;
+                break;
+            }
+        }
+
+        return [.. history.Skip(start)];
+    }
+
+    /// <summary>A Claude Code process a daemon that died left running would still be writing the worktree: end it first.</summary>
+    private async Task StopLeftoverAsync(List<AgentEvent> history)
+    {
+        var last = history.OfType<EngineNote>().LastOrDefault(n => n.Kind == ProcessNote);
+        var parts = last?.Text.Split(' ');
+        if (parts is [var pid, var ticks] && int.TryParse(pid, CultureInfo.InvariantCulture, out var p) && long.TryParse(ticks, CultureInfo.InvariantCulture, out var t)
+            && await ClaudeProcess.StopLeftoverAsync(p, t))
+        {
+            LogKilledLeftover(last!.TaskId, p);
+        }
+    }
+
+    /// <summary>The outcome of the last run, when Claude Code printed its result but the run's end is not in the journal.</summary>
+    private static EngineOutcome? UnrecordedEnd(List<AgentEvent> history, TaskInfo task)
+    {
+        var start = history.FindLastIndex(e => e is EngineNote { Kind: SessionNote });
+        if (start < 0 || history.Skip(start).Any(e => e is TaskFinished or EngineNote { Kind: StoppedNote }))
+        {
+            return null;
+        }
+
+        var replay = new ClaudeStream(task.Turns, task.Model);
+        foreach (var raw in history.Skip(start).OfType<EngineNote>().Where(n => n.Kind == RawNote))
+        {
+            replay.Map(raw.Text);
+        }
+
+        return replay.Result?.ToOutcome(task.Id);
+    }
+
+    /// <summary>
+    /// Which session this run uses and what it says. A new conversation gets a new session id (stored
+    /// on the task) and the prompt; an existing session is resumed with the replies written since it
+    /// last finished, or, when its last run never finished, with a note that it was interrupted.
+    /// </summary>
+    private async Task<(string Session, bool Resume, string Prompt, string? Note)> SessionAsync(
+        EngineRun run, List<AgentEvent> history, Dictionary<string, string> environment, CancellationToken cancellationToken)
+    {
+        var lastRun = history.FindLastIndex(e => e is EngineNote { Kind: SessionNote });
+        var known = lastRun < 0 ? null : ((EngineNote)history[lastRun]).Text;
+        if (known is not null && SessionExists(known, environment))
+        {
+            var lastEnd = history.FindLastIndex(e => e is TaskFinished);
+            var replies = history.Skip(lastEnd + 1).OfType<UserMessage>().Where(u => u.Source != "offload").Select(u => u.Text).ToList();
+            if (lastEnd < lastRun)
+            {
+                return (known, true, string.Join("\n\n", [InterruptedPrompt, .. replies]), InterruptedPrompt);
+            }
+
+            return (known, true, replies.Count > 0 ? string.Join("\n\n", replies) : "Go on with the task.", null);
+        }
+
+        var session = known ?? Guid.NewGuid().ToString();
+        await store.SetSessionIdAsync(run.Task.Id, session, cancellationToken);
+        var prompt = history.OfType<TaskCreated>().FirstOrDefault()?.Prompt ?? run.Task.Prompt;
+        var parts = new List<string> { prompt };
+        if (history.FirstOrDefault() is TaskRewound rewound)
+        {
+            parts.Add($"(Offload: this task was rewound to the end of turn {rewound.Turn}; the files are as they were then, and the earlier conversation is gone.)");
+        }
+
+        parts.AddRange(history.OfType<UserMessage>().Where(u => u.Source != "offload").Select(u => u.Text));
+        return (session, false, string.Join("\n\n", parts), null);
+    }
+
+    /// <summary>Whether Claude Code has a transcript for the session (it writes one as soon as a run starts).</summary>
+    private static bool SessionExists(string session, Dictionary<string, string> environment)
+    {
+        var dir = environment.GetValueOrDefault("CLAUDE_CONFIG_DIR")
+                  ?? (environment.GetValueOrDefault("HOME") is { } home ? Path.Combine(home, ".claude") : null);
+        var projects = dir is null ? null : Path.Combine(dir, "projects");
+        return projects is not null && Directory.Exists(projects)
+               && Directory.EnumerateDirectories(projects).Any(d => File.Exists(Path.Combine(d, session + ".jsonl")));
+    }
+
+    private string? Locate(ClaudeEngineSettings settings)
+    {
+        if (settings.Path is { Length: > 0 } configured)
+        {
+            var expanded = configured.StartsWith("~/", StringComparison.Ordinal) && getEnv("HOME") is { } home ? Path.Combine(home, configured[2..]) : configured;
+            return File.Exists(expanded) ? Path.GetFullPath(expanded) : null;
+        }
+
+        return (getEnv("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Select(dir => Path.Combine(dir, "claude"))
+            .FirstOrDefault(File.Exists);
+    }
+
+    /// <summary>
+    /// What Claude Code needs and nothing more: the basics, its own credentials, the extra names the
+    /// config lists, no telemetry. A <c>sim:</c> model points it at the daemon's Simulator with a dummy key
+    /// (the user's real key is not sent there).
+    /// </summary>
+    private async Task<Dictionary<string, string>> EnvironmentAsync(TaskInfo task, ClaudeEngineSettings settings, CancellationToken cancellationToken)
+    {
+        var environment = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var name in PassThrough.Concat(settings.Env))
+        {
+            if (getEnv(name) is { Length: > 0 } value)
+            {
+                environment[name] = value;
+            }
+        }
+
+        environment.TryAdd("PATH", "/usr/local/bin:/usr/bin:/bin");
+        environment["DISABLE_TELEMETRY"] = "1";
+        environment["DISABLE_AUTOUPDATER"] = "1";
+        environment["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] = "1";
+        environment.TryAdd("MCP_TOOL_TIMEOUT", "604800000"); // a permission prompt may wait for the user for days
+        if (ClaudeModel.IsSimulated(task.Model))
+        {
+            foreach (var secret in new[] { "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN" })
+            {
+                environment.Remove(secret);
+            }
+
+            environment["ANTHROPIC_BASE_URL"] = (await models.SimulatorUrlAsync(cancellationToken)).ToString().TrimEnd('/');
+            environment["ANTHROPIC_API_KEY"] = "offload-simulator";
+        }
+
+        return environment;
+    }
+
+    private async Task<string> VersionAsync(string executable, Dictionary<string, string> environment, CancellationToken cancellationToken)
+    {
+        var key = executable + "\n" + File.GetLastWriteTimeUtc(executable).Ticks.ToString(CultureInfo.InvariantCulture);
+        if (_versions.TryGetValue(key, out var known))
+        {
+            return known;
+        }
+
+        var info = new System.Diagnostics.ProcessStartInfo(executable, "--version")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        info.Environment.Clear();
+        foreach (var (name, value) in environment)
+        {
+            info.Environment[name] = value;
+        }
+
+        using var process = System.Diagnostics.Process.Start(info)!;
+        process.StandardInput.Close();
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(30));
+        var output = await process.StandardOutput.ReadToEndAsync(timeout.Token);
+        await process.WaitForExitAsync(timeout.Token);
+        var version = $"{output.Trim()} ({executable})";
+        _versions[key] = version;
+        return version;
+    }
+
+    private static string Last(string text, int chars) => text.Length <= chars ? text : "…" + text[^chars..];
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "task {TaskId}: a Claude Code process (pid {Pid}) from before the restart was still running; it was killed")]
+    private partial void LogKilledLeftover(long taskId, int pid);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "task {TaskId}: Claude Code exited with code {Exit} without a result: {Stderr}")]
+    private partial void LogNoResult(long taskId, int exit, string stderr);
+}

@@ -1,0 +1,171 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using ModelContextProtocol.Protocol;
+using ModelContextProtocol.Server;
+using Offload.Agent.Permissions;
+using Offload.Protocol;
+
+namespace Offload.Engines.Claude;
+
+/// <summary>
+/// The MCP tool Claude Code asks when it needs a permission in the background
+/// (<c>--permission-prompt-tool mcp__offload__approve</c>). Claude Code can only reach an MCP
+/// server over HTTP or stdio, and the daemon's API is on a Unix socket, so this is a small
+/// separate HTTP server on a random loopback port, started on first use: it serves
+/// <c>POST /mcp</c> and nothing else (the API stays on the socket). Every run gets a random bearer
+/// token, handed to Claude Code in a 0600 config file; a request without a live token gets 401.
+/// A question goes through Offload's rules first (<see cref="PermissionGate"/>: deny → allow →
+/// ask), then to the user through the <c>PermissionBroker</c>: the task waits in <c>needs_input</c>
+/// until <c>offload approve</c> / <c>offload deny</c>.
+/// </summary>
+public sealed class ClaudePermissionServer(PermissionGate gate, ILoggerFactory loggers) : IAsyncDisposable
+{
+    public const string ServerName = "offload";
+    public const string ToolName = "approve";
+    public const string PromptTool = "mcp__" + ServerName + "__" + ToolName;
+
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly ConcurrentDictionary<string, Registration> _runs = new(StringComparer.Ordinal);
+    private WebApplication? _app;
+    private Uri? _url;
+    private IHttpContextAccessor? _http;
+
+    /// <summary>A run's pass to the tool: dispose it when the run ends.</summary>
+    public sealed class Registration(ClaudePermissionServer server, string token, EngineRun run, PermissionPolicy policy, ClaudeStream stream, CancellationToken cancel) : IDisposable
+    {
+        public string Token { get; } = token;
+        public Uri Url { get; init; } = null!;
+        internal EngineRun Run { get; } = run;
+        internal PermissionPolicy Policy { get; } = policy;
+        internal ClaudeStream Stream { get; } = stream;
+        internal CancellationToken Cancel { get; } = cancel;
+
+        /// <summary>The <c>--mcp-config</c> JSON that points Claude Code at the tool.</summary>
+        public string McpConfig() => JsonSerializer.Serialize(new
+        {
+            mcpServers = new Dictionary<string, object>
+            {
+                [ServerName] = new { type = "http", url = Url.ToString(), headers = new Dictionary<string, string> { ["Authorization"] = "Bearer " + Token } },
+            },
+        });
+
+        public void Dispose() => server._runs.TryRemove(Token, out _);
+    }
+
+    public async Task<Registration> RegisterAsync(EngineRun run, ClaudeStream stream, CancellationToken cancellationToken)
+    {
+        var url = await StartAsync(cancellationToken);
+        var token = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+        var registration = new Registration(this, token, run, gate.PolicyFor(run, bashContained: false), stream, cancellationToken) { Url = url };
+        _runs[token] = registration;
+        return registration;
+    }
+
+    private async Task<Uri> StartAsync(CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            if (_url is not null)
+            {
+                return _url;
+            }
+
+            var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false"] });
+            builder.Logging.ClearProviders();
+            builder.Services.AddSingleton(loggers);
+            builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
+            builder.Services.AddHttpContextAccessor();
+            builder.Services.AddMcpServer(o => o.ServerInfo = new Implementation { Name = ServerName, Version = Daemon.DaemonHost.Version })
+                .WithHttpTransport(o => o.Stateless = true)
+                .WithListToolsHandler((_, _) => ValueTask.FromResult(new ListToolsResult { Tools = [Tool] }))
+                .WithCallToolHandler((request, ct) => new ValueTask<CallToolResult>(CallAsync(request.Params, ct)));
+            var app = builder.Build();
+            app.Use(async (context, next) =>
+            {
+                var header = context.Request.Headers.Authorization.ToString();
+                if (context.Request.Path.StartsWithSegments("/mcp")
+                    && header.StartsWith("Bearer ", StringComparison.Ordinal) && _runs.ContainsKey(header["Bearer ".Length..]))
+                {
+                    await next(context);
+                    return;
+                }
+
+                context.Response.StatusCode = StatusCodes.Status401Unauthorized;
+            });
+            app.MapMcp("/mcp");
+            await app.StartAsync(cancellationToken);
+            _http = app.Services.GetRequiredService<IHttpContextAccessor>();
+            _app = app;
+            var address = app.Urls.First();
+            _url = new Uri(new Uri(address), "/mcp");
+            return _url;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private static readonly Tool Tool = new()
+    {
+        Name = ToolName,
+        Description = "Answers Claude Code's permission prompts for an Offload task: Offload's rules first, then the user (offload approve / offload deny).",
+        InputSchema = JsonSerializer.SerializeToElement(new
+        {
+            type = "object",
+            properties = new
+            {
+                tool_name = new { type = "string" },
+                input = new { type = "object" },
+                tool_use_id = new { type = "string" },
+            },
+            required = new[] { "tool_name", "input" },
+        }),
+    };
+
+    private async Task<CallToolResult> CallAsync(CallToolRequestParams? request, CancellationToken cancellationToken)
+    {
+        var header = _http?.HttpContext?.Request.Headers.Authorization.ToString() ?? "";
+        if (request?.Name != ToolName || !header.StartsWith("Bearer ", StringComparison.Ordinal) || !_runs.TryGetValue(header["Bearer ".Length..], out var run))
+        {
+            return Answer(new { behavior = "deny", message = "Offload has no run waiting for this permission prompt." });
+        }
+
+        var args = request.Arguments ?? new Dictionary<string, JsonElement>();
+        var tool = args.TryGetValue("tool_name", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString()! : "?";
+        var input = args.TryGetValue("input", out var i) ? i.Clone() : JsonSerializer.SerializeToElement(new { });
+        var callId = args.TryGetValue("tool_use_id", out var id) && id.ValueKind == JsonValueKind.String ? id.GetString()! : "";
+
+        using var both = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, run.Cancel);
+        var refusal = await gate.CheckAsync(run.Run, run.Policy, new ToolCalled(run.Stream.Turn, callId, tool, input), both.Token);
+        if (refusal is null)
+        {
+            return Answer(new { behavior = "allow", updatedInput = input });
+        }
+
+        run.Stream.DeniedThroughOffload.Add(callId);
+        return Answer(new { behavior = "deny", message = refusal.Output });
+    }
+
+    private static CallToolResult Answer(object decision) => new()
+    {
+        Content = [new TextContentBlock { Text = JsonSerializer.Serialize(decision) }],
+    };
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_app is { } app)
+        {
+            await app.StopAsync();
+            await app.DisposeAsync();
+        }
+    }
+}

@@ -1,0 +1,482 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Microsoft.Data.Sqlite;
+using Offload.Protocol;
+using Offload.Simulator;
+using Offload.Store;
+
+namespace Offload.Bench;
+
+/// <summary>The figures of issue 7, each measured against the Release <c>offload</c> and, where named, the real <c>claude</c>.</summary>
+public sealed partial class Bench(string offload, string? claude, bool quick, TextWriter log)
+{
+    private readonly List<Figure> _figures = [];
+    private Memory? _claudeOne;
+    private Memory? _claudeThree;
+
+    public IReadOnlyList<Figure> Figures => _figures;
+
+    public static readonly string[] Names = ["background", "memory", "cpu", "logs", "many", "cli", "prompt"];
+
+    public async Task RunAsync(IReadOnlyCollection<string> only)
+    {
+        bool Want(string name) => only.Count == 0 || only.Contains(name);
+        if (Want("background") || Want("memory"))
+        {
+            await ClaudeBackgroundAsync();
+        }
+
+        if (Want("background"))
+        {
+            await Measure("time to background", TimeToBackgroundAsync);
+        }
+
+        if (Want("memory"))
+        {
+            await Measure("memory per background agent", MemoryAsync);
+        }
+
+        if (Want("cpu"))
+        {
+            await Measure("CPU per agent turn", CpuPerTurnAsync);
+        }
+
+        if (Want("logs"))
+        {
+            await Measure("live log latency", LiveLogLatencyAsync);
+        }
+
+        if (Want("many"))
+        {
+            await Measure("many tasks", ManyTasksAsync);
+        }
+
+        if (Want("cli"))
+        {
+            await Measure("CLI latency", CliLatencyAsync);
+        }
+
+        if (Want("prompt"))
+        {
+            await Measure("prompt overhead", PromptOverheadAsync);
+        }
+    }
+
+    private async Task Measure(string name, Func<Task<Figure>> figure)
+    {
+        log.WriteLine($"· {name} …");
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            var f = await figure();
+            _figures.Add(f);
+            log.WriteLine($"  {f.Offload} | vs {f.Comparison} | goal {f.Goal} | {(f.Met is false ? "MISSED" : "ok")} ({clock.Elapsed.TotalSeconds:0.0} s)");
+        }
+        catch (Exception e)
+        {
+            _figures.Add(new Figure(name, "error", "", "", false, e.Message.ReplaceLineEndings(" ")));
+            log.WriteLine($"  failed: {e}");
+        }
+    }
+
+    private static Task<SimulatorServer> SimulatorAsync(params Scenario[] scenarios) =>
+        SimulatorServer.StartAsync(new SimulatorOptions
+        {
+            Scenarios = scenarios.ToDictionary(s => s.Name, StringComparer.Ordinal),
+            MaxRecordedBodies = 4,
+        });
+
+    // ---- time to background (Claude Code's half, and its memory, measured first and stopped before Offload runs) ----
+
+    private List<double> _claudeTimes = [];
+    private string? _claudeError;
+
+    private async Task ClaudeBackgroundAsync()
+    {
+        if (claude is null)
+        {
+            _claudeError = "claude CLI not found (scripts/test-deps.sh installs it)";
+            return;
+        }
+
+        log.WriteLine("· claude --bg (comparison) …");
+        try
+        {
+            await using var sim = await SimulatorServer.StartAsync(new SimulatorOptions { DefaultScenario = Scenarios.Final(), MaxRecordedBodies = 4 });
+            await using var cc = new ClaudeCode(claude, sim.BaseUrl);
+            var warm = await cc.RunAsync("--bg", Scenarios.Prompt); // starts its daemon: not timed
+            if (warm.ExitCode != 0)
+            {
+                throw new InvalidOperationException($"claude --bg failed: {warm}");
+            }
+
+            await cc.WaitIdleAsync(1, TimeSpan.FromSeconds(90));
+            _claudeOne = Procfs.MemoryOf(cc.Processes());
+            var runs = quick ? 2 : 4;
+            for (var i = 0; i < runs; i++)
+            {
+                var run = await cc.RunAsync("--bg", Scenarios.Prompt);
+                if (run.ExitCode != 0)
+                {
+                    throw new InvalidOperationException($"claude --bg failed: {run}");
+                }
+
+                _claudeTimes.Add(run.Elapsed.TotalMilliseconds);
+                await cc.WaitIdleAsync(i + 2, TimeSpan.FromSeconds(90));
+                if (i == 1)
+                {
+                    _claudeThree = Procfs.MemoryOf(cc.Processes());
+                }
+            }
+
+            log.WriteLine($"  claude --bg median {Stats.Ms(Stats.Median(_claudeTimes))}; 1 agent {Stats.MiB(_claudeOne.Value.RssMiB)} RSS / {Stats.MiB(_claudeOne.Value.PssMiB)} PSS in {_claudeOne.Value.Processes} processes");
+        }
+        catch (Exception e)
+        {
+            _claudeError = e.Message.ReplaceLineEndings(" ");
+            log.WriteLine($"  claude --bg failed: {e}");
+        }
+    }
+
+    private async Task<Figure> TimeToBackgroundAsync()
+    {
+        await using var sim = await SimulatorAsync(Scenarios.Final());
+        await using var box = new Sandbox(offload, sim.BaseUrl);
+        await box.StartDaemonAsync();
+        var times = new List<double>();
+        var runs = quick ? 8 : 20;
+        for (var i = -2; i < runs; i++) // two warm-up runs first
+        {
+            var run = await box.OffloadAsync("run", "--model", "bench:final", Scenarios.Prompt);
+            var id = TaskIdRegex().Match(run.Stdout) is { Success: true } m ? long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture)
+                : throw new InvalidOperationException($"offload run printed no task id: {run}");
+            if (i >= 0)
+            {
+                times.Add(run.Elapsed.TotalMilliseconds);
+            }
+
+            await box.WaitAsync(id); // the next run starts on a quiet daemon, as the claude runs do
+        }
+
+        var median = Stats.Median(times);
+        var claudeMedian = _claudeTimes.Count > 0 ? Stats.Median(_claudeTimes) : double.NaN;
+        var ratio = claudeMedian / median;
+        return new Figure("time to background",
+            $"median {Stats.Ms(median)} (min {Stats.Ms(times.Min())}, p90 {Stats.Ms(Stats.Percentile(times, 90))}, n={times.Count})",
+            _claudeTimes.Count > 0 ? $"claude --bg median {Stats.Ms(claudeMedian)} (n={_claudeTimes.Count}) → Offload {Stats.X(ratio)} faster" : $"n/a: {_claudeError}",
+            "median < 100 ms; ≥ 9× faster",
+            median < 100 && (double.IsNaN(ratio) || ratio >= 9));
+    }
+
+    // ---- memory per background agent ----
+
+    private async Task<Figure> MemoryAsync()
+    {
+        await using var sim = await SimulatorAsync(Scenarios.Endless("slow", 1000));
+        await using var box = new Sandbox(offload, sim.BaseUrl, maxParallel: 60);
+        await box.StartDaemonAsync();
+        var idle = Procfs.MemoryOf(Procfs.Tree(box.DaemonPid));
+        var at = new Dictionary<int, Memory>();
+        var created = 0;
+        foreach (var target in new[] { 1, 10, 50 })
+        {
+            var since = DateTimeOffset.UtcNow;
+            while (created < target)
+            {
+                await box.CreateTaskAsync("bench:slow", $"{Scenarios.Prompt} ({++created})");
+            }
+
+            // every task is running and has answered at least two turns since the last ones were added
+            var seen = 0;
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+            await sim.WaitForRequestAsync(r => r.At > since && r.TurnIndex >= 1 && ++seen >= 2 * target, timeout.Token);
+            var status = await box.StatusAsync();
+            if (status.Running != target)
+            {
+                throw new InvalidOperationException($"{status.Running} tasks running, expected {target}");
+            }
+
+            at[target] = Procfs.MemoryOf(Procfs.Tree(box.DaemonPid));
+            log.WriteLine($"  {target} running: {Stats.MiB(at[target].RssMiB)} RSS, {Stats.MiB(at[target].PssMiB)} PSS ({at[target].Processes} processes)");
+        }
+
+        var perTask = (at[50].RssMiB - at[1].RssMiB) / 49;
+        var offloadText = $"daemon RSS idle {Stats.MiB(idle.RssMiB)}; 1 task {Stats.MiB(at[1].RssMiB)}, 10 tasks {Stats.MiB(at[10].RssMiB)}, "
+            + $"50 tasks {Stats.MiB(at[50].RssMiB)} (PSS {Stats.MiB(at[50].PssMiB)}) → {Stats.MiB(perTask)} per running task";
+        if (_claudeOne is not { } one)
+        {
+            return new Figure("memory per background agent", offloadText, $"n/a: {_claudeError}", "< 10 MiB per task; 10 tasks < 1/10 of one claude --bg agent", perTask < 10);
+        }
+
+        var claudeText = $"claude --bg 1 agent {Stats.MiB(one.RssMiB)} RSS / {Stats.MiB(one.PssMiB)} PSS ({one.Processes} processes)";
+        if (_claudeThree is { } three)
+        {
+            claudeText += $", 3 agents {Stats.MiB(three.RssMiB)} RSS / {Stats.MiB(three.PssMiB)} PSS ({three.Processes} processes) → {Stats.MiB((three.RssMiB - one.RssMiB) / 2)} RSS per extra agent";
+        }
+
+        var fraction = at[10].RssMiB / one.RssMiB;
+        claudeText += $"; daemon with 10 tasks = {Stats.N(fraction * 100, "0.#")}% of one claude --bg agent";
+        return new Figure("memory per background agent", offloadText, claudeText,
+            "< 10 MiB per task; 10 tasks < 1/10 of one claude --bg agent", perTask < 10 && fraction < 0.1);
+    }
+
+    // ---- CPU per agent turn ----
+
+    private async Task<Figure> CpuPerTurnAsync()
+    {
+        var turns = quick ? 300 : 1000;
+        await using var sim = await SimulatorAsync(Scenarios.Tools("cpu", Scenarios.Glob, turns, 0), Scenarios.Tools("warm", Scenarios.Glob, 20, 0));
+        await using var box = new Sandbox(offload, sim.BaseUrl);
+        await box.StartDaemonAsync();
+        await box.WaitAsync((await box.CreateTaskAsync("bench:warm", Scenarios.Prompt)).Id); // start-up work is not per turn
+
+        var before = Procfs.CpuMs(box.DaemonPid);
+        var clock = Stopwatch.StartNew();
+        var task = await box.WaitAsync((await box.CreateTaskAsync("bench:cpu", Scenarios.Prompt)).Id);
+        var wall = clock.Elapsed.TotalMilliseconds;
+        var cpu = Procfs.CpuMs(box.DaemonPid) - before;
+        if (task.Status != OffloadTaskStatus.Succeeded)
+        {
+            throw new InvalidOperationException($"the CPU task ended {task.Status.ToWire()}: {task.Error}");
+        }
+
+        var perTurn = cpu / task.Turns;
+        return new Figure("CPU per agent turn",
+            $"{Stats.Ms(perTurn)} CPU per turn ({task.Turns} turns of Glob: daemon {Stats.N(cpu / 1000, "0.00")} s CPU in {Stats.N(wall / 1000, "0.00")} s wall, {Stats.Ms(wall / task.Turns)} wall per turn)",
+            "—", "< 2 ms CPU per turn", perTurn < 2);
+    }
+
+    // ---- live log latency ----
+
+    private async Task<Figure> LiveLogLatencyAsync()
+    {
+        var turns = quick ? 60 : 200;
+        await using var sim = await SimulatorAsync(Scenarios.Tools("live", Scenarios.Read, turns, 20, firstDelayMs: 1500));
+        await using var box = new Sandbox(offload, sim.BaseUrl);
+        await box.StartDaemonAsync();
+        var task = await box.CreateTaskAsync("bench:live", Scenarios.Prompt);
+
+        using var client = Process.Start(box.StartInfo("logs", "-f", "--json", task.Id.ToString(CultureInfo.InvariantCulture)))!;
+        client.StandardInput.Close();
+        var latencies = new List<double>();
+        DateTimeOffset? connected = null;
+        while (await client.StandardOutput.ReadLineAsync() is { } line)
+        {
+            var received = DateTimeOffset.UtcNow;
+            connected ??= received; // the first line is the replayed backlog: count only events appended after it
+            var e = JsonSerializer.Deserialize<AgentEvent>(line, OffloadJson.Options)!;
+            if (e.At > connected)
+            {
+                latencies.Add((received - e.At).TotalMilliseconds);
+            }
+        }
+
+        await client.WaitForExitAsync();
+        if (latencies.Count < turns)
+        {
+            throw new InvalidOperationException($"only {latencies.Count} live events seen for {turns} turns; stderr: {await client.StandardError.ReadToEndAsync()}");
+        }
+
+        var p99 = Stats.Percentile(latencies, 99);
+        return new Figure("live log latency",
+            $"p50 {Stats.Ms(Stats.Median(latencies))}, p99 {Stats.Ms(p99)}, max {Stats.Ms(latencies.Max())} over {latencies.Count} events (`offload logs -f --json`)",
+            "—", "p99 < 50 ms", p99 < 50);
+    }
+
+    // ---- many tasks ----
+
+    private async Task<Figure> ManyTasksAsync()
+    {
+        const int Count = 100, Turns = 10, DelayMs = 200;
+        await using var sim = await SimulatorAsync(Scenarios.Tools("many", Scenarios.Glob, Turns - 1, DelayMs));
+        await using var box = new Sandbox(offload, sim.BaseUrl, maxParallel: 100);
+        await box.StartDaemonAsync();
+
+        var clock = Stopwatch.StartNew();
+        var created = await Task.WhenAll(Enumerable.Range(1, Count).Select(i => box.CreateTaskAsync("bench:many", $"{Scenarios.Prompt} ({i})")));
+        var submitted = clock.Elapsed.TotalMilliseconds;
+        var finished = await Task.WhenAll(created.Select(t => box.WaitAsync(t.Id)));
+        var total = clock.Elapsed.TotalMilliseconds;
+
+        var problems = new List<string>();
+        var toolMs = new List<double>();
+        var runMs = new List<double>();
+        foreach (var t in finished)
+        {
+            if (t.Status != OffloadTaskStatus.Succeeded || t.Turns != Turns)
+            {
+                problems.Add($"task {t.Id} {t.Status.ToWire()} after {t.Turns} turns ({t.Error})");
+            }
+
+            var events = await box.EventsAsync(t.Id);
+            if (!events.Select(e => e.Seq).SequenceEqual(Enumerable.Range(1, events.Count).Select(i => (long)i)))
+            {
+                problems.Add($"task {t.Id} has a gap in its seqs");
+            }
+
+            var calls = events.OfType<ToolCalled>().ToDictionary(c => c.CallId, c => c.At);
+            toolMs.Add(events.OfType<ToolResulted>().Sum(r => (r.At - calls[r.CallId]).TotalMilliseconds));
+            runMs.Add(((t.FinishedAt ?? t.CreatedAt) - (t.StartedAt ?? t.CreatedAt)).TotalMilliseconds);
+        }
+
+        var ideal = Turns * DelayMs + Stats.Median(toolMs);
+        var over = total / ideal - 1;
+        return new Figure("many tasks",
+            $"{Count} tasks × {Turns} turns in {Stats.N(total / 1000, "0.00")} s (ideal {Stats.N(ideal / 1000, "0.00")} s: +{Stats.N(over * 100, "0")}%); "
+            + $"submitting took {Stats.N(submitted / 1000, "0.00")} s; one task ran median {Stats.N(Stats.Median(runMs) / 1000, "0.00")} s, max {Stats.N(runMs.Max() / 1000, "0.00")} s; "
+            + (problems.Count == 0 ? "all succeeded, seqs gapless" : $"{problems.Count} problems"),
+            "—", "within 20% of ideal; nothing lost", over <= 0.2 && problems.Count == 0,
+            string.Join("; ", problems.Take(5)));
+    }
+
+    // ---- CLI latency ----
+
+    private async Task<Figure> CliLatencyAsync()
+    {
+        const int Stored = 10_000;
+        await using var sim = await SimulatorAsync(Scenarios.Final());
+        await using var box = new Sandbox(offload, sim.BaseUrl);
+        var fill = Stopwatch.StartNew();
+        await FillStoreAsync(box, Stored);
+        log.WriteLine($"  stored {Stored} tasks in {fill.Elapsed.TotalSeconds:0.0} s");
+        await box.StartDaemonAsync();
+        var real = await box.WaitAsync((await box.CreateTaskAsync("bench:final", Scenarios.Prompt)).Id);
+        var id = real.Id.ToString(CultureInfo.InvariantCulture);
+
+        var runs = quick ? 10 : 30;
+        async Task<(double Median, int Runs)> TimeAsync(params string[] args)
+        {
+            await box.OffloadAsync(args); // warm the page cache
+            var times = new List<double>();
+            for (var i = 0; i < runs; i++)
+            {
+                var run = await box.OffloadAsync(args);
+                if (run.ExitCode != 0)
+                {
+                    throw new InvalidOperationException($"offload {string.Join(' ', args)} failed: {run}");
+                }
+
+                times.Add(run.Elapsed.TotalMilliseconds);
+            }
+
+            return (Stats.Median(times), times.Count);
+        }
+
+        var ls = await TimeAsync("ls");
+        var show = await TimeAsync("show", id);
+        var version = await TimeAsync("--version");
+        return new Figure("CLI latency",
+            $"`offload ls` median {Stats.Ms(ls.Median)}, `offload show {id}` median {Stats.Ms(show.Median)} with {Stored + 1:N0} tasks stored (n={runs} each)",
+            $"`offload --version` (process start, no daemon) median {Stats.Ms(version.Median)}",
+            "median < 80 ms", ls.Median < 80 && show.Median < 80);
+    }
+
+    /// <summary>
+    /// Stores finished tasks before the daemon starts: rows and <c>task.created</c> events through
+    /// <see cref="SqliteTaskStore"/>, then, in one transaction, the status and finish that a real run would have journaled.
+    /// </summary>
+    private static async Task FillStoreAsync(Sandbox box, int count)
+    {
+        using (var store = SqliteTaskStore.Open(box.Database))
+        {
+            var head = (await Sandbox.RunTimedAsync("git", ["rev-parse", "HEAD"], box.Repo, box.Env)).Stdout.Trim();
+            // one transaction per task through the store would be 10,000 fsyncs; the store's schema is created by it
+            await store.CreateTaskAsync(new NewTask("seed", "seed", "bench:final", "builtin", box.Repo, "main", head,
+                id => ($"offload/{id}-seed", Path.Combine(box.OffloadHome, "data", "worktrees", $"{id}-seed"))));
+        }
+
+        using var db = new SqliteConnection($"Data Source={box.Database}");
+        db.Open();
+        using var tx = db.BeginTransaction();
+        using var copy = db.CreateCommand();
+        copy.Transaction = tx;
+        copy.CommandText = """
+            INSERT INTO tasks (title, prompt, status, model, engine, repo_path, base_ref, base_commit, branch, worktree, summary,
+                               turns, input_tokens, output_tokens, attempt, last_seq, created_at, started_at, finished_at)
+            SELECT 'stored task ' || $n, prompt, 'succeeded', model, engine, repo_path, base_ref, base_commit,
+                   'offload/' || (1 + $n) || '-stored', worktree, 'Done: nothing to change.', 3, 12000, 300, 1, 1, created_at, created_at, created_at
+            FROM tasks WHERE id = 1
+            """;
+        var n = copy.Parameters.Add("$n", SqliteType.Integer);
+        for (var i = 1; i < count; i++)
+        {
+            n.Value = i;
+            copy.ExecuteNonQuery();
+        }
+
+        using var events = db.CreateCommand();
+        events.Transaction = tx;
+        events.CommandText = "INSERT INTO events (task_id, seq, attempt, type, at, data) SELECT t.id, 1, 0, e.type, e.at, replace(e.data, '\"taskId\":1,', '\"taskId\":' || t.id || ',') FROM tasks t, events e WHERE t.id > 1 AND e.task_id = 1 AND e.seq = 1";
+        events.ExecuteNonQuery();
+        using var finish = db.CreateCommand();
+        finish.Transaction = tx;
+        finish.CommandText = "UPDATE tasks SET status = 'succeeded', started_at = created_at, finished_at = created_at WHERE id = 1";
+        finish.ExecuteNonQuery();
+        tx.Commit();
+    }
+
+    // ---- prompt overhead ----
+
+    private async Task<Figure> PromptOverheadAsync()
+    {
+        await using var sim = await SimulatorServer.StartAsync(new SimulatorOptions { DefaultScenario = Scenarios.Final(), MaxRecordedBodies = 1000 });
+        await using (var box = new Sandbox(offload, sim.BaseUrl))
+        {
+            await box.StartDaemonAsync();
+            await box.WaitAsync((await box.CreateTaskAsync("bench:final", Scenarios.Prompt)).Id);
+        }
+
+        var ours = FirstModelRequest(sim.Requests) ?? throw new InvalidOperationException("Offload sent no model request");
+        var offloadSize = PromptSize.Of(ours.Body);
+        var offloadText = $"{offloadSize.Tokens:N0} tokens of system prompt + {offloadSize.Tools} tool definitions ({offloadSize.Bytes:N0} bytes); whole first request {ours.BodyBytes:N0} bytes";
+        if (claude is null)
+        {
+            return new Figure("prompt overhead", offloadText, "n/a: claude CLI not found", "report the ratio", null);
+        }
+
+        var before = sim.Requests.Count;
+        await using var cc = new ClaudeCode(claude, sim.BaseUrl);
+        var run = await cc.RunAsync("-p", Scenarios.Prompt, "--output-format", "json");
+        var theirs = FirstModelRequest(sim.Requests.Skip(before))
+            ?? throw new InvalidOperationException($"claude -p sent no model request with tools: {run}");
+        var claudeSize = PromptSize.Of(theirs.Body);
+        var ratio = (double)claudeSize.Tokens / offloadSize.Tokens;
+        return new Figure("prompt overhead", offloadText,
+            $"claude -p: {claudeSize.Tokens:N0} tokens, {claudeSize.Tools} tools ({claudeSize.Bytes:N0} bytes; whole request {theirs.BodyBytes:N0} bytes) → Claude Code sends {Stats.X(ratio)} as much",
+            "report the ratio", null, "tokens ≈ bytes / 4, the Simulator's estimate");
+    }
+
+    private static RecordedRequest? FirstModelRequest(IEnumerable<RecordedRequest> requests) =>
+        requests.FirstOrDefault(r => r.Api == "anthropic" && r.Method == "POST" && r.Body.Length > 0 && PromptSize.Of(r.Body).Tools > 0);
+
+    [GeneratedRegex(@"task (\d+)")]
+    private static partial Regex TaskIdRegex();
+}
+
+/// <summary>The size of what a client sends before any conversation: its system prompt and tool definitions.</summary>
+public readonly record struct PromptSize(int Bytes, int Tools)
+{
+    public int Tokens => Bytes / 4;
+
+    public static PromptSize Of(string body)
+    {
+        using var doc = JsonDocument.Parse(body);
+        var root = doc.RootElement;
+        var bytes = 0;
+        var tools = 0;
+        if (root.TryGetProperty("system", out var system))
+        {
+            bytes += System.Text.Encoding.UTF8.GetByteCount(system.GetRawText());
+        }
+
+        if (root.TryGetProperty("tools", out var list) && list.ValueKind == JsonValueKind.Array)
+        {
+            bytes += System.Text.Encoding.UTF8.GetByteCount(list.GetRawText());
+            tools = list.GetArrayLength();
+        }
+
+        return new PromptSize(bytes, tools);
+    }
+}

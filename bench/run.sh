@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Builds Offload in Release (ReadyToRun, as it ships) and runs the benchmarks against it.
+#   bench/run.sh            all figures (a few minutes on 2 cores)
+#   bench/run.sh --quick    fewer runs and turns
+#   bench/run.sh --only background,memory,cpu,logs,many,cli,prompt   [--claude PATH|none]
+# Not part of the test suite. The figures and their goals are in docs/benchmarks.md.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+artifacts="${OFFLOAD_BENCH_ARTIFACTS:-${TMPDIR:-/tmp}/offload-bench-artifacts}"
+dotnet publish "$root/src/Offload" -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
+  --artifacts-path "$artifacts" -o "$artifacts/offload" -v quiet -nologo >&2
+dotnet build "$root/bench/Offload.Bench" -c Release --artifacts-path "$artifacts" -v quiet -nologo >&2
+cd "$root"
+exec dotnet "$artifacts/bin/Offload.Bench/release/Offload.Bench.dll" --offload "$artifacts/offload/offload" "$@"

@@ -65,7 +65,7 @@ public sealed class SandboxEndToEndTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Network_ALoopbackListenerOnTheHost_IsUnreachable()
+    public async Task Network_ALoopbackListenerOnTheHost_AndTheDaemonsSocket_AreUnreachable()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
@@ -73,10 +73,12 @@ public sealed class SandboxEndToEndTests : IAsyncLifetime
 
         var (_, results) = await RunScriptAsync("network",
             Tool("Bash", new { command = $"curl -sS --max-time 5 http://127.0.0.1:{port}/" }),
-            Tool("Bash", new { command = $"echo hello > /dev/tcp/127.0.0.1/{port}" }));
+            Tool("Bash", new { command = $"echo hello > /dev/tcp/127.0.0.1/{port}" }),
+            Tool("Bash", new { command = $"curl -sS --max-time 5 --unix-socket {_h.SocketPath} http://offload/v1/daemon" }));
 
         AssertBlocked(results[0], "Failed to connect");
         AssertBlocked(results[1], "Connection refused");
+        AssertBlocked(results[2], "Couldn't connect"); // the agent cannot reach the API, where it could approve its own questions
         Assert.False(listener.Pending(), "the listener on the host was reached from the sandbox");
     }
 

@@ -113,6 +113,11 @@ public static class Sandbox
             args.AddRange(["--tmpfs", hidden]);
         }
 
+        foreach (var socket in ContainerSockets.Where(File.Exists))
+        {
+            args.AddRange(["--ro-bind", "/dev/null", socket]); // a read-only mount does not stop connect(); a device in its place does
+        }
+
         if (policy.GitCommonDir is { } git)
         {
             args.AddRange(["--bind", git, git]);
@@ -136,6 +141,10 @@ public static class Sandbox
         args.AddRange(["--unshare-pid", "--die-with-parent", "--new-session", "--chdir", policy.Worktree]);
         return args;
     }
+
+    /// <summary>Daemons whose socket is as good as root to whoever can connect to it.</summary>
+    private static readonly string[] ContainerSockets =
+        ["/run/docker.sock", "/run/podman/podman.sock", "/run/containerd/containerd.sock", "/run/buildkit/buildkitd.sock"];
 
     private static string? FindBwrap(Func<string, string?> getEnv)
     {

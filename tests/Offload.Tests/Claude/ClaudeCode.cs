@@ -32,12 +32,12 @@ public static class ClaudeCode
             "The Claude Code CLI is not installed for the tests: run scripts/test-deps.sh (it installs @anthropic-ai/claude-code into .tools/claude).");
     }
 
-    /// <summary>Writes the daemon's config: the claude engine uses the test binary; <paramref name="extra"/> adds top-level sections.</summary>
-    public static void Configure(OffloadHarness h, object? permissions = null, IReadOnlyList<string>? args = null)
+    /// <summary>Writes the daemon's config: the claude engine uses the test binary (or <paramref name="path"/>), with Offload's <paramref name="permissions"/> rules.</summary>
+    public static void Configure(OffloadHarness h, object? permissions = null, IReadOnlyList<string>? args = null, string? path = null)
     {
         var config = new Dictionary<string, object>
         {
-            ["engines"] = new { claude = new { path = Executable, args = args ?? [] } },
+            ["engines"] = new { claude = new { path = path ?? Executable, args = args ?? [] } },
         };
         if (permissions is not null)
         {

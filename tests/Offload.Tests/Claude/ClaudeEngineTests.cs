@@ -209,6 +209,18 @@ public sealed class ClaudeEngineTests : IAsyncLifetime
         Assert.Single(sessions);
     }
 
+    [Fact]
+    public async Task MissingBinary_FailsTheTask_SayingHowToInstallClaudeCode()
+    {
+        ClaudeCode.Configure(_h, path: Path.Combine(_h.Root, "no-such-claude"));
+        var task = await _h.RunClaudeAsync("sim:echo", "hello");
+        var done = await _h.WaitAsync(task.Id);
+
+        Assert.Equal(OffloadTaskStatus.Failed, done.Status);
+        Assert.Contains("Claude Code was not found at " + Path.Combine(_h.Root, "no-such-claude"), done.Error);
+        Assert.Contains("npm install -g @anthropic-ai/claude-code", done.Error);
+    }
+
     /// <summary>
     /// A process below Claude Code (it runs each command in a session of its own) whose command line
     /// starts with <paramref name="command"/>, once it is there.

@@ -217,11 +217,21 @@ public sealed partial class ReviewService(
 
         await EnsureWorktreeAsync(task, cancellationToken);
         await RaiseCapsAsync(id, request.MaxTurns, request.MaxCostUsd, request.TimeoutSeconds, cancellationToken);
+        foreach (var pending in Conversation.PendingCalls(await store.ReadEventsAsync(id, 0, int.MaxValue, cancellationToken)))
+        {
+            // a call cut off by a cancel gets its result before the reply, where the model expects it
+            await AppendAsync(id, new ToolResulted(pending.CallId, pending.Name, StoppedNote(task), IsError: true), cancellationToken);
+        }
+
         await AppendAsync(id, new UserMessage(request.Text, "reply"), cancellationToken);
         await AppendAsync(id, new StatusChanged(task.Status, OffloadTaskStatus.Queued, "reply"), cancellationToken);
         scheduler.Wake();
         return await tasks.GetAsync(id, cancellationToken);
     }, cancellationToken);
+
+    private static string StoppedNote(TaskInfo task) =>
+        $"This tool call was stopped before it finished: the task ended ({task.Status.ToWire()}{(task.Error is null ? "" : ": " + task.Error)}). "
+        + "It may or may not have taken effect: check the files before running it again.";
 
     public Task<TaskInfo> RetryAsync(long id, RetryRequest request, CancellationToken cancellationToken = default) => LockedAsync(id, async () =>
     {

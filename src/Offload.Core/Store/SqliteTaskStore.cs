@@ -291,7 +291,7 @@ public sealed class SqliteTaskStore : ITaskStore
                     ("$summary", f.Summary), ("$error", f.Status == OffloadTaskStatus.Succeeded ? null : f.Reason), ("$id", e.TaskId)).ExecuteNonQuery();
                 break;
             case AttemptStarted a:
-                Command(_writer, tx, "UPDATE tasks SET model = $model, turns = 0, summary = NULL, error = NULL, discarded = 0 WHERE id = $id",
+                Command(_writer, tx, "UPDATE tasks SET model = $model, turns = 0, summary = NULL, error = NULL, discarded = 0, session_id = NULL WHERE id = $id",
                     ("$model", a.Model), ("$id", e.TaskId)).ExecuteNonQuery();
                 break;
             case LimitsChanged l:

@@ -129,6 +129,29 @@ public sealed class DiscardGcTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Reply_AfterGcFreedTheWorktree_ChecksTheBranchOutAgainAndGoesOn()
+    {
+        var model = _h.Scenario("revive", new
+        {
+            name = "revive",
+            turns = new[] { Tool("Write", new { file_path = "one.txt", content = "one\n" }), Final("Wrote one.") },
+            rules = new[] { new { whenContains = "also two", afterTurn = 2, turn = Tool("Write", new { file_path = "two.txt", content = "two\n" }) } },
+        });
+        var task = await _h.RunTaskAsync(model, "write one");
+        Assert.Equal(OffloadTaskStatus.Succeeded, (await _h.WaitAsync(task.Id)).Status);
+        Assert.Equal(0, (await _h.OffloadAsync("merge", Id(task))).ExitCode);
+        Assert.Equal(0, (await _h.OffloadAsync("gc")).ExitCode);
+        Assert.False(Directory.Exists(task.Worktree));
+
+        Assert.Equal(0, (await _h.OffloadAsync("reply", Id(task), "also two")).ExitCode);
+        var done = await _h.WaitAsync(task.Id);
+
+        Assert.Equal(OffloadTaskStatus.Succeeded, done.Status);
+        Assert.True(File.Exists(Path.Combine(task.Worktree, "one.txt")));
+        Assert.Equal("one.txt\ntwo.txt\n", _h.Git("ls-tree", "--name-only", task.Branch, "one.txt", "two.txt"));
+    }
+
+    [Fact]
     public async Task Gc_KeepsAMergedTaskThatGotNewCommitsAfterItsMerge()
     {
         var model = _h.Scenario("twice", new

@@ -54,6 +54,7 @@ public sealed class NotificationTests : IAsyncLifetime
         File.WriteAllText(Path.Combine(configDir, "config.json"), JsonSerializer.Serialize(new
         {
             notifications = new { webhookUrl = _url, linkTemplate = "http://127.0.0.1:7070/tasks/{id}" },
+            permissions = new { ask = new[] { "Bash(echo needs-approval:*)" } },
         }));
 
         // a notify-send that writes down what it was asked to show
@@ -110,6 +111,19 @@ public sealed class NotificationTests : IAsyncLifetime
         Assert.Equal(2, desktop.Length);
         Assert.Equal($"--app-name=Offload|--urgency=normal|Offload: task {ok.Id} succeeded|check everything~Everything is fine.~offload show {ok.Id}|", desktop[0]);
         Assert.Contains($"Offload: task {limited.Id} limited|", desktop[1]);
+    }
+
+    [Fact]
+    public async Task Webhook_GetsNeedsInput_WithTheCommandThatAnswersIt()
+    {
+        var task = await _h.RunTaskAsync(_h.Scenario("ask", Scenario(Tool("Bash", new { command = "echo needs-approval now" }), Final("x"))), "ask first");
+
+        var asked = await NextAsync();
+
+        Assert.Equal((task.Id, "needs_input"), (asked.Id, asked.Status));
+        Assert.Equal($"offload approve {task.Id}", asked.Command);
+        Assert.Contains($"`offload approve {task.Id}` or `offload deny {task.Id}`", asked.Text);
+        Assert.Equal(0, (await _h.OffloadAsync("cancel", task.Id.ToString(CultureInfo.InvariantCulture))).ExitCode);
     }
 
     [Fact]

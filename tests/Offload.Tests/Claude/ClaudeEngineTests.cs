@@ -60,6 +60,7 @@ public sealed class ClaudeEngineTests : IAsyncLifetime
         Assert.Equal("result", raw[^1]);
         Assert.Equal(3, raw.Count(t => t == "assistant") - 1); // text + tool_use of turn 1 are two lines
         Assert.Single(events.OfType<UsageRecorded>());
+        Assert.Equal([1], events.OfType<CheckpointSaved>().Select(c => c.Turn)); // after the Write; the Bash turn changed no file
 
         var show = await _h.OffloadAsync("show", Id(task));
         Assert.Contains("claude", show.Stdout);

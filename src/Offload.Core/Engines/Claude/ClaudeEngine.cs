@@ -147,12 +147,24 @@ public sealed partial class ClaudeEngine(
 
         using var onCancel = cancellationToken.Register(Stop);
         using var onSoftStop = run.SoftStop.Register(Stop);
+        var changedFiles = new HashSet<int>(); // turns with a tool call that may have changed files: each gets a checkpoint once it is over
         await foreach (var line in process.ReadLinesAsync(CancellationToken.None))
         {
             await journal.AppendAsync(new EngineNote(RawNote, line), CancellationToken.None);
-            foreach (var e in stream.Map(line))
+            var turn = stream.Turn;
+            var events = stream.Map(line);
+            if (stream.Turn > turn && changedFiles.Remove(turn) && run.TurnEnded is { } turnEnded)
+            {
+                await turnEnded(turn, CancellationToken.None);
+            }
+
+            foreach (var e in events)
             {
                 await journal.AppendAsync(e, CancellationToken.None);
+                if (e is ToolCalled { Name: "Write" or "Edit" or "MultiEdit" or "NotebookEdit" or "Bash" } call)
+                {
+                    changedFiles.Add(call.Turn);
+                }
             }
         }
 
@@ -162,6 +174,11 @@ public sealed partial class ClaudeEngine(
             await journal.AppendAsync(new EngineNote(StoppedNote, $"exit {exit}"), CancellationToken.None);
             cancellationToken.ThrowIfCancellationRequested();
             return new EngineOutcome.Suspended();
+        }
+
+        if (changedFiles.Remove(stream.Turn) && run.TurnEnded is { } lastTurnEnded)
+        {
+            await lastTurnEnded(stream.Turn, CancellationToken.None);
         }
 
         if (stream.Result is { } result)

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Microsoft.Extensions.AI;
+using Offload.Agent.Permissions;
 using Offload.Agent.Tools;
 using Offload.Engines;
 using Offload.Models;
@@ -11,8 +12,10 @@ namespace Offload.Agent;
 /// The builtin engine: one model, six tools, a loop. Limits are checked before each model
 /// call; every step is in the journal before the next one starts (tool calls before they run,
 /// results after), so a run can always be resumed from the journal.
+/// Before each tool runs: rules → approval → sandbox → run (<see cref="PermissionPolicy"/> decides,
+/// <see cref="PermissionGate"/> parks the task for the user's answer, the tool confines itself).
 /// </summary>
-public sealed class AgentLoop(ModelGateway models, ToolRegistry tools) : IEngine
+public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, PermissionGate permissions) : IEngine
 {
     public string Name => "builtin";
 
@@ -22,7 +25,8 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools) : IEngine
         var task = run.Task;
         var limits = run.Config.Limits;
 
-        foreach (var pending in Conversation.PendingCalls(run.History))
+        var parked = Conversation.PendingCalls(run.History).Where(c => Conversation.IsParked(run.History, c)).ToList();
+        foreach (var pending in Conversation.PendingCalls(run.History).Except(parked))
         {
             await journal.AppendAsync(new ToolResulted(pending.CallId, pending.Name, Conversation.InterruptedNote, IsError: true), cancellationToken);
         }
@@ -44,6 +48,26 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools) : IEngine
         var sandbox = await Sandbox.ForTaskAsync(run.Worktree, run.SpillDir, run.Config.Sandbox, cancellationToken);
         var context = new ToolContext(run.Worktree, run.SpillDir, limits.MaxToolOutputChars, TimeSpan.FromSeconds(limits.BashTimeoutSeconds),
             SandboxEnvironment.ForCommands(sandboxed: sandbox is not null), sandbox);
+        PermissionPolicy policy;
+        try
+        {
+            policy = permissions.PolicyFor(run, bashContained: sandbox is not null);
+        }
+        catch (PermissionSettingsException e)
+        {
+            return new EngineOutcome.Failed(e.Message);
+        }
+
+        if (parked.Count > 0)
+        {
+            foreach (var call in parked)
+            {
+                await RunToolAsync(run, policy, call, context, cancellationToken); // a question left open by a restart is asked again
+            }
+
+            messages = Conversation.Rebuild(await journal.ReadAllAsync(cancellationToken));
+        }
+
         var maxTurns = task.MaxTurns ?? limits.MaxTurns;
         var maxCost = task.MaxCostUsd ?? limits.MaxCostUsd;
         var turn = task.Turns;
@@ -100,12 +124,7 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools) : IEngine
             var results = new ChatMessage(ChatRole.Tool, []);
             foreach (var call in recorded)
             {
-                var result = tools.TryGetValue(call.Name, out var tool)
-                    ? await tool.InvokeAsync(call.Input, context, cancellationToken)
-                    : ToolResult.Error($"there is no tool named {call.Name}; the tools are {string.Join(", ", tools.Values.Select(t => t.Name))}");
-                await journal.AppendAsync(
-                    new ToolResulted(call.CallId, call.Name, result.Output, result.IsError, result.ExitCode, result.Truncated, result.FullOutputPath),
-                    cancellationToken);
+                var result = await RunToolAsync(run, policy, call, context, cancellationToken);
                 results.Contents.Add(new FunctionResultContent(call.CallId, result.IsError ? $"Error: {result.Output}" : result.Output));
 
                 var key = call.Name + "\n" + call.Input.GetRawText();
@@ -124,5 +143,16 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools) : IEngine
                 return new EngineOutcome.Limited($"the agent repeated the same {recorded[^1].Name} call {repeats} times in a row");
             }
         }
+    }
+
+    /// <summary>Rules → approval → run; the result as stored (secrets redacted) is what the model sees.</summary>
+    private async Task<ToolResulted> RunToolAsync(EngineRun run, PermissionPolicy policy, ToolCalled call, ToolContext context, CancellationToken cancellationToken)
+    {
+        var result = !tools.TryGetValue(call.Name, out var tool)
+            ? ToolResult.Error($"there is no tool named {call.Name}; the tools are {string.Join(", ", tools.Values.Select(t => t.Name))}")
+            : await permissions.CheckAsync(run, policy, call, cancellationToken) ?? await tool.InvokeAsync(call.Input, context, cancellationToken);
+        return (ToolResulted)await run.Journal.AppendAsync(
+            new ToolResulted(call.CallId, call.Name, result.Output, result.IsError, result.ExitCode, result.Truncated, result.FullOutputPath),
+            cancellationToken);
     }
 }

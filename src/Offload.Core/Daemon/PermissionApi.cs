@@ -14,9 +14,7 @@ public static class PermissionApi
     {
         var v1 = app.MapGroup("/v1");
         v1.MapGet("/tasks/{id:long}/permission", async (long id, PermissionBroker broker, CancellationToken ct) =>
-            await broker.PendingAsync(id, ct) is { } pending
-                ? Results.Json(pending, OffloadJson.Options)
-                : Results.NoContent());
+            Results.Json(new PendingPermissionResponse(await broker.PendingAsync(id, ct)), OffloadJson.Options));
         v1.MapPost("/tasks/{id:long}/approve", async (long id, HttpRequest request, PermissionBroker broker, CancellationToken ct) =>
         {
             var body = await ReadAsync<ApproveRequest>(request, ct) ?? new ApproveRequest();

@@ -45,7 +45,7 @@ public sealed class PermissionBroker(ITaskStore store, EventHub hub)
                 request = (PermissionRequested)await journal.AppendAsync(new PermissionRequested(requestId, tool, input.Clone(), rule), cancellationToken);
             }
 
-            await journal.AppendAsync(new StatusChanged(OffloadTaskStatus.Running, OffloadTaskStatus.NeedsInput, $"needs approval: {tool}"), cancellationToken);
+            await journal.AppendAsync(new StatusChanged(OffloadTaskStatus.Running, OffloadTaskStatus.NeedsInput, $"needs approval: {tool} {Describe(input)}".TrimEnd()), cancellationToken);
             Parked?.Invoke(request);
 
             // the answer may have been stored between our read and registering the waiter
@@ -120,6 +120,16 @@ public sealed class PermissionBroker(ITaskStore store, EventHub hub)
         }
 
         return null;
+    }
+
+    /// <summary>The part of a call a person recognises (the command, the file), cut to one line.</summary>
+    private static string Describe(JsonElement input)
+    {
+        var text = input.ValueKind != JsonValueKind.Object ? input.GetRawText()
+            : new[] { "command", "file_path", "path", "url", "pattern" }.Select(k => input.TryGetProperty(k, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null)
+                .FirstOrDefault(v => v is not null) ?? input.GetRawText();
+        text = text.ReplaceLineEndings(" ");
+        return text.Length <= 160 ? text : text[..159] + "…";
     }
 
     private static PermissionAnswered? AnswerTo(IReadOnlyList<AgentEvent> history, string requestId) =>

@@ -8,3 +8,6 @@ public sealed record DenyRequest(string? Reason = null);
 
 /// <summary>The question that was answered and how; <see cref="Rule"/> is the allow rule <c>--always</c> added.</summary>
 public sealed record PermissionAnswerResponse(long TaskId, string RequestId, string Tool, System.Text.Json.JsonElement Input, bool Allowed, string? Reason, string? Rule);
+
+/// <summary><c>GET /v1/tasks/{id}/permission</c>: the question a task waits on, null when it waits on none.</summary>
+public sealed record PendingPermissionResponse(PermissionRequested? Pending);

@@ -75,12 +75,20 @@ public sealed class SecretRedactor
         return text;
     }
 
-    /// <summary>The event with every known secret replaced, wherever in it the value appears; the same instance when none does.</summary>
+    /// <summary>
+    /// The event with every known secret replaced, wherever in it the value appears; the same instance
+    /// when none does. The full output a tool result points to (a spill file) is redacted in place.
+    /// </summary>
     public AgentEvent Redact(AgentEvent e)
     {
         if (_secrets.Count == 0)
         {
             return e;
+        }
+
+        if (e is ToolResulted { FullOutputPath: { } spill } && File.Exists(spill) && File.ReadAllText(spill) is var full && Redact(full) is var clean && clean != full)
+        {
+            File.WriteAllText(spill, clean);
         }
 
         var json = JsonSerializer.Serialize(e, OffloadJson.Options);

@@ -15,6 +15,9 @@ public static class ShowCommand
         command.SetAction(async (parse, ct) => await Common.WithClientAsync(async client =>
         {
             var report = await client.GetAsync<TaskDetails>($"v1/tasks/{parse.GetValue(id)}/details", ct);
+            var question = report.Task.Status == OffloadTaskStatus.NeedsInput
+                ? (await client.GetAsync<PendingPermissionResponse>($"v1/tasks/{parse.GetValue(id)}/permission", ct)).Pending
+                : null;
             if (parse.GetValue(json))
             {
                 var node = JsonSerializer.SerializeToNode(report.Task, OffloadJson.Options)!.AsObject();
@@ -23,11 +26,24 @@ public static class ShowCommand
                 node["attempts"] = JsonSerializer.SerializeToNode(report.Attempts, OffloadJson.Options);
                 node["merges"] = JsonSerializer.SerializeToNode(report.Merges, OffloadJson.Options);
                 node["runSeconds"] = report.RunSeconds;
+                if (question is not null)
+                {
+                    node["pendingPermission"] = JsonSerializer.SerializeToNode(question, OffloadJson.Options);
+                }
+
                 Output.Json(node); // the task's fields at the top level, as scripts expect, plus the report
                 return ExitCodes.Ok;
             }
 
             Print(report);
+            if (question is not null)
+            {
+                Console.Out.WriteLine();
+                Console.Out.WriteLine(Output.Paint("waiting for approval", "1;33"));
+                Console.Out.WriteLine($"  {question.Tool} {question.Input.GetRawText()}");
+                Console.Out.WriteLine($"  asked because: {question.Rule}");
+                Console.Out.WriteLine($"  next: offload approve {report.Task.Id} [--always] · offload deny {report.Task.Id} --reason \"…\"");
+            }
             return ExitCodes.Ok;
         }, cancellationToken: ct));
         return command;

@@ -30,7 +30,7 @@ public static class DiscardCommand
                 var report = await client.GetAsync<TaskReport>($"v1/tasks/{taskId}", ct);
                 var t = report.Task;
                 Console.Error.Write($"Discard task {t.Id} ({t.Status.ToWire()}) \"{Output.OneLine(t.Title, 60)}\"? "
-                    + $"Its worktree and branch {t.Branch} ({report.Files.Count} files changed) will be deleted. [y/N] ");
+                    + $"Its worktree and branch {t.Branch} ({report.Files.Count} file{(report.Files.Count == 1 ? "" : "s")} changed) will be deleted. [y/N] ");
                 if (Console.In.ReadLine()?.Trim().ToLowerInvariant() is not ("y" or "yes"))
                 {
                     Console.Error.WriteLine("nothing was discarded");

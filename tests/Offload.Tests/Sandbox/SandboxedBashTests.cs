@@ -106,6 +106,16 @@ public sealed class SandboxedBashTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task SandboxedBash_StartedFromAThreadThatThenExits_KeepsRunning()
+    {
+        // --die-with-parent is PR_SET_PDEATHSIG, which fires when the *thread* that forked bwrap exits, and
+        // thread-pool threads retire when idle; the command must outlive the thread that happened to start it.
+        var run = Task.Factory.StartNew(() => RunAsync("sleep 1; echo survived"), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+
+        Assert.Equal(new ToolResult("survived", ExitCode: 0), await run);
+    }
+
+    [Fact]
     public async Task SandboxedBash_ExitCode_PassesThroughBwrap()
     {
         Assert.Equal(new ToolResult("partial\nExit code 3", IsError: true, ExitCode: 3), await RunAsync("echo partial; exit 3"));

@@ -124,7 +124,14 @@ public sealed class BashTool : ITool
         using var process = new Process { StartInfo = startInfo };
         try
         {
-            process.Start();
+            if (context.Sandbox is null)
+            {
+                process.Start();
+            }
+            else
+            {
+                await SandboxLauncher.StartAsync(process).ConfigureAwait(false);
+            }
         }
         catch (Win32Exception e)
         {

@@ -211,6 +211,56 @@ public sealed class ClaudeEngineTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TurnLimit_IsPassedToClaudeCode_AndItsStopIsLimited_ThenAReplyWithMoreTurnsGoesOn()
+    {
+        ClaudeCode.Configure(_h, args: ["--allowedTools", "Bash"]);
+        var model = _h.Scenario("turns", Scenario(
+            Tool("Bash", new { command = "echo one" }),
+            Tool("Bash", new { command = "echo two" }),
+            Final("Both steps done.")));
+        var task = await _h.RunClaudeAsync(model, "two steps", "--max-turns", "1");
+        var limited = await _h.WaitAsync(task.Id);
+
+        Assert.Equal(OffloadTaskStatus.Limited, limited.Status);
+        Assert.Contains("turn limit reached", limited.Error);
+        Assert.Contains("maximum number of turns", limited.Error);
+
+        var reply = await _h.OffloadAsync("reply", Id(task), "--max-turns", "10", "go on");
+        Assert.True(reply.ExitCode == 0, reply.ToString());
+        var done = await _h.WaitAsync(task.Id);
+        Assert.True(done.Status == OffloadTaskStatus.Succeeded, $"{done.Status}: {done.Error}");
+        Assert.Equal("Both steps done.", done.Summary);
+    }
+
+    [Fact]
+    public async Task DaemonStoppedGracefullyMidRun_TheTaskStaysRunning_AndTheNextDaemonResumesIt()
+    {
+        ClaudeCode.Configure(_h, args: ["--allowedTools", "Bash"]);
+        var model = _h.Scenario("stop", new
+        {
+            name = "stop",
+            turns = new[] { Tool("Bash", new { command = "sleep 300" }) },
+            rules = new[] { new { whenContains = "was interrupted", turn = Final("Picked up again.") } },
+        });
+        var task = await _h.RunClaudeAsync(model, "survive a stop");
+        var started = (EngineNote)await _h.WaitForEventAsync(task.Id, e => e is EngineNote { Kind: ClaudeEngine.ProcessNote });
+        var claudePid = int.Parse(started.Text.Split(' ')[0], CultureInfo.InvariantCulture);
+        await _h.WaitForEventAsync(task.Id, e => e is ToolCalled);
+        var sleeper = await WaitForDescendantAsync(claudePid, "sleep 300");
+
+        var stop = await _h.OffloadAsync("daemon", "stop");
+        Assert.True(stop.ExitCode == 0, stop.ToString());
+        Assert.False(ClaudeCode.IsAlive(claudePid), "Claude Code outlived the daemon");
+        Assert.False(ClaudeCode.IsAlive(sleeper), "its command outlived the daemon");
+        var events = await _h.EventsAsync(task.Id); // starts a new daemon, which resumes the task
+        Assert.Contains(events, e => e is EngineNote { Kind: ClaudeEngine.StoppedNote });
+
+        var done = await _h.WaitAsync(task.Id);
+        Assert.True(done.Status == OffloadTaskStatus.Succeeded, $"{done.Status}: {done.Error}");
+        Assert.Equal("Picked up again.", done.Summary);
+    }
+
+    [Fact]
     public async Task MissingBinary_FailsTheTask_SayingHowToInstallClaudeCode()
     {
         ClaudeCode.Configure(_h, path: Path.Combine(_h.Root, "no-such-claude"));

@@ -139,7 +139,7 @@ public sealed class ApprovalTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task ApproveAlways_AllowsTheSameCallForTheRestOfTheTask()
+    public async Task ApproveAlways_AllowsTheSameCallForTheRestOfTheTask_EvenAfterARestart()
     {
         var task = await _h.RunTaskAsync(_h.Scenario("always", Scenario(
             Tool("Bash", new { command = "touch once.txt" }),
@@ -152,15 +152,36 @@ public sealed class ApprovalTests : IAsyncLifetime
         Assert.True(approve.ExitCode == 0, approve.ToString());
         Assert.Equal("Bash(touch once.txt)", JsonSerializer.Deserialize<PermissionAnswerResponse>(approve.Stdout, OffloadJson.Options)!.Rule);
 
-        // the second, different command asks; the third, the approved one again, does not
+        // the second, different command asks; the daemon dies while it waits
         var second = await WaitForAsync<PermissionRequested>(task.Id, p => p.Input.GetRawText().Contains("twice", StringComparison.Ordinal));
         await WaitForStatusAsync(task.Id, OffloadTaskStatus.NeedsInput, second.Seq);
+        await KillDaemonAsync();
+        var resumed = await WaitForAsync<StatusChanged>(task.Id, s => s.Reason == "resuming after a daemon restart");
+        await WaitForStatusAsync(task.Id, OffloadTaskStatus.NeedsInput, resumed.Seq);
         Assert.Equal(0, (await _h.OffloadAsync("approve", Id(task))).ExitCode);
+
+        // the third call, the approved one again, runs without asking: the --always answer came back from the journal
         var done = await _h.WaitAsync(task.Id);
         Assert.Equal(OffloadTaskStatus.Succeeded, done.Status);
         var events = await _h.EventsAsync(task.Id);
         Assert.Equal(["touch once.txt", "touch twice.txt"], events.OfType<PermissionRequested>().Select(p => p.Input.GetProperty("command").GetString()));
         Assert.Equal(3, events.OfType<ToolResulted>().Count(r => !r.IsError));
+    }
+
+    [Fact]
+    public async Task Cancel_WhileWaitingForAnAnswer_EndsTheTaskCancelled_AndLeavesNothingToAnswer()
+    {
+        var task = await _h.RunTaskAsync(_h.Scenario("cancel", Scenario(
+            Tool("Bash", new { command = "touch never.txt" }),
+            Final("Done."))), "create a file");
+        await WaitForStatusAsync(task.Id, OffloadTaskStatus.NeedsInput);
+
+        var cancel = await _h.OffloadAsync("cancel", Id(task));
+
+        Assert.True(cancel.ExitCode == 0, cancel.ToString());
+        Assert.Equal(OffloadTaskStatus.Cancelled, (await _h.WaitAsync(task.Id)).Status);
+        Assert.Equal(4, (await _h.OffloadAsync("approve", Id(task))).ExitCode);
+        Assert.DoesNotContain("never.txt", _h.Git("ls-tree", "-r", "--name-only", task.Branch));
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using System.Collections;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Offload.Config;
 using Offload.Protocol;
 
@@ -92,19 +93,53 @@ public sealed class SecretRedactor
         }
 
         var json = JsonSerializer.Serialize(e, OffloadJson.Options);
-        var redacted = json;
-        foreach (var (name, value) in _secrets)
+        if (!_secrets.Any(secret => json.Contains(secret.Value, StringComparison.Ordinal) || json.Contains(Encoded(secret.Value), StringComparison.Ordinal)))
         {
-            var encoded = JsonSerializer.Serialize(value, OffloadJson.Options)[1..^1]; // as it appears inside a JSON string
-            redacted = redacted.Replace(encoded, Placeholder(name), StringComparison.Ordinal);
-            if (encoded != value)
-            {
-                redacted = redacted.Replace(value, Placeholder(name), StringComparison.Ordinal);
-            }
+            return e;
         }
 
-        return ReferenceEquals(redacted, json) || redacted == json ? e : JsonSerializer.Deserialize<AgentEvent>(redacted, OffloadJson.Options)!;
+        var node = JsonNode.Parse(json)!;
+        RedactStrings(node);
+        return node.Deserialize<AgentEvent>(OffloadJson.Options)!;
     }
+
+    /// <summary>Replaces secrets inside string values only, so the event's shape (names, the type) never changes.</summary>
+    private void RedactStrings(JsonNode node)
+    {
+        switch (node)
+        {
+            case JsonObject obj:
+                foreach (var (name, child) in obj.ToList())
+                {
+                    if (child is JsonValue value && value.TryGetValue<string>(out var text))
+                    {
+                        obj[name] = Redact(text);
+                    }
+                    else if (child is not null)
+                    {
+                        RedactStrings(child);
+                    }
+                }
+
+                break;
+            case JsonArray array:
+                for (var i = 0; i < array.Count; i++)
+                {
+                    if (array[i] is JsonValue value && value.TryGetValue<string>(out var text))
+                    {
+                        array[i] = Redact(text);
+                    }
+                    else if (array[i] is { } child)
+                    {
+                        RedactStrings(child);
+                    }
+                }
+
+                break;
+        }
+    }
+
+    private static string Encoded(string value) => JsonSerializer.Serialize(value, OffloadJson.Options)[1..^1];
 
     private static string Placeholder(string name) => $"[redacted {name}]";
 }

@@ -89,4 +89,14 @@ public sealed class RedactionTests
         Assert.Equal("echo '[redacted WEIRD_TOKEN]'", redacted.Input.GetProperty("command").GetString());
         Assert.Same(call, new SecretRedactor([("OTHER_TOKEN", "not-in-there")]).Redact(call));
     }
+
+    [Fact]
+    public void Redactor_NeverChangesTheShapeOfAnEvent_EvenWhenASecretEqualsAPropertyName()
+    {
+        var result = new ToolResulted("call-12345678", "Bash", "exit code: exitCode truncated", IsError: false, ExitCode: 0);
+
+        var redacted = (ToolResulted)new SecretRedactor([("ODD_KEY", "exitCode"), ("CALL_TOKEN", "call-12345678")]).Redact(result);
+
+        Assert.Equal(result with { CallId = "[redacted CALL_TOKEN]", Output = "exit code: [redacted ODD_KEY] truncated" }, redacted);
+    }
 }

@@ -24,6 +24,8 @@ public sealed partial class GitWorkspace
         ["GIT_COMMITTER_EMAIL"] = "offload@localhost",
     };
 
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim> WorktreeGates = new(StringComparer.Ordinal);
+
     public static string BranchName(long taskId, string slug) => $"{BranchPrefix}{taskId}-{slug}";
 
     public async Task<RepoInfo> ResolveRepoAsync(string path, string? baseRef, CancellationToken cancellationToken = default)
@@ -152,12 +154,24 @@ public sealed partial class GitWorkspace
         }
 
         Directory.CreateDirectory(worktreesDir);
-        var result = await AddWorktreeAsync(repoRoot, branch, path, baseCommit, cancellationToken);
-        if (!result.Ok && IsStaleRegistration(result.Stderr))
+        // Concurrent `git worktree add`s in one repository read each other's half-written metadata and fail
+        // ("failed to read .git/worktrees/…/commondir"), and a prune could drop a neighbour's: one at a time.
+        var gate = WorktreeGates.GetOrAdd(Path.GetFullPath(repoRoot), _ => new SemaphoreSlim(1, 1));
+        await gate.WaitAsync(cancellationToken);
+        GitResult result;
+        try
         {
-            await Git.RunAsync(repoRoot, ["worktree", "unlock", path], cancellationToken: cancellationToken);
-            await Git.OutputAsync(repoRoot, ["worktree", "prune"], cancellationToken: cancellationToken);
             result = await AddWorktreeAsync(repoRoot, branch, path, baseCommit, cancellationToken);
+            if (!result.Ok && IsStaleRegistration(result.Stderr))
+            {
+                await Git.RunAsync(repoRoot, ["worktree", "unlock", path], cancellationToken: cancellationToken);
+                await Git.OutputAsync(repoRoot, ["worktree", "prune"], cancellationToken: cancellationToken);
+                result = await AddWorktreeAsync(repoRoot, branch, path, baseCommit, cancellationToken);
+            }
+        }
+        finally
+        {
+            gate.Release();
         }
 
         if (!result.Ok)

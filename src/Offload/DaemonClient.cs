@@ -66,7 +66,10 @@ public sealed class DaemonClient : IDisposable
         }
     }
 
-    /// <summary>Makes sure a daemon answers, starting one in the background if needed.</summary>
+    /// <summary>
+    /// Makes sure a daemon answers, starting one in the background if needed. A daemon that cannot start says why
+    /// in its log and exits; that reason is what the user sees, at once.
+    /// </summary>
     public async Task<DaemonStatusResponse> EnsureDaemonAsync(CancellationToken cancellationToken = default)
     {
         if (await TryStatusAsync(cancellationToken) is { } running)
@@ -74,13 +77,26 @@ public sealed class DaemonClient : IDisposable
             return running;
         }
 
-        StartDaemonProcess();
+        var logStart = File.Exists(Paths.DaemonLog) ? new FileInfo(Paths.DaemonLog).Length : 0;
+        var pid = StartDaemonProcess();
         var deadline = Stopwatch.StartNew();
         while (deadline.Elapsed < TimeSpan.FromSeconds(20))
         {
             if (File.Exists(Paths.Socket) && await TryStatusAsync(cancellationToken) is { } started)
             {
                 return started;
+            }
+
+            if (pid is { } daemon && !ProcessAlive(daemon))
+            {
+                var (reason, hint) = StartFailure(logStart);
+                if (!reason.Contains("is already running", StringComparison.Ordinal))
+                {
+                    throw new CliException(ExitCodes.Daemon, $"the daemon could not start: {reason}",
+                        hint ?? $"fix what it says, then run the command again; its log is {Paths.DaemonLog}");
+                }
+
+                pid = null; // another command started one at the same moment: wait for that one
             }
 
             await Task.Delay(15, cancellationToken);
@@ -91,9 +107,26 @@ public sealed class DaemonClient : IDisposable
             "fix what the log says, then run the command again; `offload daemon run` runs it in the foreground");
     }
 
-    private void StartDaemonProcess()
+    /// <summary>Starts <c>offload daemon run</c> detached from this terminal; returns its pid when known.</summary>
+    private int? StartDaemonProcess()
     {
-        Directory.CreateDirectory(Paths.DataDir);
+        try
+        {
+            Directory.CreateDirectory(Paths.DataDir);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            var blocker = Path.GetDirectoryName(Paths.DataDir);
+            while (blocker is not null && !Path.Exists(blocker))
+            {
+                blocker = Path.GetDirectoryName(blocker);
+            }
+
+            var why = blocker is not null && File.Exists(blocker) ? $"{blocker} is a file, not a folder" : e.Message;
+            throw new CliException(ExitCodes.Daemon, $"cannot create Offload's data folder {Paths.DataDir}: {why}",
+                "make the folder writable, or point OFFLOAD_HOME (or XDG_DATA_HOME) at one that is");
+        }
+
         var self = Environment.ProcessPath!;
         var command = Path.GetFileNameWithoutExtension(self) == "dotnet"
             ? $"{Quote(self)} {Quote(typeof(DaemonClient).Assembly.Location)}"
@@ -101,11 +134,52 @@ public sealed class DaemonClient : IDisposable
         // setsid: the daemon outlives this terminal; its stdio never holds the caller's pipes open.
         var start = new ProcessStartInfo("/bin/sh")
         {
-            ArgumentList = { "-c", $"cd / && exec setsid {command} daemon run </dev/null >>{Quote(Paths.DaemonLog)} 2>&1 &" },
+            ArgumentList = { "-c", $"cd / && {{ exec setsid {command} daemon run </dev/null >>{Quote(Paths.DaemonLog)} 2>&1 & }} && echo $!" },
             UseShellExecute = false,
+            RedirectStandardOutput = true,
         };
         using var process = Process.Start(start) ?? throw new CliException(ExitCodes.Daemon, "could not start the daemon process");
+        var pid = process.StandardOutput.ReadToEnd().Trim();
         process.WaitForExit();
+        return int.TryParse(pid, System.Globalization.CultureInfo.InvariantCulture, out var id) ? id : null;
+    }
+
+    /// <summary>What a daemon that exited at start wrote to its log: the error line (and its hint), or the log's last lines.</summary>
+    private (string Reason, string? Hint) StartFailure(long logStart)
+    {
+        string text;
+        try
+        {
+            using var log = new FileStream(Paths.DaemonLog, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            log.Seek(Math.Min(logStart, log.Length), SeekOrigin.Begin);
+            text = new StreamReader(log).ReadToEnd();
+        }
+        catch (IOException)
+        {
+            return ("it exited without writing a log", null);
+        }
+
+        var lines = text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var error = lines.LastOrDefault(l => l.StartsWith("offload: ", StringComparison.Ordinal));
+        if (error is null)
+        {
+            return ($"it exited; its log ({Paths.DaemonLog}) ends with:\n{string.Join("\n", lines.TakeLast(8))}", null);
+        }
+
+        var next = lines.SkipWhile(l => l != error).Skip(1).FirstOrDefault(l => l.StartsWith("  next: ", StringComparison.Ordinal));
+        return (error["offload: ".Length..], next?["  next: ".Length..]);
+    }
+
+    private static bool ProcessAlive(int pid)
+    {
+        try
+        {
+            return !File.ReadAllText($"/proc/{pid}/stat").Contains(") Z ", StringComparison.Ordinal);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
     }
 
     private static string Quote(string s) => "'" + s.Replace("'", "'\\''", StringComparison.Ordinal) + "'";

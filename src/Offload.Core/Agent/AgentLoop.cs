@@ -96,11 +96,14 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
             turn++;
             var usage = models.Usage(task.Model, response.Usage);
             cost += usage.CostUsd;
-            await journal.AppendAsync(usage, cancellationToken);
 
             var text = string.Concat(response.Messages.SelectMany(m => m.Contents).OfType<TextContent>().Select(t => t.Text)).Trim();
             var calls = response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>().ToList();
-            await journal.AppendAsync(new AssistantMessage(turn, text), cancellationToken);
+
+            // One answer, one transaction: a crash between the text and its tool calls would leave an answer that reads as final.
+            var stored = await journal.AppendAllAsync(
+                [usage, new AssistantMessage(turn, text), .. calls.Select(c => new ToolCalled(turn, c.CallId, c.Name, Conversation.ToInput(c.Arguments)))],
+                cancellationToken);
             if (calls.Count == 0)
             {
                 return new EngineOutcome.Succeeded(text);
@@ -112,11 +115,9 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
                 assistant.Contents.Add(new TextContent(text));
             }
 
-            var recorded = new List<ToolCalled>();
+            var recorded = stored.OfType<ToolCalled>().ToList();
             foreach (var call in calls)
             {
-                var input = Conversation.ToInput(call.Arguments);
-                recorded.Add((ToolCalled)await journal.AppendAsync(new ToolCalled(turn, call.CallId, call.Name, input), cancellationToken));
                 assistant.Contents.Add(new FunctionCallContent(call.CallId, call.Name, call.Arguments));
             }
 

@@ -35,7 +35,13 @@ public static class DaemonHost
             File.Delete(paths.Socket); // we hold the lock, so no live daemon owns it
         }
 
-        var builder = WebApplication.CreateSlimBuilder();
+        // No config reloading and a small content root: the daemon runs from `/`, and a reloading host
+        // would set a recursive file watcher on it (seconds of start-up, inotify watches on the whole disk).
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            Args = ["--hostBuilder:reloadConfigOnChange=false"],
+            ContentRootPath = paths.RuntimeDir,
+        });
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss ");
         builder.Logging.SetMinimumLevel(LogLevel.Information);
@@ -103,9 +109,9 @@ public sealed class DaemonLock : IDisposable
             File.SetUnixFileMode(paths.RuntimeDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             Directory.CreateDirectory(paths.DataDir);
         }
-        catch (UnauthorizedAccessException e)
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
         {
-            throw new OffloadException(ErrorCodes.Daemon, $"cannot create Offload's folders: {e.Message}",
+            throw new OffloadException(ErrorCodes.Daemon, $"cannot create Offload's folders {paths.RuntimeDir} and {paths.DataDir}: {e.Message}",
                 "make the folder writable, or point OFFLOAD_HOME (or XDG_RUNTIME_DIR / XDG_DATA_HOME) at one that is");
         }
 

@@ -117,8 +117,9 @@ public sealed partial class Runner(
             await journal.AppendAsync(new ErrorRaised("commit failed", e.Message));
         }
 
-        await journal.AppendAsync(new TaskFinished(outcome.Status, outcome.Summary, reason, commit));
-        await journal.AppendAsync(new StatusChanged(OffloadTaskStatus.Running, outcome.Status, reason));
+        // Together or not at all: a finish on record with the task still running would be finished twice on resume.
+        await journal.AppendAllAsync(
+            [new TaskFinished(outcome.Status, outcome.Summary, reason, commit), new StatusChanged(OffloadTaskStatus.Running, outcome.Status, reason)]);
     }
 
     private static string CommitMessage(TaskInfo task, EngineOutcome outcome)

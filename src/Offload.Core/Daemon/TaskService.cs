@@ -47,7 +47,7 @@ public sealed class TaskService(
         var slug = GitWorkspace.Slug(title);
         var task = await store.CreateTaskAsync(new NewTask(
             title, request.Prompt, model, engine, repo.Root, repo.BaseRef, repo.BaseCommit,
-            id => (GitWorkspace.BranchName(id, slug), Path.Combine(paths.WorktreesDir, $"{id}-{slug}")),
+            id => Place(repo.Root, paths.WorktreesDir, id, slug),
             request.MaxTurns, request.MaxCostUsd, request.TimeoutSeconds), cancellationToken);
         foreach (var e in await store.ReadEventsAsync(task.Id, 0, int.MaxValue, cancellationToken))
         {
@@ -119,6 +119,31 @@ public sealed class TaskService(
         }
 
         return new TaskReport(task, files);
+    }
+
+    /// <summary>
+    /// The new task's branch and worktree folder, refused when either is taken: called by the store inside the
+    /// transaction that creates the task, so a refusal stores nothing.
+    /// </summary>
+    private static (string Branch, string Worktree) Place(string repoRoot, string worktreesDir, long id, string slug)
+    {
+        var branch = GitWorkspace.BranchName(id, slug);
+        var worktree = Path.Combine(worktreesDir, $"{id}-{slug}");
+        if (Directory.Exists(worktree) || File.Exists(worktree))
+        {
+            throw new WorkspaceException(WorkspaceErrors.WorktreeExists,
+                $"worktree folder {worktree} already exists, so the new task cannot use it; nothing was started. " +
+                $"Remove it if it is left over (`git worktree remove --force {worktree}` or delete the folder), or give the task another --name.");
+        }
+
+        if (Git.RunAsync(repoRoot, ["show-ref", "--verify", "--quiet", "refs/heads/" + branch]).GetAwaiter().GetResult().Ok)
+        {
+            throw new WorkspaceException(WorkspaceErrors.BranchExists,
+                $"branch {branch} already exists in {repoRoot}, so the new task cannot use it; nothing was started. " +
+                $"Delete it if it is left over (`git branch -D {branch}`), or give the task another --name.");
+        }
+
+        return (branch, worktree);
     }
 
     internal static string Title(string text)

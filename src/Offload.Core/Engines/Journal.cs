@@ -20,6 +20,18 @@ public sealed class Journal(ITaskStore store, EventHub hub, long taskId, int att
         return stored;
     }
 
+    /// <summary>Stores the events in one transaction, all or none, then publishes them.</summary>
+    public async Task<IReadOnlyList<AgentEvent>> AppendAllAsync(IReadOnlyList<AgentEvent> events, CancellationToken cancellationToken = default)
+    {
+        var stored = await store.AppendAllAsync(TaskId, Attempt, events, cancellationToken);
+        foreach (var e in stored)
+        {
+            hub.Publish(e);
+        }
+
+        return stored;
+    }
+
     public Task<IReadOnlyList<AgentEvent>> ReadAllAsync(CancellationToken cancellationToken = default) =>
         store.ReadEventsAsync(TaskId, 0, int.MaxValue, cancellationToken);
 }

@@ -28,6 +28,12 @@ public interface ITaskStore : IDisposable
     /// </summary>
     Task<AgentEvent> AppendAsync(long taskId, int attempt, AgentEvent body, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Appends several events, fenced like <see cref="AppendAsync"/>, in one transaction: all of them or none.
+    /// For steps that must not be split by a crash, e.g. a model answer and the tool calls it makes.
+    /// </summary>
+    Task<IReadOnlyList<AgentEvent>> AppendAllAsync(long taskId, int attempt, IReadOnlyList<AgentEvent> bodies, CancellationToken cancellationToken = default);
+
     /// <summary>Appends without fencing: for actions of the user or the daemon itself (cancel, reply, recovery).</summary>
     Task<AgentEvent> AppendUnfencedAsync(long taskId, AgentEvent body, CancellationToken cancellationToken = default);
 

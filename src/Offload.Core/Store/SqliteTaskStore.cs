@@ -43,8 +43,13 @@ public sealed class SqliteTaskStore : ITaskStore
         try
         {
             writer.Open();
-            Exec(writer, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=30000;");
+            Exec(writer, "PRAGMA busy_timeout=30000;");
             Migrate(writer, path);
+        }
+        catch (StoreUnusableException)
+        {
+            writer.Dispose();
+            throw;
         }
         catch (SqliteException e)
         {
@@ -98,6 +103,9 @@ public sealed class SqliteTaskStore : ITaskStore
             throw new StoreUnusableException(
                 $"{path} was written by a newer Offload (schema {version}, this one knows {migrations[^1].Number}). Upgrade offload.");
         }
+
+        // Only now, with the file known to be ours: switching to WAL rewrites the file's header.
+        Exec(connection, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
 
         foreach (var (name, number) in migrations.Where(m => m.Number > version))
         {
@@ -208,6 +216,23 @@ public sealed class SqliteTaskStore : ITaskStore
 
     public Task<AgentEvent> AppendAsync(long taskId, int attempt, AgentEvent body, CancellationToken cancellationToken = default) =>
         AppendCoreAsync(taskId, attempt, body, cancellationToken);
+
+    public async Task<IReadOnlyList<AgentEvent>> AppendAllAsync(long taskId, int attempt, IReadOnlyList<AgentEvent> bodies, CancellationToken cancellationToken = default)
+    {
+        await _writeLock.WaitAsync(cancellationToken);
+        try
+        {
+            using var tx = _writer.BeginTransaction();
+            var now = _time.GetUtcNow();
+            var appended = bodies.Select(body => InsertEvent(tx, taskId, attempt, body, now)).ToList();
+            tx.Commit();
+            return appended;
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
 
     public Task<AgentEvent> AppendUnfencedAsync(long taskId, AgentEvent body, CancellationToken cancellationToken = default) =>
         AppendCoreAsync(taskId, null, body, cancellationToken);

@@ -64,7 +64,7 @@ public sealed partial class GitWorkspace
             ?? throw new WorkspaceException(
                 WorkspaceErrors.BadBase,
                 $"base `{wanted}` is not a commit in {root}. Check the name with `git rev-parse --verify {wanted}`, "
-                + "or fetch it first (`git fetch origin {wanted}`).");
+                + $"or fetch it first (`git fetch origin {wanted}`).");
 
         var name = wanted == "HEAD" ? currentBranch ?? commit : wanted;
         return new RepoInfo(root, name, commit, currentBranch);

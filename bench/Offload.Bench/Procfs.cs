@@ -116,3 +116,30 @@ public readonly record struct Memory(long RssKb, long PssKb, int Processes)
     public double RssMiB => RssKb / 1024.0;
     public double PssMiB => PssKb / 1024.0;
 }
+
+/// <summary>CPU time of reaped child processes (getrusage RUSAGE_CHILDREN): what a finished CLI call cost, whatever the load.</summary>
+public static partial class ChildCpu
+{
+    public static double TotalMs()
+    {
+        if (GetRusage(-1, out var usage) != 0)
+        {
+            return double.NaN;
+        }
+
+        return (usage.UserSec + usage.SystemSec) * 1000.0 + (usage.UserMicros + usage.SystemMicros) / 1000.0;
+    }
+
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+    private struct Rusage
+    {
+        public long UserSec;
+        public long UserMicros;
+        public long SystemSec;
+        public long SystemMicros;
+        public long MaxRss, Ixrss, Idrss, Isrss, Minflt, Majflt, Nswap, Inblock, Oublock, Msgsnd, Msgrcv, Nsignals, Nvcsw, Nivcsw;
+    }
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "getrusage")]
+    private static partial int GetRusage(int who, out Rusage usage);
+}

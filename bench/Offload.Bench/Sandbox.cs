@@ -145,6 +145,7 @@ public sealed class Sandbox : IAsyncDisposable
     public static async Task<CliRun> RunTimedAsync(string file, IEnumerable<string> args, string workDir, IReadOnlyDictionary<string, string?> env)
     {
         var info = Info(file, args, workDir, env);
+        var cpu = ChildCpu.TotalMs();
         var clock = Stopwatch.StartNew();
         using var process = Process.Start(info)!;
         process.StandardInput.Close();
@@ -162,7 +163,7 @@ public sealed class Sandbox : IAsyncDisposable
         }
 
         var elapsed = clock.Elapsed;
-        return new CliRun(process.ExitCode, await stdout, await stderr, elapsed);
+        return new CliRun(process.ExitCode, await stdout, await stderr, elapsed, ChildCpu.TotalMs() - cpu);
     }
 
     public static ProcessStartInfo Info(string file, IEnumerable<string> args, string workDir, IReadOnlyDictionary<string, string?> env)
@@ -239,7 +240,8 @@ public sealed class Sandbox : IAsyncDisposable
     }
 }
 
-public sealed record CliRun(int ExitCode, string Stdout, string Stderr, TimeSpan Elapsed)
+/// <summary>A finished process: its output, wall time, and CPU time (user + system, its own children included).</summary>
+public sealed record CliRun(int ExitCode, string Stdout, string Stderr, TimeSpan Elapsed, double CpuMs)
 {
     public override string ToString() => $"exit {ExitCode} after {Elapsed.TotalMilliseconds:0} ms\nstdout:\n{Stdout}\nstderr:\n{Stderr}";
 }

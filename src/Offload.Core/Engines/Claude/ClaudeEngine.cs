@@ -87,7 +87,14 @@ public sealed partial class ClaudeEngine(
         }
 
         var environment = await EnvironmentAsync(task, settings, cancellationToken);
-        await journal.AppendAsync(new EngineNote(VersionNote, await VersionAsync(executable, environment, cancellationToken)), cancellationToken);
+        try
+        {
+            await journal.AppendAsync(new EngineNote(VersionNote, await VersionAsync(executable, environment, cancellationToken)), cancellationToken);
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            return new EngineOutcome.Failed($"Claude Code at {executable} cannot be run: {e.Message}; reinstall it with `{InstallHint}`");
+        }
 
         var (session, resume, prompt, note) = await SessionAsync(run, history, environment, cancellationToken);
         if (note is not null)
@@ -99,9 +106,14 @@ public sealed partial class ClaudeEngine(
         var stream = new ClaudeStream(task.Turns, task.Model);
         using var registration = await permissions.RegisterAsync(run, stream, cancellationToken);
         var mcpConfig = Path.Combine(paths.RuntimeDir, $"claude-mcp-{task.Id}-{registration.Token[..8]}.json");
-        File.WriteAllText(mcpConfig, "");
-        File.SetUnixFileMode(mcpConfig, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        File.WriteAllText(mcpConfig, registration.McpConfig());
+        using (var file = new FileStream(mcpConfig, new FileStreamOptions
+               {
+                   Mode = FileMode.Create, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+               }))
+        {
+            file.Write(System.Text.Encoding.UTF8.GetBytes(registration.McpConfig())); // the token stays off the command line, where /proc shows it to everyone
+        }
+
         try
         {
             var args = new List<string> { "-p", "--output-format", "stream-json", "--verbose", resume ? "--resume" : "--session-id", session };
@@ -123,6 +135,10 @@ public sealed partial class ClaudeEngine(
 
             args.AddRange(settings.Args);
             return await RunProcessAsync(run, executable, args, environment, prompt, stream, cancellationToken);
+        }
+        catch (ClaudeEngineException e)
+        {
+            return new EngineOutcome.Failed(e.Message);
         }
         finally
         {
@@ -250,12 +266,12 @@ public sealed partial class ClaudeEngine(
         if (known is not null && SessionExists(known, environment))
         {
             var lastEnd = history.FindLastIndex(e => e is TaskFinished);
-            var replies = history.Skip(lastEnd + 1).OfType<UserMessage>().Where(u => u.Source != "offload").Select(u => u.Text).ToList();
             if (lastEnd < lastRun)
             {
-                return (known, true, string.Join("\n\n", [InterruptedPrompt, .. replies]), InterruptedPrompt);
+                return (known, true, InterruptedPrompt, InterruptedPrompt); // the replies before that run are in the session already
             }
 
+            var replies = history.Skip(lastEnd + 1).OfType<UserMessage>().Where(u => u.Source != "offload").Select(u => u.Text).ToList();
             return (known, true, replies.Count > 0 ? string.Join("\n\n", replies) : "Go on with the task.", null);
         }
 

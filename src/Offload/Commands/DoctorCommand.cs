@@ -54,7 +54,9 @@ public static class DoctorCommand
         var probe = Sandbox.Probe(Environment.GetEnvironmentVariable);
         return probe.Works
             ? new DoctorCheck("sandbox", "ok", $"{probe.Version ?? "bubblewrap"} at {probe.Path}: shell commands run sandboxed")
-            : new DoctorCheck("sandbox", "warn", probe.Problem!, probe.Path is null ? Sandbox.InstallHint : "see docs/sandbox.md");
+            : probe.Path is null
+                ? new DoctorCheck("sandbox", "warn", "bubblewrap (bwrap) is not installed: the agent's shell commands run without a sandbox, so each one asks first", Sandbox.InstallHint)
+                : new DoctorCheck("sandbox", "warn", probe.Problem!, "see docs/sandbox.md");
     }
 
     private static async Task<DoctorCheck> CheckGitAsync(CancellationToken cancellationToken)
@@ -71,7 +73,7 @@ public static class DoctorCommand
         try
         {
             return await client.TryStatusAsync(cancellationToken) is { } s
-                ? new DoctorCheck("daemon", "ok", $"running · pid {s.Pid} · version {s.Version} · sandbox {(s.Sandbox ? "on" : "off")} · {s.Running} running")
+                ? new DoctorCheck("daemon", s.Sandbox ? "ok" : "warn", $"running: pid {s.Pid}, version {s.Version}, sandbox {(s.Sandbox ? "on" : "off")}, {s.Running} tasks running")
                 : new DoctorCheck("daemon", "info", $"not running (socket {paths.Socket}); any offload command starts it");
         }
         catch (CliException e)

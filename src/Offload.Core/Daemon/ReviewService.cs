@@ -121,7 +121,7 @@ public sealed partial class ReviewService(
                     var task = await tasks.GetAsync(listed.Id, cancellationToken);
                     if (!task.Status.IsFinal() || !Directory.Exists(task.Worktree))
                     {
-                        return 0;
+                        return;
                     }
 
                     var bytes = GitWorkspace.DiskUsage(task.Worktree);
@@ -135,8 +135,6 @@ public sealed partial class ReviewService(
                     {
                         kept.Add(new GcItem(task.Id, task.Worktree, bytes, reason));
                     }
-
-                    return 0;
                 }, cancellationToken);
             }
 
@@ -494,6 +492,13 @@ public sealed partial class ReviewService(
 
     private async Task AppendAsync(long id, AgentEvent e, CancellationToken cancellationToken) =>
         hub.Publish(await store.AppendUnfencedAsync(id, e, cancellationToken));
+
+    private Task LockedAsync(long id, Func<Task> action, CancellationToken cancellationToken) =>
+        LockedAsync(id, async () =>
+        {
+            await action();
+            return true;
+        }, cancellationToken);
 
     private async Task<T> LockedAsync<T>(long id, Func<Task<T>> action, CancellationToken cancellationToken)
     {

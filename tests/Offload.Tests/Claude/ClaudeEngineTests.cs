@@ -120,6 +120,24 @@ public sealed class ClaudeEngineTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Cancel_WhileWaitingForPermission_EndsClaudeCodeAndTheTaskIsCancelled()
+    {
+        ClaudeCode.Configure(_h);
+        var model = _h.Scenario("parked", Scenario(Tool("Bash", new { command = "python3 -c \"print('never')\"" }), Final("never")));
+        var task = await _h.RunClaudeAsync(model, "ask and wait");
+        var started = (EngineNote)await _h.WaitForEventAsync(task.Id, e => e is EngineNote { Kind: ClaudeEngine.ProcessNote });
+        await _h.WaitForEventAsync(task.Id, e => e is StatusChanged { To: OffloadTaskStatus.NeedsInput });
+
+        var cancel = await _h.OffloadAsync("cancel", Id(task));
+
+        Assert.True(cancel.ExitCode == 0, cancel.ToString());
+        Assert.False(ClaudeCode.IsAlive(int.Parse(started.Text.Split(' ')[0], CultureInfo.InvariantCulture)), "Claude Code is still running");
+        var done = await _h.ShowAsync(task.Id);
+        Assert.Equal(OffloadTaskStatus.Cancelled, done.Status);
+        Assert.DoesNotContain(await _h.EventsAsync(task.Id), e => e is ToolResulted { IsError: false });
+    }
+
+    [Fact]
     public async Task Cancel_MidCommand_StopsClaudeCodeAndEverythingItStarted_Promptly()
     {
         ClaudeCode.Configure(_h, args: ["--allowedTools", "Bash"]);

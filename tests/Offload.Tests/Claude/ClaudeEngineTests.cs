@@ -190,6 +190,37 @@ public sealed class ClaudeEngineTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Reply_WhenClaudeCodesTranscriptIsGone_StartsANewSessionWithEverythingTheUserSaid()
+    {
+        ClaudeCode.Configure(_h);
+        var model = _h.Scenario("lost", new
+        {
+            name = "lost",
+            turns = new[] { Final("First answer.") },
+            rules = new[] { new { whenContains = "record of the earlier conversation", turn = Final("Started over with the whole request.") } },
+        });
+        var task = await _h.RunClaudeAsync(model, "the original request");
+        Assert.Equal(OffloadTaskStatus.Succeeded, (await _h.WaitAsync(task.Id)).Status);
+        var session = (await _h.EventsAsync(task.Id)).OfType<EngineNote>().Single(n => n.Kind == ClaudeEngine.SessionNote).Text;
+        foreach (var transcript in Directory.EnumerateFiles(Path.Combine(_h.Home, ".claude", "projects"), session + ".jsonl", SearchOption.AllDirectories))
+        {
+            File.Delete(transcript);
+        }
+
+        Assert.Equal(0, (await _h.OffloadAsync("reply", Id(task), "and a follow-up")).ExitCode);
+        var done = await _h.WaitAsync(task.Id);
+
+        Assert.True(done.Status == OffloadTaskStatus.Succeeded, $"{done.Status}: {done.Error}");
+        Assert.Equal("Started over with the whole request.", done.Summary);
+        var events = await _h.EventsAsync(task.Id);
+        var sessions = events.OfType<EngineNote>().Where(n => n.Kind == ClaudeEngine.SessionNote).Select(n => n.Text).ToList();
+        Assert.Equal(2, sessions.Distinct().Count());
+        var init = events.OfType<EngineNote>().Where(n => n.Kind == ClaudeEngine.RawNote).Select(n => JsonDocument.Parse(n.Text).RootElement)
+            .Last(r => r.GetProperty("type").GetString() == "system");
+        Assert.Equal(sessions[1], init.GetProperty("session_id").GetString());
+    }
+
+    [Fact]
     public async Task DaemonKilledMidRun_TheNextDaemonEndsTheOrphanAndResumesTheSession()
     {
         ClaudeCode.Configure(_h, args: ["--allowedTools", "Bash"]);

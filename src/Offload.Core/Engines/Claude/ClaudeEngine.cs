@@ -35,6 +35,10 @@ public sealed partial class ClaudeEngine(
         "Your previous run on this task was interrupted (Offload stopped or restarted while you were working). " +
         "A command or edit that was in progress may or may not have taken effect: check the state of the files, then continue the task.";
 
+    public const string LostSessionNote =
+        "(Offload: Claude Code's record of the earlier conversation on this task was not found, so this is a new conversation. " +
+        "The files in the worktree are as the earlier one left them; the messages below are everything the user said.)";
+
     /// <summary>Environment variables Claude Code gets from the daemon's own environment when they are set; nothing else leaks through.</summary>
     private static readonly string[] PassThrough =
     [
@@ -275,13 +279,19 @@ public sealed partial class ClaudeEngine(
             return (known, true, replies.Count > 0 ? string.Join("\n\n", replies) : "Go on with the task.", null);
         }
 
-        var session = known ?? Guid.NewGuid().ToString();
+        // a known session that never printed a line never started: its id is still free
+        var lost = known is not null && history.Any(e => e is EngineNote { Kind: RawNote });
+        var session = known is null || lost ? Guid.NewGuid().ToString() : known;
         await store.SetSessionIdAsync(run.Task.Id, session, cancellationToken);
         var prompt = history.OfType<TaskCreated>().FirstOrDefault()?.Prompt ?? run.Task.Prompt;
         var parts = new List<string> { prompt };
         if (history.FirstOrDefault() is TaskRewound rewound)
         {
             parts.Add($"(Offload: this task was rewound to the end of turn {rewound.Turn}; the files are as they were then, and the earlier conversation is gone.)");
+        }
+        else if (lost)
+        {
+            parts.Add(LostSessionNote);
         }
 
         parts.AddRange(history.OfType<UserMessage>().Where(u => u.Source != "offload").Select(u => u.Text));

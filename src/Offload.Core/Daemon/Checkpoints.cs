@@ -12,6 +12,9 @@ public static class Checkpoints
         Checkpoint? saved;
         try
         {
+            // Refreshes the stat data of the worktree's index (only that: what is staged stays). A fresh checkout's
+            // index is "racily clean", and the snapshot, which works on a copy of it, would otherwise re-read every file each turn.
+            await Git.RunAsync(worktree, ["update-index", "-q", "--refresh"], cancellationToken: cancellationToken);
             saved = await workspace.CheckpointAsync(worktree, journal.TaskId, turn, cancellationToken);
         }
         catch (WorkspaceException e)

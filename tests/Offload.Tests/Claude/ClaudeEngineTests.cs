@@ -96,6 +96,30 @@ public sealed class ClaudeEngineTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task RepositorysClaudeSettings_StayInEffect_ItsDenyRuleStopsTheCommand_AndTheDenialIsReported()
+    {
+        ClaudeCode.Configure(_h);
+        Directory.CreateDirectory(Path.Combine(_h.Repo, ".claude"));
+        File.WriteAllText(Path.Combine(_h.Repo, ".claude", "settings.json"), """{ "permissions": { "deny": ["Bash(python3:*)"] } }""");
+        _h.Git("add", ".claude/settings.json");
+        _h.Git("commit", "-q", "-m", "no python3");
+        var model = _h.Scenario("refused", Scenario(
+            Tool("Bash", new { command = "python3 -c \"open('refused.txt', 'w').write('no')\"" }),
+            Final("Could not run python3.")));
+
+        var task = await _h.RunClaudeAsync(model, "make a file with python");
+        var done = await _h.WaitAsync(task.Id);
+
+        Assert.True(done.Status == OffloadTaskStatus.Succeeded, $"{done.Status}: {done.Error}");
+        Assert.False(File.Exists(Path.Combine(done.Worktree, "refused.txt")));
+        var events = await _h.EventsAsync(task.Id);
+        Assert.DoesNotContain(events, e => e is PermissionRequested); // Claude Code decided by itself, from the repository's settings
+        Assert.True(events.OfType<ToolResulted>().Single().IsError);
+        var reported = Assert.Single(events.OfType<ErrorRaised>());
+        Assert.Equal("Claude Code denied Bash (its permission settings)", reported.Message);
+    }
+
+    [Fact]
     public async Task PermissionPrompt_DenyWithAReason_TellsClaudeCodeWhy_AndTheCommandNeverRuns()
     {
         ClaudeCode.Configure(_h);

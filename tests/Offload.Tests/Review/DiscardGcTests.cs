@@ -44,6 +44,63 @@ public sealed class DiscardGcTests : IAsyncLifetime
         Assert.False((await _h.ShowAsync(task.Id)).Discarded);
     }
 
+    [Theory]
+    [InlineData("n", false)]
+    [InlineData("y", true)]
+    public async Task Discard_OnATerminal_AsksFirst(string answer, bool discarded)
+    {
+        var task = await FinishedTaskAsync("asked", "asked.txt");
+
+        // util-linux `script` gives offload a pseudo-terminal; answer once the question is on screen
+        var info = new System.Diagnostics.ProcessStartInfo("script")
+        {
+            WorkingDirectory = _h.Repo,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in new[] { "-qec", $"'{OffloadHarness.Executable}' discard {task.Id}", "/dev/null" })
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        foreach (var (key, value) in _h.Env)
+        {
+            if (value is null)
+            {
+                info.Environment.Remove(key);
+            }
+            else
+            {
+                info.Environment[key] = value;
+            }
+        }
+
+        using var script = System.Diagnostics.Process.Start(info)!;
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var screen = new System.Text.StringBuilder();
+        var buffer = new char[256];
+        while (!screen.ToString().Contains("[y/N]", StringComparison.Ordinal))
+        {
+            var n = await script.StandardOutput.ReadAsync(buffer, timeout.Token);
+            Assert.True(n > 0, $"offload ended before asking: {screen}");
+            screen.Append(buffer, 0, n);
+        }
+
+        Assert.Contains($"Discard task {task.Id} (succeeded) \"write asked.txt\"?", screen.ToString());
+        Assert.Contains($"branch {task.Branch} (1 file changed)", screen.ToString());
+        await script.StandardInput.WriteAsync(answer + "\n");
+        await script.StandardInput.FlushAsync();
+        screen.Append(await script.StandardOutput.ReadToEndAsync(timeout.Token));
+        await script.WaitForExitAsync(timeout.Token);
+
+        Assert.Equal(discarded ? 0 : 1, script.ExitCode);
+        Assert.Contains(discarded ? $"discarded task {task.Id}" : "nothing was discarded", screen.ToString());
+        Assert.Equal(discarded, (await _h.ShowAsync(task.Id)).Discarded);
+        Assert.Equal(!discarded, Directory.Exists(task.Worktree));
+        Assert.Equal(!discarded, BranchExists(task.Branch));
+    }
+
     [Fact]
     public async Task Discard_RemovesWorktreeAndBranch_LsHidesItUnlessAll()
     {

@@ -78,6 +78,16 @@ public static class DaemonHost
         builder.Services.AddSingleton(new DaemonInfo(Environment.ProcessId, Version, paths, DateTimeOffset.UtcNow));
 
         await using var app = builder.Build();
+
+        // A stop is graceful from its first moment: runs head for a safe point at once, and open streams (logs -f,
+        // wait) end, instead of the web host waiting for them to finish while the runs go on.
+        app.Lifetime.ApplicationStopping.Register(app.Services.GetRequiredService<Scheduler>().BeginStop);
+        app.Use(async (context, next) =>
+        {
+            using var stopping = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, app.Lifetime.ApplicationStopping);
+            context.RequestAborted = stopping.Token;
+            await next(context);
+        });
         Api.Map(app);
         ReviewApi.Map(app);
         PermissionApi.Map(app);
@@ -126,8 +136,8 @@ public sealed class DaemonLock : IDisposable
         }
         catch (IOException)
         {
-            var holder = File.Exists(paths.LockFile) ? File.ReadAllText(paths.LockFile).Trim() : "?";
-            throw new OffloadException(ErrorCodes.Daemon, $"another Offload daemon (pid {holder}) is already running for {paths.RuntimeDir}",
+            // The holder's pid is in the file, but .NET cannot read it: every read takes a shared flock, which the holder's excludes.
+            throw new OffloadException(ErrorCodes.Daemon, $"another Offload daemon is already running for {paths.RuntimeDir} (its pid is in {paths.LockFile})",
                 "`offload daemon status` shows it; `offload daemon stop` stops it");
         }
         catch (UnauthorizedAccessException e)

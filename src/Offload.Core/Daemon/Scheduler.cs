@@ -126,6 +126,9 @@ public sealed partial class Scheduler(
         }
     }
 
+    /// <summary>Tells the runs to end at their next safe point; called as soon as the daemon begins to stop.</summary>
+    public void BeginStop() => _softStop.Cancel();
+
     /// <summary>Graceful stop: runs end at their next safe point (they resume at the next start), then the rest are cut.</summary>
     public override async Task StopAsync(CancellationToken cancellationToken)
     {

@@ -51,6 +51,33 @@ public static class ResilienceKit
         }
     }
 
+    /// <summary>
+    /// The host pid of the process whose command line is exactly <paramref name="commandLine"/>, or null. Sandboxed
+    /// commands run in their own pid namespace, so a pid they print means nothing out here: give them a unique argument.
+    /// </summary>
+    public static int? HostPidOf(string commandLine)
+    {
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            try
+            {
+                if (int.TryParse(Path.GetFileName(dir), CultureInfo.InvariantCulture, out var pid)
+                    && File.ReadAllText(Path.Combine(dir, "cmdline")).Replace('\0', ' ').Trim() == commandLine && IsAlive(pid))
+                {
+                    return pid;
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>A <c>sleep</c> command line no other process has: <c>sleep 3NNNNNN.5</c>.</summary>
+    public static string UniqueSleep() => "sleep 3" + Random.Shared.Next(100_000, 999_999).ToString(CultureInfo.InvariantCulture) + ".5";
+
     /// <summary>SIGKILL, then wait until the process is gone (or a zombie nobody reaps).</summary>
     public static async Task KillNineAsync(int pid)
     {
@@ -90,10 +117,10 @@ public static class ResilienceKit
 
     /// <summary>
     /// Follows the live journals of <paramref name="ids"/> on the daemon's socket and returns as soon as one
-    /// of them appends an event that matches; null when none did within <paramref name="timeout"/> or the
-    /// daemon went away.
+    /// of them appends an event that matches (or has one already, with <paramref name="includePast"/>); null when
+    /// none did within <paramref name="timeout"/> or the daemon went away.
     /// </summary>
-    public static async Task<AgentEvent?> NextEventAsync(this OffloadHarness h, IReadOnlyCollection<long> ids, Func<AgentEvent, bool> match, TimeSpan timeout)
+    public static async Task<AgentEvent?> NextEventAsync(this OffloadHarness h, IReadOnlyCollection<long> ids, Func<AgentEvent, bool> match, TimeSpan timeout, bool includePast = false)
     {
         using var http = h.SocketClient();
         using var cts = new CancellationTokenSource(timeout);
@@ -101,7 +128,7 @@ public static class ResilienceKit
         {
             try
             {
-                var last = await LastSeqAsync(http, id, cts.Token);
+                var last = includePast ? 0 : await LastSeqAsync(http, id, cts.Token);
                 using var response = await http.GetAsync($"v1/tasks/{id}/events?follow=1&untilDone=1&after={last}", HttpCompletionOption.ResponseHeadersRead, cts.Token);
                 response.EnsureSuccessStatusCode();
                 using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cts.Token));

@@ -12,7 +12,8 @@ public sealed record GitResult(int ExitCode, string Stdout, string Stderr)
 /// <summary>
 /// Runs the <c>git</c> CLI: arguments as a list (never a shell string), output captured, no prompts,
 /// C locale so messages can be matched, and the process killed when the caller cancels.
-/// Variables that would point git at another repository or index are dropped unless the caller sets them.
+/// Variables that would point git at another repository or index are dropped unless the caller sets them,
+/// and hooks never run (docs/sandbox.md).
 /// </summary>
 public static class Git
 {
@@ -39,6 +40,10 @@ public static class Git
             StandardOutputEncoding = Encoding.UTF8,
             StandardErrorEncoding = Encoding.UTF8,
         };
+        // No hooks, ever: core.hooksPath may point into a task's worktree (husky does), where the agent writes,
+        // and Offload's own git calls run outside the sandbox.
+        startInfo.ArgumentList.Add("-c");
+        startInfo.ArgumentList.Add("core.hooksPath=/dev/null");
         foreach (var argument in arguments)
         {
             startInfo.ArgumentList.Add(argument);

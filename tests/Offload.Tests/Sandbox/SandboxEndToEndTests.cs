@@ -65,6 +65,29 @@ public sealed class SandboxEndToEndTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task HooksTheAgentWritesInTheWorktree_NeverRunOutsideTheSandbox_EvenWithHooksPathInTheWorktree()
+    {
+        // Husky and friends point core.hooksPath into the working tree, where the agent may write.
+        Directory.CreateDirectory(Path.Combine(_h.Repo, ".githooks"));
+        File.WriteAllText(Path.Combine(_h.Repo, ".githooks", "README"), "hooks\n");
+        _h.Git("add", "-A");
+        _h.Git("commit", "-q", "-m", "hooks folder");
+        _h.Git("config", "core.hooksPath", ".githooks");
+        var pwned = Path.Combine(_h.Root, "pwned");
+        var hook = $"#!/bin/sh\ntouch {pwned}\n";
+
+        var (done, results) = await RunScriptAsync("hooks-path",
+            Tool("Write", new { file_path = ".githooks/post-commit", content = hook }),
+            Tool("Write", new { file_path = ".githooks/pre-commit", content = hook }),
+            Tool("Write", new { file_path = ".githooks/post-checkout", content = hook }),
+            Tool("Bash", new { command = "chmod +x .githooks/* && echo ok" }));
+
+        Assert.All(results, r => Assert.False(r.IsError, r.Output));
+        Assert.Contains(".githooks/post-commit", _h.Git("ls-tree", "-r", "--name-only", done.Branch)); // Offload committed the work
+        Assert.False(File.Exists(pwned), "a hook written by the agent ran outside the sandbox");
+    }
+
+    [Fact]
     public async Task Network_ALoopbackListenerOnTheHost_AndTheDaemonsSocket_AreUnreachable()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);

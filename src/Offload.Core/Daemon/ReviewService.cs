@@ -21,6 +21,7 @@ public sealed partial class ReviewService(
     Scheduler scheduler,
     TaskService tasks,
     ModelGateway models,
+    OffloadPaths paths,
     Func<OffloadConfig> config,
     TimeProvider time)
 {
@@ -95,8 +96,14 @@ public sealed partial class ReviewService(
             }
         }
 
-        var bytes = GitWorkspace.DiskUsage(task.Worktree);
+        var spill = Path.Combine(paths.OutputsDir, id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var bytes = GitWorkspace.DiskUsage(task.Worktree) + GitWorkspace.DiskUsage(spill);
         await RemoveAsync(task, deleteBranch: true, cancellationToken);
+        if (Directory.Exists(spill))
+        {
+            Directory.Delete(spill, recursive: true); // the full outputs of cut tool results
+        }
+
         await AppendAsync(id, new TaskDiscarded(bytes), cancellationToken);
         return new DiscardResponse(id, bytes, cancelled);
     }, cancellationToken);

@@ -126,6 +126,22 @@ public sealed class DiscardGcTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Discard_AlsoDeletesTheFullOutputsOfCutToolResults()
+    {
+        var task = await _h.RunTaskAsync(_h.Scenario("loud", Scenario(Tool("Bash", new { command = "seq 1 40000" }), Final("Counted."))), "count a lot");
+        await _h.WaitAsync(task.Id);
+        var cut = (await _h.EventsAsync(task.Id)).OfType<ToolResulted>().Single();
+        Assert.True(cut.Truncated && File.Exists(cut.FullOutputPath), "the output was expected to be cut and kept in full");
+        var full = new FileInfo(cut.FullOutputPath!).Length;
+
+        var discard = await _h.OffloadAsync("discard", "--yes", "--json", Id(task));
+
+        var response = JsonSerializer.Deserialize<DiscardResponse>(discard.Stdout, OffloadJson.Options)!;
+        Assert.False(File.Exists(cut.FullOutputPath));
+        Assert.True(response.BytesFreed >= full, $"freed {response.BytesFreed} bytes, the full output alone was {full}");
+    }
+
+    [Fact]
     public async Task Discard_OfARunningTask_RefusesWithoutForce_AndForceCancelsItFirst()
     {
         var task = await _h.RunTaskAsync(_h.Scenario("slow", Scenario(

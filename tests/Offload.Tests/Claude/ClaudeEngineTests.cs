@@ -96,6 +96,29 @@ public sealed class ClaudeEngineTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task OffloadsOwnRules_AllowAndDenyClaudeCodesCalls_WithoutAskingTheUser()
+    {
+        ClaudeCode.Configure(_h, permissions: new { allow = new[] { "Bash(python3:*)" }, deny = new[] { "Bash(rm:*)" } });
+        var model = _h.Scenario("rules", Scenario(
+            Tool("Bash", new { command = "python3 -c \"open('ruled.txt', 'w').write('ok')\"" }),
+            Tool("Bash", new { command = "rm -f README.md" }),
+            Final("One ran, one was refused.")));
+
+        var task = await _h.RunClaudeAsync(model, "one allowed, one denied");
+        var done = await _h.WaitAsync(task.Id);
+
+        Assert.True(done.Status == OffloadTaskStatus.Succeeded, $"{done.Status}: {done.Error}");
+        Assert.Equal("ok", _h.Git("show", $"{done.Branch}:ruled.txt"));
+        Assert.Equal("# sample\n", _h.Git("show", $"{done.Branch}:README.md"));
+        var events = await _h.EventsAsync(task.Id);
+        Assert.DoesNotContain(events, e => e is PermissionRequested);
+        var results = events.OfType<ToolResulted>().ToList();
+        Assert.False(results[0].IsError);
+        Assert.True(results[1].IsError); // acceptEdits would let rm run in the worktree: Offload's deny rule is handed to Claude Code
+        Assert.Equal("Claude Code denied Bash (a permission rule)", Assert.Single(events.OfType<ErrorRaised>()).Message);
+    }
+
+    [Fact]
     public async Task RepositorysClaudeSettings_StayInEffect_ItsDenyRuleStopsTheCommand_AndTheDenialIsReported()
     {
         ClaudeCode.Configure(_h);
@@ -116,7 +139,7 @@ public sealed class ClaudeEngineTests : IAsyncLifetime
         Assert.DoesNotContain(events, e => e is PermissionRequested); // Claude Code decided by itself, from the repository's settings
         Assert.True(events.OfType<ToolResulted>().Single().IsError);
         var reported = Assert.Single(events.OfType<ErrorRaised>());
-        Assert.Equal("Claude Code denied Bash (its permission settings)", reported.Message);
+        Assert.Equal("Claude Code denied Bash (a permission rule)", reported.Message);
     }
 
     [Fact]

@@ -130,7 +130,7 @@ public sealed class ClaudeStreamTests
         }));
 
         var denial = Assert.IsType<ErrorRaised>(Assert.Single(events.Skip(1)));
-        Assert.Equal("Claude Code denied Bash (its permission settings)", denial.Message);
+        Assert.Equal("Claude Code denied Bash (a permission rule)", denial.Message);
         Assert.Equal("{\"command\":\"rm -rf x\"}", denial.Detail);
     }
 

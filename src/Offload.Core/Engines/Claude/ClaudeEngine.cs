@@ -127,6 +127,12 @@ public sealed partial class ClaudeEngine(
             }
 
             args.AddRange(["--permission-mode", settings.PermissionMode, "--permission-prompt-tool", ClaudePermissionServer.PromptTool, "--mcp-config", mcpConfig]);
+            if (run.Config.Permissions is { } own && own.Allow.Count + own.Ask.Count + own.Deny.Count > 0)
+            {
+                // Offload's own rules, in the same syntax, added to Claude Code's settings (which merge deny lists from every
+                // source): so a deny holds even for what Claude Code allows by itself (acceptEdits lets rm, mv… run in the worktree).
+                args.AddRange(["--settings", System.Text.Json.JsonSerializer.Serialize(new { permissions = new { allow = own.Allow, ask = own.Ask, deny = own.Deny } })]);
+            }
             if (maxTurns is { } turns)
             {
                 args.AddRange(["--max-turns", (turns - task.Turns).ToString(CultureInfo.InvariantCulture)]);

@@ -21,11 +21,12 @@ namespace Offload.Engines.Claude;
 /// separate HTTP server on a random loopback port, started on first use: it serves
 /// <c>POST /mcp</c> and nothing else (the API stays on the socket). Every run gets a random bearer
 /// token, handed to Claude Code in a 0600 config file; a request without a live token gets 401.
-/// A question goes through Offload's rules first (<see cref="PermissionGate"/>: deny → allow →
-/// ask), then to the user through the <c>PermissionBroker</c>: the task waits in <c>needs_input</c>
-/// until <c>offload approve</c> / <c>offload deny</c>.
+/// A question goes through Offload's rules first (<see cref="PermissionPolicy"/>: a deny rule
+/// refuses, an allow rule or an earlier <c>approve --always</c> allows), then to the user through the
+/// <c>PermissionBroker</c>: the task waits in <c>needs_input</c> until <c>offload approve</c> /
+/// <c>offload deny</c>. The builtin engine's background defaults do not apply (see <see cref="CallAsync"/>).
 /// </summary>
-public sealed class ClaudePermissionServer(PermissionGate gate, ILoggerFactory loggers) : IAsyncDisposable
+public sealed class ClaudePermissionServer(PermissionGate gate, Daemon.PermissionBroker broker, ILoggerFactory loggers) : IAsyncDisposable
 {
     public const string ServerName = "offload";
     public const string ToolName = "approve";
@@ -144,15 +145,39 @@ public sealed class ClaudePermissionServer(PermissionGate gate, ILoggerFactory l
         var input = args.TryGetValue("input", out var i) ? i.Clone() : JsonSerializer.SerializeToElement(new { });
         var callId = args.TryGetValue("tool_use_id", out var id) && id.ValueKind == JsonValueKind.String ? id.GetString()! : "";
 
-        using var both = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, run.Cancel);
-        var refusal = await gate.CheckAsync(run.Run, run.Policy, new ToolCalled(run.Stream.Turn, callId, tool, input), both.Token);
-        if (refusal is null)
+        var decision = run.Policy.Decide(tool, input);
+        if (decision.Behavior == PermissionBehavior.Deny)
+        {
+            return Deny(run, callId, $"Permission denied: {decision.Why}. This call will not run; do the task another way or explain what you needed in your final answer.");
+        }
+
+        // Only a rule allows here: the builtin engine's defaults assume its own confined tools, and Claude Code
+        // asks precisely about what its settings do not allow (commands, files outside the worktree, its settings).
+        if (decision.Behavior == PermissionBehavior.Allow && decision.Rule is not null)
         {
             return Answer(new { behavior = "allow", updatedInput = input });
         }
 
+        var why = decision is { Behavior: PermissionBehavior.Ask, Rule: { } rule } ? $"the rule {rule.Describe()} asks first" : "Claude Code asks before this call";
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, run.Cancel, run.Run.SoftStop); // a stopping daemon leaves the task parked
+        var answer = await broker.RequestAsync(run.Run.Journal, tool, input, why, wait.Token);
+        if (!answer.Allowed)
+        {
+            return Deny(run, callId, $"The user denied this call{(answer.Reason is null ? "." : ": " + answer.Reason)}");
+        }
+
+        if (answer.Always)
+        {
+            run.Policy.Approve(PermissionRule.AlwaysAllowFor(tool, input, run.Run.Worktree));
+        }
+
+        return Answer(new { behavior = "allow", updatedInput = input });
+    }
+
+    private static CallToolResult Deny(Registration run, string callId, string message)
+    {
         run.Stream.DeniedThroughOffload.Add(callId);
-        return Answer(new { behavior = "deny", message = refusal.Output });
+        return Answer(new { behavior = "deny", message });
     }
 
     private static CallToolResult Answer(object decision) => new()

@@ -174,7 +174,7 @@ public sealed class ClaudeStream(int turn, string taskModel)
                 }
 
                 var input = denial.TryGetProperty("tool_input", out var i) ? i.GetRawText() : "{}";
-                events.Add(new ErrorRaised($"Claude Code denied {Str(denial, "tool_name") ?? "a tool"} (its permission settings)", input));
+                events.Add(new ErrorRaised($"Claude Code denied {Str(denial, "tool_name") ?? "a tool"} (a permission rule)", input));
             }
         }
 

@@ -9,9 +9,7 @@ public static class ApplyCommand
     {
         var id = Common.TaskIdArgument();
         var json = Common.JsonOption();
-        var command = new Command("apply",
-            "Put the task's changes into your working tree, uncommitted, to edit before you commit. " +
-            "Refuses, changing nothing, when your uncommitted changes touch the task's files or the changes conflict")
+        var command = new Command("apply", "Put the task's changes into your working tree, uncommitted; refuses, changing nothing, on conflicts")
         {
             id, json,
         };

@@ -9,7 +9,7 @@ public static class CheckpointsCommand
     {
         var id = Common.TaskIdArgument();
         var json = Common.JsonOption();
-        var command = new Command("checkpoints", "List the saved states of a task's worktree, one after each turn that changed files (`offload rewind` goes back to one)")
+        var command = new Command("checkpoints", "List the saved states of a task's worktree, one after each turn that changed files")
         {
             id, json,
         };

@@ -9,8 +9,7 @@ public static class GcCommand
     public static Command Create()
     {
         var json = Common.JsonOption();
-        var command = new Command("gc",
-            "Free the worktrees of merged and discarded tasks and say how much disk that gave back. Work not merged anywhere is never touched")
+        var command = new Command("gc", "Free the worktrees of merged and discarded tasks, and say how much disk that gave back; unmerged work is never touched")
         {
             json,
         };

@@ -11,8 +11,7 @@ public static class MergeCommand
         var noSquash = new Option<bool>("--no-squash") { Description = "Make a merge commit with both parents instead of one squashed commit" };
         var json = Common.JsonOption();
         var command = new Command("merge",
-            "Bring the task's branch into your current branch: one squashed commit with the task's title and summary as its message. " +
-            "Refuses, changing nothing, when your uncommitted changes touch the task's files or the merge conflicts")
+            "Bring the task's branch into your current branch as one squashed commit (title and summary as its message); refuses, changing nothing, on conflicts")
         {
             id, noSquash, json,
         };

@@ -13,8 +13,7 @@ public static class ReplyCommand
         var maxCost = new Option<decimal?>("--max-cost") { Description = "The task's new cost limit in US dollars (all spending so far counts)" };
         var timeout = new Option<string?>("--timeout") { Description = "The wall-clock limit of the run, e.g. 20m" };
         var json = Common.JsonOption();
-        var command = new Command("reply",
-            "Continue a finished task (succeeded, failed, limited, cancelled) with a new message: same conversation, same worktree and branch")
+        var command = new Command("reply", "Continue a finished task with a new message: same conversation, worktree and branch")
         {
             id, text, maxTurns, maxCost, timeout, json,
         };

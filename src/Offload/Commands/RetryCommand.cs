@@ -13,8 +13,7 @@ public static class RetryCommand
         var maxCost = new Option<decimal?>("--max-cost") { Description = "The task's new cost limit in US dollars (all spending so far counts)" };
         var timeout = new Option<string?>("--timeout") { Description = "The wall-clock limit of the run, e.g. 20m" };
         var json = Common.JsonOption();
-        var command = new Command("retry",
-            "Start a finished task again from its base in a fresh attempt; the earlier attempt's record and branch state are kept (`offload show` lists attempts)")
+        var command = new Command("retry", "Start a finished task again from its base in a fresh attempt; the earlier one stays on record (`show` lists attempts)")
         {
             id, model, maxTurns, maxCost, timeout, json,
         };

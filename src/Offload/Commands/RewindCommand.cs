@@ -10,8 +10,7 @@ public static class RewindCommand
         var id = Common.TaskIdArgument();
         var to = new Option<int>("--to") { Description = "The turn to go back to (see `offload checkpoints ID`)", Required = true };
         var json = Common.JsonOption();
-        var command = new Command("rewind",
-            "Put a finished task's worktree and conversation back to the end of a turn (the later journal stays on record); then `offload reply` goes on from there")
+        var command = new Command("rewind", "Put a finished task's worktree and conversation back to the end of a turn, ready for `reply`; the later journal stays on record")
         {
             id, to, json,
         };

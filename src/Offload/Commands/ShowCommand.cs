@@ -11,7 +11,7 @@ public static class ShowCommand
     {
         var id = Common.TaskIdArgument();
         var json = Common.JsonOption();
-        var command = new Command("show", "Show a task: prompt, status, summary, files changed, tokens, cost, durations") { id, json };
+        var command = new Command("show", "A task's report: status and reason, summary, files changed, commands and the last test run, tokens, cost, time, attempts") { id, json };
         command.SetAction(async (parse, ct) => await Common.WithClientAsync(async client =>
         {
             var report = await client.GetAsync<TaskDetails>($"v1/tasks/{parse.GetValue(id)}/details", ct);

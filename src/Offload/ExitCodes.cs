@@ -22,8 +22,8 @@ public static class ExitCodes
         1    unexpected error
         2    bad input: a usage error, an empty or oversized prompt, a bad option value
         3    no such task
-        4    the task's state does not allow it (e.g. cancelling a task that already ended)
-        5    the daemon cannot be started or reached, or another version answers
+        4    the task's state does not allow it (e.g. cancelling a task that already ended, diffing a discarded one), or a new task's branch or worktree folder already exists
+        5    the daemon cannot be started (its reason is shown: e.g. a folder it cannot create, a database file that is not Offload's) or reached, or another version answers
         6    repository problem: not a git repository, no commits, a base that does not resolve
         7    model problem: malformed --model, unknown provider, missing API key
         8    wait: a task failed

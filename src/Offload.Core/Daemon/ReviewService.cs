@@ -212,12 +212,19 @@ public sealed partial class ReviewService(
 
         var task = await RequireEndedAsync(id, "reply to", cancellationToken);
         CheckCaps(request.MaxTurns, request.MaxCostUsd, request.TimeoutSeconds);
-        var maxTurns = request.MaxTurns ?? task.MaxTurns ?? config().WithRepository(task.RepoPath).Limits.MaxTurns;
-        if (maxTurns is { } cap && task.Turns >= cap)
+        var limits = config().WithRepository(task.RepoPath).Limits;
+        if ((request.MaxTurns ?? task.MaxTurns ?? limits.MaxTurns) is { } turnCap && task.Turns >= turnCap)
         {
             throw new OffloadException(ErrorCodes.BadInput,
-                $"task {id} has used {task.Turns} turns and its limit is {cap}, so it would stop again at once",
+                $"task {id} has used {task.Turns} turns and its limit is {turnCap}, so it would stop again at once",
                 $"raise the limit: `offload reply {id} --max-turns {task.Turns + Math.Max(10, task.Turns / 2)} \"…\"`");
+        }
+
+        if ((request.MaxCostUsd ?? task.MaxCostUsd ?? limits.MaxCostUsd) is { } costCap && task.Usage.CostUsd >= costCap)
+        {
+            throw new OffloadException(ErrorCodes.BadInput,
+                $"task {id} has cost ${task.Usage.CostUsd:0.####} and its limit is ${costCap:0.####}, so it would stop again at once",
+                $"raise the limit: `offload reply {id} --max-cost {Math.Ceiling(task.Usage.CostUsd * 2 + 1)} \"…\"`");
         }
 
         await EnsureWorktreeAsync(task, cancellationToken);

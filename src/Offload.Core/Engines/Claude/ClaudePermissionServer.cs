@@ -32,7 +32,7 @@ public sealed class ClaudePermissionServer(PermissionGate gate, Daemon.Permissio
     public const string ToolName = "approve";
     public const string PromptTool = "mcp__" + ServerName + "__" + ToolName;
 
-    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly SemaphoreSlim _starting = new(1, 1);
     private readonly ConcurrentDictionary<string, Registration> _runs = new(StringComparer.Ordinal);
     private WebApplication? _app;
     private Uri? _url;
@@ -71,7 +71,7 @@ public sealed class ClaudePermissionServer(PermissionGate gate, Daemon.Permissio
 
     private async Task<Uri> StartAsync(CancellationToken cancellationToken)
     {
-        await _gate.WaitAsync(cancellationToken);
+        await _starting.WaitAsync(cancellationToken);
         try
         {
             if (_url is not null)
@@ -111,7 +111,7 @@ public sealed class ClaudePermissionServer(PermissionGate gate, Daemon.Permissio
         }
         finally
         {
-            _gate.Release();
+            _starting.Release();
         }
     }
 

@@ -34,7 +34,6 @@ public sealed partial class ReviewService(
         var tip = await RequireTipAsync(task, cancellationToken);
         var repo = await RepoAsync(task, cancellationToken);
         var into = repo.CurrentBranch ?? "HEAD";
-        var files = await workspace.ChangedFilesAsync(task.RepoPath, task.BaseCommit, task.Branch, cancellationToken);
         string? commit;
         try
         {
@@ -46,7 +45,8 @@ public sealed partial class ReviewService(
         }
 
         var mode = squash ? "squash" : "merge";
-        var written = commit is null ? [] : files.Select(f => f.Path).ToList();
+        IReadOnlyList<string> written = commit is null ? [] : Git.SplitZ(await Git.OutputAsync(
+            task.RepoPath, ["diff-tree", "-r", "-z", "--name-only", "--no-renames", commit + "^", commit], cancellationToken: CancellationToken.None));
         await AppendAsync(id, new TaskMerged(mode, into, tip, commit, written), cancellationToken);
         return new MergeResponse(id, mode, into, commit, written);
     }, cancellationToken);

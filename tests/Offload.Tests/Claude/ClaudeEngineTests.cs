@@ -143,6 +143,23 @@ public sealed class ClaudeEngineTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ApproveAlways_LetsTheSameCallRunAgainWithoutAsking()
+    {
+        ClaudeCode.Configure(_h);
+        var command = "python3 -c \"open('count.txt', 'a').write('+')\"";
+        var model = _h.Scenario("always", Scenario(Tool("Bash", new { command }), Tool("Bash", new { command }), Final("Counted twice.")));
+
+        var task = await _h.RunClaudeAsync(model, "count twice");
+        await _h.WaitForEventAsync(task.Id, e => e is PermissionRequested);
+        Assert.Equal(0, (await _h.OffloadAsync("approve", Id(task), "--always")).ExitCode);
+        var done = await _h.WaitAsync(task.Id);
+
+        Assert.True(done.Status == OffloadTaskStatus.Succeeded, $"{done.Status}: {done.Error}");
+        Assert.Equal("++", _h.Git("show", $"{done.Branch}:count.txt"));
+        Assert.Single((await _h.EventsAsync(task.Id)).OfType<PermissionRequested>());
+    }
+
+    [Fact]
     public async Task PermissionPrompt_DenyWithAReason_TellsClaudeCodeWhy_AndTheCommandNeverRuns()
     {
         ClaudeCode.Configure(_h);

@@ -6,7 +6,7 @@ namespace Offload.Agent.Tools;
 
 /// <summary>
 /// Bubblewrap for the builtin agent's shell commands: the whole file system read-only, the
-/// task's worktree and its repository's git dir writable (hooks and config excepted), a private
+/// task's worktree and what a commit on its branch writes in the git dir writable, a private
 /// <c>/tmp</c>, Offload's own files and the user's runtime sockets hidden, no network unless
 /// allowed, its own pid namespace so killing bwrap kills everything inside. docs/sandbox.md
 /// explains each choice.
@@ -74,9 +74,10 @@ public static class Sandbox
     }
 
     /// <summary>
-    /// The sandbox for one task's commands, or null when bwrap is not available. Finds the
-    /// repository's common git dir (what <c>git commit</c> in a worktree writes) and makes sure
-    /// its hooks folder exists, so it can be bound read-only rather than created by the agent.
+    /// The sandbox for one task's commands, or null when bwrap is not available. Finds what
+    /// <c>git commit</c> in the worktree writes: the object store, the worktree's own git dir, and
+    /// the folder of its branch's ref (and reflog); the rest of the repository's git dir stays
+    /// read-only, so the agent cannot move other branches, plant hooks or change the config.
     /// </summary>
     public static async Task<SandboxPolicy?> ForTaskAsync(string worktree, string spillDir, SandboxSettings settings, CancellationToken cancellationToken = default)
     {
@@ -85,18 +86,30 @@ public static class Sandbox
             return null;
         }
 
-        var common = await Git.RunAsync(worktree, ["rev-parse", "--path-format=absolute", "--git-common-dir"], cancellationToken: cancellationToken);
-        string? gitDir = null;
-        if (common.Ok && common.Stdout.Trim() is { Length: > 0 } dir)
+        var dirs = await Git.RunAsync(worktree, ["rev-parse", "--path-format=absolute", "--git-common-dir", "--git-dir"], cancellationToken: cancellationToken);
+        var lines = dirs.Ok ? dirs.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : [];
+        string? common = null;
+        var writable = new List<string>();
+        if (lines.Length == 2)
         {
-            gitDir = Path.GetFullPath(dir, worktree);
-            Directory.CreateDirectory(Path.Combine(gitDir, "hooks"));
+            common = Path.GetFullPath(lines[0], worktree);
+            writable.Add(Path.Combine(common, "objects"));
+            writable.Add(Path.GetFullPath(lines[1], worktree));
+            var head = await Git.RunAsync(worktree, ["symbolic-ref", "-q", "HEAD"], cancellationToken: cancellationToken);
+            if (head.Ok && head.Stdout.Trim() is { Length: > 0 } branchRef && branchRef.StartsWith("refs/heads/", StringComparison.Ordinal))
+            {
+                foreach (var refDir in (string[])[Path.GetDirectoryName(Path.Combine(common, branchRef))!, Path.GetDirectoryName(Path.Combine(common, "logs", branchRef))!])
+                {
+                    Directory.CreateDirectory(refDir);
+                    writable.Add(refDir);
+                }
+            }
         }
 
         var paths = OffloadPaths.FromEnvironment();
         string[] hidden = [.. new[] { Environment.GetEnvironmentVariable("XDG_RUNTIME_DIR"), paths.RuntimeDir, paths.ConfigDir, paths.DataDir }
             .OfType<string>().Where(p => p.Length > 0 && Path.IsPathRooted(p)).Distinct()];
-        return new SandboxPolicy(Path.GetFullPath(worktree), gitDir, spillDir, settings.Network, hidden);
+        return new SandboxPolicy(Path.GetFullPath(worktree), common, [.. writable.Distinct()], spillDir, settings.Network, hidden);
     }
 
     /// <summary>The bwrap arguments that come before <c>--</c> and the command; bind order matters (later binds cover earlier ones).</summary>
@@ -120,14 +133,15 @@ public static class Sandbox
 
         if (policy.GitCommonDir is { } git)
         {
-            args.AddRange(["--bind", git, git]);
-            foreach (var part in (string[])["hooks", "config"])
+            args.AddRange(["--ro-bind", git, git]); // again, in case it lies under /tmp or a hidden folder
+            foreach (var dir in policy.GitWritableDirs.Where(Directory.Exists))
             {
-                var path = Path.Combine(git, part);
-                if (Path.Exists(path))
-                {
-                    args.AddRange(["--ro-bind", path, path]);
-                }
+                args.AddRange(["--bind", dir, dir]);
+            }
+
+            foreach (var path in new[] { Path.Combine(git, "hooks"), Path.Combine(git, "config") }.Where(Path.Exists))
+            {
+                args.AddRange(["--ro-bind", path, path]); // should a writable folder above contain them
             }
         }
 
@@ -181,9 +195,10 @@ public static class Sandbox
 public sealed record SandboxProbe(string? Path, bool Works, string? Version, string? Problem);
 
 /// <summary>Where one task's commands may write and whether they may reach the network.</summary>
-/// <param name="GitCommonDir">The repository's git dir, writable so <c>git commit</c> works in the worktree; null when git could not tell.</param>
+/// <param name="GitCommonDir">The repository's git dir, read-only; null when git could not tell.</param>
+/// <param name="GitWritableDirs">The parts of it <c>git commit</c> in the worktree writes: objects, the worktree's git dir, its branch's ref folder.</param>
 /// <param name="HiddenDirs">Covered with an empty tmpfs: Offload's socket, config and data, and the user's runtime dir (ssh-agent, dbus).</param>
-public sealed record SandboxPolicy(string Worktree, string? GitCommonDir, string SpillDir, bool Network, IReadOnlyList<string> HiddenDirs);
+public sealed record SandboxPolicy(string Worktree, string? GitCommonDir, IReadOnlyList<string> GitWritableDirs, string SpillDir, bool Network, IReadOnlyList<string> HiddenDirs);
 
 /// <summary>The <c>sandbox</c> section of Offload's config.</summary>
 public sealed record SandboxSettings

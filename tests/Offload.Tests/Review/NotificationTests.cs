@@ -127,6 +127,36 @@ public sealed class NotificationTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AWebhookThatIsDown_IsLoggedAndTheTaskIsUntouched()
+    {
+        var closed = new TcpListener(IPAddress.Loopback, 0);
+        closed.Start();
+        var port = ((IPEndPoint)closed.LocalEndpoint).Port;
+        closed.Stop();
+        File.WriteAllText(Path.Combine(_h.OffloadHome, "config", "config.json"),
+            JsonSerializer.Serialize(new { notifications = new { webhookUrl = $"http://127.0.0.1:{port}/down" } }));
+
+        var task = await _h.RunTaskAsync(_h.Scenario("fine", Scenario(Final("All good."))), "all good");
+        var done = await _h.WaitAsync(task.Id);
+
+        Assert.Equal((OffloadTaskStatus.Succeeded, "All good."), (done.Status, done.Summary));
+        await FileContainsAsync(Path.Combine(_h.OffloadHome, "data", "daemon.log"), $"the webhook for task {task.Id} failed");
+    }
+
+    /// <summary>Waits for <paramref name="text"/> to appear in the file, re-reading it on each change.</summary>
+    private static async Task FileContainsAsync(string path, string text)
+    {
+        using var watcher = new FileSystemWatcher(Path.GetDirectoryName(path)!, Path.GetFileName(path)) { EnableRaisingEvents = true };
+        var changed = Channel.CreateUnbounded<bool>();
+        watcher.Changed += (_, _) => changed.Writer.TryWrite(true);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (!File.ReadAllText(path).Contains(text, StringComparison.Ordinal))
+        {
+            await changed.Reader.ReadAsync(timeout.Token);
+        }
+    }
+
+    [Fact]
     public async Task Webhook_GetsFailed_AndNothingForCancelled()
     {
         var slow = await _h.RunTaskAsync(_h.Scenario("slow", Scenario(Tool("Bash", new { command = "sleep 60" }), Final("x"))), "slow");

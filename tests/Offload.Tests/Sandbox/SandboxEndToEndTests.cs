@@ -112,6 +112,29 @@ public sealed class SandboxEndToEndTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Network_AllowedInTheUsersConfig_ReachesTheListener_ButARepositoryCannotAllowIt()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        Directory.CreateDirectory(Path.Combine(_h.Repo, ".offload"));
+        File.WriteAllText(Path.Combine(_h.Repo, ".offload", "config.json"), """{ "sandbox": { "network": true } }""");
+        _h.Git("add", "-A");
+        _h.Git("commit", "-q", "-m", "a repository asking for the network");
+
+        var (_, fromRepo) = await RunScriptAsync("repo-network", Tool("Bash", new { command = $"echo hello > /dev/tcp/127.0.0.1/{port}" }));
+        Assert.False(listener.Pending(), "a repository's config turned the network on");
+        AssertBlocked(fromRepo[0], "Connection refused");
+
+        Directory.CreateDirectory(Path.Combine(_h.OffloadHome, "config"));
+        File.WriteAllText(Path.Combine(_h.OffloadHome, "config", "config.json"), """{ "sandbox": { "network": true } }""");
+        await _h.OffloadAsync("daemon", "stop");
+        var (_, fromUser) = await RunScriptAsync("user-network", Tool("Bash", new { command = $"echo hello > /dev/tcp/127.0.0.1/{port} && echo sent" }));
+        Assert.Equal("sent", fromUser[0].Output);
+        using var accepted = await listener.AcceptTcpClientAsync().WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
     public async Task Secrets_InTheDaemonsEnvironment_DoNotReachCommands()
     {
         _h.Env["ANTHROPIC_API_KEY"] = "sk-ant-sandbox-test-0001";

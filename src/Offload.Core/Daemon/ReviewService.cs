@@ -48,6 +48,7 @@ public sealed partial class ReviewService(
         IReadOnlyList<string> written = commit is null ? [] : Git.SplitZ(await Git.OutputAsync(
             task.RepoPath, ["diff-tree", "-r", "-z", "--name-only", "--no-renames", commit + "^", commit], cancellationToken: CancellationToken.None));
         await AppendAsync(id, new TaskMerged(mode, into, tip, commit, written), cancellationToken);
+        await store.MarkSeenAsync(id, cancellationToken); // acting on it is looking at it
         return new MergeResponse(id, mode, into, commit, written);
     }, cancellationToken);
 
@@ -67,6 +68,7 @@ public sealed partial class ReviewService(
         }
 
         await AppendAsync(id, new TaskMerged("apply", task.RepoPath, tip, null, written), cancellationToken);
+        await store.MarkSeenAsync(id, cancellationToken); // acting on it is looking at it
         return new MergeResponse(id, "apply", task.RepoPath, null, written);
     }, cancellationToken);
 
@@ -105,6 +107,7 @@ public sealed partial class ReviewService(
         }
 
         await AppendAsync(id, new TaskDiscarded(bytes), cancellationToken);
+        await store.MarkSeenAsync(id, cancellationToken); // acting on it is looking at it
         return new DiscardResponse(id, bytes, cancelled);
     }, cancellationToken);
 

@@ -57,7 +57,7 @@ public sealed class ReportTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Ls_MarksAFinishedTaskUntilShowLooksAtIt()
+    public async Task Ls_MarksAFinishedTaskUntilShowLooksAtItOrItIsMerged()
     {
         var task = await _h.RunTaskAsync(_h.Scenario("quick", Scenario(Final("Nothing to do."))), "quick look");
         await _h.WaitAsync(task.Id);
@@ -67,6 +67,12 @@ public sealed class ReportTests : IAsyncLifetime
         var after = (await _h.OffloadAsync("ls")).Stdout;
         Assert.DoesNotContain($"{task.Id}*", after);
         Assert.DoesNotContain("not looked at yet", after);
+
+        var merged = await _h.RunTaskAsync(_h.Scenario("write", Scenario(Tool("Write", new { file_path = "n.txt", content = "n\n" }), Final("Wrote n."))), "write n");
+        await _h.WaitAsync(merged.Id);
+        Assert.Contains($"{merged.Id}*", (await _h.OffloadAsync("ls")).Stdout);
+        Assert.Equal(0, (await _h.OffloadAsync("merge", Id(merged))).ExitCode);
+        Assert.DoesNotContain($"{merged.Id}*", (await _h.OffloadAsync("ls")).Stdout);
     }
 
     [Fact]

@@ -60,9 +60,9 @@ public sealed class DaemonClient : IDisposable
 
             return status;
         }
-        catch (HttpRequestException e) when (e.InnerException is SocketException)
+        catch (HttpRequestException e) when (e.InnerException is SocketException or IOException)
         {
-            return null;
+            return null; // nothing listens, or the connection kept from before went with a daemon that died
         }
     }
 
@@ -96,7 +96,12 @@ public sealed class DaemonClient : IDisposable
                         hint ?? $"fix what it says, then run the command again; its log is {Paths.DaemonLog}");
                 }
 
-                pid = null; // another command started one at the same moment: wait for that one
+                // Another daemon holds the lock: one just started by another command (its socket answers soon), or
+                // one on its way out (it has already removed its socket). Try again in a moment.
+                await Task.Delay(100, cancellationToken);
+                logStart = File.Exists(Paths.DaemonLog) ? new FileInfo(Paths.DaemonLog).Length : 0;
+                pid = StartDaemonProcess();
+                continue;
             }
 
             await Task.Delay(15, cancellationToken);
@@ -184,11 +189,39 @@ public sealed class DaemonClient : IDisposable
 
     private static string Quote(string s) => "'" + s.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 
+    /// <summary>
+    /// A read. Reads are safe to repeat, so one cut short because the daemon stopped or died (a long <c>wait</c>)
+    /// is asked again of a new daemon, which resumes the tasks.
+    /// </summary>
     public async Task<T> GetAsync<T>(string path, CancellationToken cancellationToken = default)
     {
-        using var response = await _http.GetAsync(path, cancellationToken);
-        return await ReadAsync<T>(response, cancellationToken);
+        for (var attempt = 1; ; attempt++)
+        {
+            HttpResponseMessage response;
+            try
+            {
+                response = await _http.GetAsync(path, cancellationToken);
+            }
+            catch (HttpRequestException) when (attempt < MaxReconnects && !cancellationToken.IsCancellationRequested)
+            {
+                await EnsureDaemonAsync(cancellationToken);
+                continue;
+            }
+
+            using (response)
+            {
+                if (response.StatusCode == System.Net.HttpStatusCode.ServiceUnavailable && attempt < MaxReconnects)
+                {
+                    await EnsureDaemonAsync(cancellationToken);
+                    continue;
+                }
+
+                return await ReadAsync<T>(response, cancellationToken);
+            }
+        }
     }
+
+    private const int MaxReconnects = 5;
 
     public async Task<string> GetTextAsync(string path, CancellationToken cancellationToken = default)
     {
@@ -210,20 +243,80 @@ public sealed class DaemonClient : IDisposable
         await ThrowIfErrorAsync(response, cancellationToken);
     }
 
-    /// <summary>A task's journal from <paramref name="after"/>, following live events when asked, until the task ends.</summary>
+    /// <summary>
+    /// A task's journal from <paramref name="after"/>, following live events when asked, until the task ends. A
+    /// followed stream that breaks off before the task ended (the daemon stopped or died) goes on from the last event
+    /// seen, with a new daemon, which resumes the task: nothing is missed or shown twice.
+    /// </summary>
     public async IAsyncEnumerable<AgentEvent> EventsAsync(long id, long after, bool follow, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        var url = $"v1/tasks/{id}/events?after={after}" + (follow ? "&follow=1&untilDone=1" : "");
-        using var response = await _http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
-        await ThrowIfErrorAsync(response, cancellationToken);
-        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken), Encoding.UTF8);
-        while (await reader.ReadLineAsync(cancellationToken) is { } line)
+        var last = after;
+        var ended = false;
+        for (var reconnects = 0; ; reconnects++)
         {
-            var json = line.StartsWith("data: ", StringComparison.Ordinal) ? line[6..] : line.StartsWith('{') ? line : null;
-            if (json is not null)
+            var url = $"v1/tasks/{id}/events?after={last}" + (follow ? "&follow=1&untilDone=1" : "");
+            HttpResponseMessage? response = null;
+            try
             {
-                yield return JsonSerializer.Deserialize<AgentEvent>(json, OffloadJson.Options)!;
+                response = await _http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
             }
+            catch (HttpRequestException) when (follow && reconnects > 0 && !cancellationToken.IsCancellationRequested)
+            {
+                // the new daemon went away too: try again below
+            }
+
+            if (response is not null)
+            {
+                using (response)
+                {
+                    if (!(follow && response.StatusCode == System.Net.HttpStatusCode.ServiceUnavailable))
+                    {
+                        await ThrowIfErrorAsync(response, cancellationToken);
+                        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken), Encoding.UTF8);
+                        while (await ReadLineOrEndAsync(reader, follow, cancellationToken) is { } line)
+                        {
+                            var json = line.StartsWith("data: ", StringComparison.Ordinal) ? line[6..] : line.StartsWith('{') ? line : null;
+                            if (json is not null && JsonSerializer.Deserialize<AgentEvent>(json, OffloadJson.Options) is { } e && e.Seq > last)
+                            {
+                                last = e.Seq;
+                                ended = e is StatusChanged { To: var to } && to.IsFinal();
+                                yield return e;
+                            }
+                        }
+                    }
+                }
+            }
+
+            if (!follow || ended)
+            {
+                yield break;
+            }
+
+            if (reconnects >= MaxReconnects)
+            {
+                throw new CliException(ExitCodes.Daemon, $"lost the daemon {reconnects} times while following task {id}",
+                    $"`offload daemon status` and its log ({Paths.DaemonLog}) say more; `offload logs {id} -f --after {last}` goes on from here");
+            }
+
+            await EnsureDaemonAsync(cancellationToken);
+            if ((await GetAsync<TaskReport>($"v1/tasks/{id}", cancellationToken)).Task.Status.IsFinal()
+                && (await GetTextAsync($"v1/tasks/{id}/events?after={last}", cancellationToken)).Length == 0)
+            {
+                yield break;
+            }
+        }
+    }
+
+    /// <summary>The next line, or null at the end; when following, a connection cut by a dying daemon is an end too.</summary>
+    private static async Task<string?> ReadLineOrEndAsync(StreamReader reader, bool follow, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await reader.ReadLineAsync(cancellationToken);
+        }
+        catch (Exception e) when (follow && e is IOException or HttpRequestException && !cancellationToken.IsCancellationRequested)
+        {
+            return null;
         }
     }
 

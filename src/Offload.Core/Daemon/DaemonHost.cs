@@ -79,14 +79,30 @@ public static class DaemonHost
 
         await using var app = builder.Build();
 
-        // A stop is graceful from its first moment: runs head for a safe point at once, and open streams (logs -f,
-        // wait) end, instead of the web host waiting for them to finish while the runs go on.
-        app.Lifetime.ApplicationStopping.Register(app.Services.GetRequiredService<Scheduler>().BeginStop);
+        // A stop is graceful from its first moment: runs head for a safe point at once, open streams (logs -f, wait)
+        // end instead of the web host waiting for them while the runs go on, and the socket goes, so that clients
+        // start the next daemon (it waits for this one's lock) rather than talk to one on its way out.
+        var scheduler = app.Services.GetRequiredService<Scheduler>();
+        app.Lifetime.ApplicationStopping.Register(() =>
+        {
+            scheduler.BeginStop();
+            File.Delete(paths.Socket);
+        });
         app.Use(async (context, next) =>
         {
-            using var stopping = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, app.Lifetime.ApplicationStopping);
+            var aborted = context.RequestAborted;
+            using var stopping = CancellationTokenSource.CreateLinkedTokenSource(aborted, app.Lifetime.ApplicationStopping);
             context.RequestAborted = stopping.Token;
-            await next(context);
+            try
+            {
+                await next(context);
+            }
+            catch (OperationCanceledException) when (!aborted.IsCancellationRequested && !context.Response.HasStarted)
+            {
+                context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable; // the CLI starts a new daemon and asks again
+                await context.Response.WriteAsJsonAsync(
+                    new ApiError(ErrorCodes.Daemon, "the daemon is stopping", "run the command again; it starts a new daemon"), OffloadJson.Options);
+            }
         });
         Api.Map(app);
         ReviewApi.Map(app);

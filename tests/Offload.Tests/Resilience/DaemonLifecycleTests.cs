@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Json;
 using Microsoft.Data.Sqlite;
 using Offload.Agent;
 using Offload.Protocol;
@@ -77,5 +78,39 @@ public sealed class DaemonLifecycleTests : IAsyncLifetime
         Assert.DoesNotContain(events, e => e is ToolResulted r && r.Output == Conversation.InterruptedNote);
         Assert.Equal(4, events.OfType<ToolResulted>().Count(r => r.ExitCode == 0));
         Assert.Equal(string.Concat(Enumerable.Range(0, 4).Select(i => $"step {i}\n")), _h.Git("show", $"{done.Branch}:steps.txt"));
+    }
+
+    [Fact]
+    public async Task LogsFollowAndWait_GoOnAcrossADaemonStopAndAKill_SeeingEveryEventOnce()
+    {
+        var steps = Enumerable.Range(0, 4).Select(i => Tool("Bash", new { command = $"sleep {(i < 2 ? "3" : "0.2")}; echo step {i}" }, $"step {i}"));
+        var model = _h.Scenario("restarted", Scenario([.. steps, Final("done despite two restarts")]));
+        await _h.DaemonPidAsync();
+        var task = await _h.RunTaskAsync(model, "outlive two daemons");
+        using var follower = _h.Start("logs", "-f", "--json", Id(task.Id));
+        using var waiter = _h.Start("wait", "--json", Id(task.Id));
+        var followed = follower.StandardOutput.ReadToEndAsync();
+        var waited = waiter.StandardOutput.ReadToEndAsync();
+
+        Assert.NotNull(await _h.NextEventAsync([task.Id], e => e is ToolCalled, TimeSpan.FromSeconds(30), includePast: true));
+        Assert.Equal(0, (await _h.OffloadAsync("daemon", "stop")).ExitCode);
+        var second = await _h.DaemonPidAsync();
+        Assert.NotNull(await _h.NextEventAsync([task.Id], e => e is ToolCalled { Turn: 2 }, TimeSpan.FromSeconds(30), includePast: true));
+        await KillNineAsync(second);
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await follower.WaitForExitAsync(timeout.Token);
+        await waiter.WaitForExitAsync(timeout.Token);
+        Assert.Equal(0, follower.ExitCode);
+        Assert.Equal(0, waiter.ExitCode);
+        var done = JsonSerializer.Deserialize<TaskInfo[]>(await waited, OffloadJson.Options)!.Single();
+        Assert.Equal(OffloadTaskStatus.Succeeded, done.Status);
+        Assert.Equal("done despite two restarts", done.Summary);
+        var all = await _h.EventsAsync(task.Id);
+        AssertGapless(all, "the task");
+        var seen = (await followed).Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => JsonSerializer.Deserialize<AgentEvent>(l, OffloadJson.Options)!.Seq);
+        Assert.Equal(all.Select(e => e.Seq), seen);
+        Assert.Equal(2, all.Count(e => e is StatusChanged { To: OffloadTaskStatus.Queued }));
     }
 }

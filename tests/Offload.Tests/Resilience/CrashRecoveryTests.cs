@@ -155,6 +155,7 @@ public sealed partial class CrashRecoveryTests(ITestOutputHelper output) : IAsyn
 
         output.WriteLine($"{recorded} tool calls with results, {interrupted} interrupted by a kill; {clock.Elapsed.TotalSeconds:0.0} s in all");
         Assert.True(kills.Count >= KillsWanted);
+        Assert.True(interrupted > 0, $"seed {seed}: no kill landed during a tool call, so the interrupted-call path was not exercised");
     }
 
     /// <summary>Eight to thirteen turns of Bash calls (some turns with two), each appending its marker to the log, then a final answer.</summary>
@@ -169,10 +170,10 @@ public sealed partial class CrashRecoveryTests(ITestOutputHelper output) : IAsyn
                 name = "Bash",
                 input = new { command = $"echo {name}c{j}x{c} >> '{log}' && echo {name}c{j}x{c} >> work.txt && sleep 0.{rng.Next(5, 30):00}" },
             }).ToArray();
-            turns.Add(new { text = $"step {j}", toolCalls = calls, delayMs = rng.Next(0, 300) });
+            turns.Add(new { text = $"step {j}", toolCalls = calls, delayMs = rng.Next(0, 150) });
         }
 
-        turns.Add(new { text = $"task {name} done", delayMs = rng.Next(0, 200) });
+        turns.Add(new { text = $"task {name} done", delayMs = rng.Next(0, 100) });
         return new { name, turns };
     }
 

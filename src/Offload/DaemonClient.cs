@@ -212,6 +212,7 @@ public sealed class DaemonClient : IDisposable
             {
                 if (response.StatusCode == System.Net.HttpStatusCode.ServiceUnavailable && attempt < MaxReconnects)
                 {
+                    await Task.Delay(TimeSpan.FromMilliseconds(100 * attempt), cancellationToken);
                     await EnsureDaemonAsync(cancellationToken);
                     continue;
                 }

@@ -93,6 +93,15 @@ public static class DaemonHost
             var aborted = context.RequestAborted;
             using var stopping = CancellationTokenSource.CreateLinkedTokenSource(aborted, app.Lifetime.ApplicationStopping);
             context.RequestAborted = stopping.Token;
+            context.Response.OnStarting(() =>
+            {
+                if (app.Lifetime.ApplicationStopping.IsCancellationRequested)
+                {
+                    context.Response.Headers.Connection = "close"; // no client may keep talking to a daemon on its way out
+                }
+
+                return Task.CompletedTask;
+            });
             try
             {
                 await next(context);

@@ -106,9 +106,18 @@ public sealed partial class Runner(
         var reason = outcome.Reason;
         try
         {
-            if (Directory.Exists(task.Worktree))
+            // A daemon killed while committing leaves its git running a moment longer, holding the index lock.
+            for (var tries = 1; Directory.Exists(task.Worktree); tries++)
             {
-                commit = await workspace.CommitAllAsync(task.Worktree, CommitMessage(task, outcome), CancellationToken.None);
+                try
+                {
+                    commit = await workspace.CommitAllAsync(task.Worktree, CommitMessage(task, outcome), CancellationToken.None);
+                    break;
+                }
+                catch (WorkspaceException e) when (tries < 5 && e.Message.Contains("index.lock", StringComparison.Ordinal))
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(200 * tries), time);
+                }
             }
         }
         catch (WorkspaceException e)

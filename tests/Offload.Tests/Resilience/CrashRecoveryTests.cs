@@ -15,9 +15,10 @@ namespace Offload.Tests.Resilience;
 /// kill -9 of the daemon at seeded-random moments (on a timer; just after a start, while tasks are recovered and
 /// worktrees made; or right after a chosen kind of event: during a tool call, between a tool and the next model
 /// call, right after a model answer, which for a final answer is while the work is committed), over rounds of tasks
-/// until at least 30 kills. Then every task must end as its scenario says, every journal must be gapless, and no
-/// tool call whose result is on record may have run twice: each Bash call appends its own marker to a log outside
-/// the worktree. Set OFFLOAD_CRASH_SEED to replay another seed; the seed is in every failure message.
+/// until at least 30 kills. Then every task must end as its scenario says, every journal must be gapless, no tool
+/// call whose result is on record may have run twice (each Bash call appends its own marker to a log outside the
+/// worktree), and the work of each such call must be in the task's final commit.
+/// Set OFFLOAD_CRASH_SEED to replay another seed; the seed is in every failure message.
 /// </summary>
 public sealed partial class CrashRecoveryTests(ITestOutputHelper output) : IAsyncLifetime
 {
@@ -136,9 +137,13 @@ public sealed partial class CrashRecoveryTests(ITestOutputHelper output) : IAsyn
             Assert.True(calls.Select(c => c.CallId).Distinct().Count() == calls.Count, $"{context}: a tool call is in the journal twice");
             Assert.True(results.Select(r => r.CallId).Distinct().Count() == results.Count, $"{context}: a tool call has two results");
             Assert.True(calls.Select(c => c.CallId).ToHashSet().SetEquals(results.Select(r => r.CallId)), $"{context}: a tool call has no result");
+            var committed = _h.Git("show", $"{done.Branch}:work.txt").Split('\n', StringSplitOptions.RemoveEmptyEntries).ToList();
+            Assert.True(committed.Distinct().Count() == committed.Count, $"{context}: a call wrote to work.txt twice: {string.Join(",", committed)}");
             foreach (var call in calls)
             {
                 var result = results.Single(r => r.CallId == call.CallId);
+                Assert.True(result.Output == Conversation.InterruptedNote || committed.Contains(MarkerOf(call)),
+                    $"{context}: the work of {MarkerOf(call)} is not on the task's branch");
                 var marker = MarkerOf(call);
                 if (result.Output == Conversation.InterruptedNote)
                 {

@@ -91,6 +91,8 @@ public sealed class DaemonLifecycleTests : IAsyncLifetime
         using var waiter = _h.Start("wait", "--json", Id(task.Id));
         var followed = follower.StandardOutput.ReadToEndAsync();
         var waited = waiter.StandardOutput.ReadToEndAsync();
+        var followerErrors = follower.StandardError.ReadToEndAsync();
+        var waiterErrors = waiter.StandardError.ReadToEndAsync();
 
         Assert.NotNull(await _h.NextEventAsync([task.Id], e => e is ToolCalled, TimeSpan.FromSeconds(30), includePast: true));
         Assert.Equal(0, (await _h.OffloadAsync("daemon", "stop")).ExitCode);
@@ -101,8 +103,8 @@ public sealed class DaemonLifecycleTests : IAsyncLifetime
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         await follower.WaitForExitAsync(timeout.Token);
         await waiter.WaitForExitAsync(timeout.Token);
-        Assert.Equal(0, follower.ExitCode);
-        Assert.Equal(0, waiter.ExitCode);
+        Assert.True(follower.ExitCode == 0, $"logs -f exited {follower.ExitCode}: {await followerErrors}");
+        Assert.True(waiter.ExitCode == 0, $"wait exited {waiter.ExitCode}: {await waiterErrors}");
         var done = JsonSerializer.Deserialize<TaskInfo[]>(await waited, OffloadJson.Options)!.Single();
         Assert.Equal(OffloadTaskStatus.Succeeded, done.Status);
         Assert.Equal("done despite two restarts", done.Summary);

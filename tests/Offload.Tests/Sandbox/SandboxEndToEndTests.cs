@@ -52,7 +52,8 @@ public sealed class SandboxEndToEndTests : IAsyncLifetime
             Tool("Bash", new { command = "g=$(git rev-parse --git-common-dir) && printf '[core]\\n\\thooksPath = /tmp/hooks\\n' >> \"$g/config\"" }),
             Tool("Bash", new { command = "git config core.hooksPath /tmp/hooks" }),
             Tool("Bash", new { command = "git commit -q --allow-empty -m takeover && git update-ref refs/heads/main HEAD" }),
-            Tool("Bash", new { command = "g=$(git rev-parse --git-common-dir) && echo '* filter=x' > \"$g/info/attributes\"" }));
+            Tool("Bash", new { command = "g=$(git rev-parse --git-common-dir) && echo '* filter=x' > \"$g/info/attributes\"" }),
+            Tool("Bash", new { command = "g=$(git rev-parse --git-common-dir) && rm -rf \"$g\"/objects/*" }));
 
         AssertBlocked(results[0], "Read-only file system");
         AssertBlocked(results[1], "Read-only file system");
@@ -63,6 +64,8 @@ public sealed class SandboxEndToEndTests : IAsyncLifetime
         AssertBlocked(results[6], "Read-only file system"); // the agent may commit on its branch, not move main
         AssertBlocked(results[7], "Read-only file system");
         Assert.Equal(mainBefore, _h.Git("rev-parse", "main"));
+        AssertBlocked(results[8], "Read-only file system");
+        _h.Git("fsck", "--no-progress", "--no-dangling"); // the history is whole, the agent's own commit included
         Assert.False(File.Exists(beside));
         Assert.False(File.Exists("/etc/offload-escape"));
         Assert.False(File.Exists(Path.Combine(_h.Home, ".bashrc")));

@@ -129,6 +129,40 @@ public sealed class SandboxedBashTests : IAsyncLifetime
         Assert.Equal(new ToolResult("from the sandbox", ExitCode: 0), result);
     }
 
+    [Fact]
+    public async Task SandboxedBash_ObjectsGitWrites_ReachTheRepositoryChecked_ForgedOnesDoNot()
+    {
+        var forged = "ab" + new string('c', 38);
+
+        var result = await RunAsync(
+            "echo one > one.txt && git add one.txt && git -c user.name=A -c user.email=a@example.com commit -q -m one && "
+            + "echo two > two.txt && git add two.txt && git -c user.name=A -c user.email=a@example.com commit -q -m two && "
+            + "git repack -q -d -l && echo three > three.txt && git add three.txt && git -c user.name=A -c user.email=a@example.com commit -q -m three && "
+            + $"mkdir -p \"$GIT_OBJECT_DIRECTORY/ab\" && echo junk > \"$GIT_OBJECT_DIRECTORY/ab/{forged[2..]}\" && git log --format=%s | head -3");
+
+        Assert.Equal(new ToolResult("three\ntwo\none", ExitCode: 0), result);
+        Assert.Equal("three\ntwo\none\ninit\n", await GitAsync("log", "--format=%s")); // outside the sandbox, without the quarantine
+        Assert.Equal("", await GitAsync("fsck", "--no-progress", "--no-dangling"));
+        Assert.False(File.Exists(Path.Combine(Work, ".git", "objects", "ab", forged[2..])));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(Work, ".git", "offload-objects")));
+    }
+
+    private async Task<string> GitAsync(params string[] args)
+    {
+        var info = new ProcessStartInfo("git") { WorkingDirectory = Work, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        using var git = Process.Start(info)!;
+        var output = await git.StandardOutput.ReadToEndAsync();
+        var error = await git.StandardError.ReadToEndAsync();
+        await git.WaitForExitAsync();
+        Assert.True(git.ExitCode == 0, $"git {string.Join(' ', args)}: {error}");
+        return output;
+    }
+
     /// <summary>A sleep duration no other process on the machine uses, to find the sandbox's processes from outside its pid namespace.</summary>
     private static string UniqueSleep() => "9" + Random.Shared.Next(100_000, 999_999) + ".5";
 

@@ -162,10 +162,15 @@ public sealed class BashTool : ITool
         catch (OperationCanceledException) when (linked.IsCancellationRequested)
         {
             await KillTreeAsync(process, group).ConfigureAwait(false);
+            if (cancellationToken.IsCancellationRequested)
+            {
+                await AdoptObjectsAsync(context).ConfigureAwait(false);
+            }
             cancellationToken.ThrowIfCancellationRequested();
             timedOut = true;
         }
         await WaitQuietlyAsync(readers, DrainGrace).ConfigureAwait(false);
+        await AdoptObjectsAsync(context).ConfigureAwait(false);
 
         int? exitCode = timedOut || !process.HasExited ? null : process.ExitCode;
         var notes = new List<string>();
@@ -190,6 +195,10 @@ public sealed class BashTool : ITool
         }
         return new ToolResult(output, IsError: timedOut || exitCode != 0, ExitCode: exitCode, Truncated: cut, FullOutputPath: cut ? capture.SpillPath : null);
     }
+
+    /// <summary>Objects git wrote in the sandbox go to a quarantine; the repository gets them once checked, cancelled or not.</summary>
+    private static Task AdoptObjectsAsync(ToolContext context) =>
+        context.Sandbox is { } sandbox ? SandboxObjects.AdoptAsync(sandbox, CancellationToken.None) : Task.CompletedTask;
 
     private static async Task PumpAsync(Stream stream, OutputCapture capture)
     {

@@ -75,9 +75,10 @@ public static class Sandbox
 
     /// <summary>
     /// The sandbox for one task's commands, or null when bwrap is not available. Finds what
-    /// <c>git commit</c> in the worktree writes: the object store, the worktree's own git dir, and
-    /// the folder of its branch's ref (and reflog); the rest of the repository's git dir stays
-    /// read-only, so the agent cannot move other branches, plant hooks or change the config.
+    /// <c>git commit</c> in the worktree writes: the worktree's own git dir, the folder of its
+    /// branch's ref (and reflog), and objects, which go to a quarantine (<see cref="SandboxObjects"/>);
+    /// the rest of the repository's git dir stays read-only, so the agent cannot delete history,
+    /// move other branches, plant hooks or change the config.
     /// </summary>
     public static async Task<SandboxPolicy?> ForTaskAsync(string worktree, string spillDir, SandboxSettings settings, CancellationToken cancellationToken = default)
     {
@@ -86,15 +87,18 @@ public static class Sandbox
             return null;
         }
 
-        var dirs = await Git.RunAsync(worktree, ["rev-parse", "--path-format=absolute", "--git-common-dir", "--git-dir"], cancellationToken: cancellationToken);
+        var dirs = await Git.RunAsync(worktree, ["rev-parse", "--path-format=absolute", "--git-common-dir", "--git-dir", "--show-object-format"], cancellationToken: cancellationToken);
         var lines = dirs.Ok ? dirs.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : [];
         string? common = null;
+        string? privateObjects = null;
         var writable = new List<string>();
-        if (lines.Length == 2)
+        if (lines.Length == 3)
         {
             common = Path.GetFullPath(lines[0], worktree);
-            writable.Add(Path.Combine(common, "objects"));
-            writable.Add(Path.GetFullPath(lines[1], worktree));
+            var own = Path.GetFullPath(lines[1], worktree);
+            writable.Add(own);
+            privateObjects = SandboxObjects.PrivateDir(own);
+            Directory.CreateDirectory(privateObjects);
             var head = await Git.RunAsync(worktree, ["symbolic-ref", "-q", "HEAD"], cancellationToken: cancellationToken);
             if (head.Ok && head.Stdout.Trim() is { Length: > 0 } branchRef && branchRef.StartsWith("refs/heads/", StringComparison.Ordinal))
             {
@@ -109,7 +113,10 @@ public static class Sandbox
         var paths = OffloadPaths.FromEnvironment();
         string[] hidden = [.. new[] { Environment.GetEnvironmentVariable("XDG_RUNTIME_DIR"), paths.RuntimeDir, paths.ConfigDir, paths.DataDir }
             .OfType<string>().Where(p => p.Length > 0 && Path.IsPathRooted(p)).Distinct()];
-        return new SandboxPolicy(Path.GetFullPath(worktree), common, [.. writable.Distinct()], spillDir, settings.Network, hidden);
+        var policy = new SandboxPolicy(Path.GetFullPath(worktree), common, [.. writable.Distinct()], privateObjects, lines.Length == 3 ? lines[2] : "sha1",
+            spillDir, settings.Network, hidden);
+        await SandboxObjects.AdoptAsync(policy, cancellationToken); // what a command left when the daemon died mid-run
+        return policy;
     }
 
     /// <summary>The bwrap arguments that come before <c>--</c> and the command; bind order matters (later binds cover earlier ones).</summary>
@@ -139,9 +146,14 @@ public static class Sandbox
                 args.AddRange(["--bind", dir, dir]);
             }
 
-            foreach (var path in new[] { Path.Combine(git, "hooks"), Path.Combine(git, "config") }.Where(Path.Exists))
+            foreach (var path in new[] { Path.Combine(git, "hooks"), Path.Combine(git, "config"), Path.Combine(git, "objects") }.Where(Path.Exists))
             {
                 args.AddRange(["--ro-bind", path, path]); // should a writable folder above contain them
+            }
+
+            if (policy.PrivateObjectDir is { } objects)
+            {
+                args.AddRange(["--setenv", "GIT_OBJECT_DIRECTORY", objects, "--setenv", "GIT_ALTERNATE_OBJECT_DIRECTORIES", Path.Combine(git, "objects")]);
             }
         }
 
@@ -196,9 +208,11 @@ public sealed record SandboxProbe(string? Path, bool Works, string? Version, str
 
 /// <summary>Where one task's commands may write and whether they may reach the network.</summary>
 /// <param name="GitCommonDir">The repository's git dir, read-only; null when git could not tell.</param>
-/// <param name="GitWritableDirs">The parts of it <c>git commit</c> in the worktree writes: objects, the worktree's git dir, its branch's ref folder.</param>
+/// <param name="GitWritableDirs">The parts of it <c>git commit</c> in the worktree writes: the worktree's git dir, its branch's ref folder.</param>
+/// <param name="PrivateObjectDir">Where git in the sandbox writes objects; <see cref="SandboxObjects"/> adopts them after each command.</param>
+/// <param name="ObjectFormat">sha1 or sha256, to check adopted objects.</param>
 /// <param name="HiddenDirs">Covered with an empty tmpfs: Offload's socket, config and data, and the user's runtime dir (ssh-agent, dbus).</param>
-public sealed record SandboxPolicy(string Worktree, string? GitCommonDir, IReadOnlyList<string> GitWritableDirs, string SpillDir, bool Network, IReadOnlyList<string> HiddenDirs);
+public sealed record SandboxPolicy(string Worktree, string? GitCommonDir, IReadOnlyList<string> GitWritableDirs, string? PrivateObjectDir, string ObjectFormat, string SpillDir, bool Network, IReadOnlyList<string> HiddenDirs);
 
 /// <summary>The <c>sandbox</c> section of Offload's config.</summary>
 public sealed record SandboxSettings

@@ -44,7 +44,7 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
             Tools = [.. tools.Values.Select(t => AIFunctionFactory.CreateDeclaration(t.Name, t.Description, t.InputSchema))],
             ModelId = ModelRef.Parse(task.Model, models.Settings).Name,
         };
-        var client = models.Create(task.Model, retry => journal.AppendAsync(retry, CancellationToken.None));
+        using var client = models.Create(task.Model, retry => journal.AppendAsync(retry, CancellationToken.None));
         var sandbox = await Sandbox.ForTaskAsync(run.Worktree, run.SpillDir, run.Config.Sandbox, cancellationToken);
         var context = new ToolContext(run.Worktree, run.SpillDir, limits.MaxToolOutputChars, TimeSpan.FromSeconds(limits.BashTimeoutSeconds),
             SandboxEnvironment.ForCommands(sandboxed: sandbox is not null), sandbox);

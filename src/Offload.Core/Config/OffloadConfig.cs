@@ -19,9 +19,6 @@ public sealed record OffloadConfig
 
     public ModelSettings Models { get; init; } = new();
 
-    /// <summary>How the builtin agent's shell commands are confined (docs/sandbox.md); only the user's config sets it.</summary>
-    public Agent.Tools.SandboxSettings Sandbox { get; init; } = new();
-
     public NotificationSettings Notifications { get; init; } = new();
 
     /// <summary>Settings of the engines other than builtin; read from the user's config only, never a repository's.</summary>
@@ -29,6 +26,9 @@ public sealed record OffloadConfig
 
     /// <summary>Permission rules in Claude Code's syntax (<c>"permissions": {"allow": ["Bash(npm test:*)"]}</c>); docs/permissions.md.</summary>
     public Agent.Permissions.PermissionLists Permissions { get; init; } = new();
+
+    /// <summary>How the builtin agent's shell commands are confined (docs/sandbox.md); only the user's config sets it.</summary>
+    public Agent.Tools.SandboxSettings Sandbox { get; init; } = new();
 
     public static OffloadConfig Load(string path)
     {

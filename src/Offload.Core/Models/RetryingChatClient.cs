@@ -160,7 +160,12 @@ public sealed class RetryingChatClient(
     {
         var hint = failure.Status switch
         {
-            401 => "check ANTHROPIC_API_KEY (or OPENAI_API_KEY, or the apiKeyEnv set for this provider)",
+            401 => provider switch
+            {
+                "anthropic" or "sim" => "check ANTHROPIC_API_KEY",
+                "openai" => "check OPENAI_API_KEY",
+                _ => $"check the API key of provider '{provider}' (the variable its apiKeyEnv names in the config, OPENAI_API_KEY by default)",
+            },
             403 => "the API key lacks permission for this model or request; check the key's permissions and the model name",
             404 => "the provider does not know this model or endpoint; check the model name and the provider's baseUrl",
             400 or 413 or 422 => "the provider rejected the request; the message above says what it objected to",

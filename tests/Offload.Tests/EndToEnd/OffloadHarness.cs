@@ -182,20 +182,28 @@ public sealed class OffloadHarness : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // The daemon holds its lock file exclusively, so its pid comes from the API, not the file.
+        int? pid = null;
         try
         {
+            var status = await OffloadAsync("daemon", "status", "--json");
+            if (status.ExitCode == 0)
+            {
+                using var json = JsonDocument.Parse(status.Stdout);
+                pid = json.RootElement.GetProperty("pid").GetInt32();
+            }
+
             await OffloadAsync("daemon", "stop");
         }
-        catch (TimeoutException)
+        catch (Exception e) when (e is TimeoutException or JsonException or KeyNotFoundException)
         {
         }
 
-        var lockFile = Path.Combine(OffloadHome, "run", "daemon.lock");
-        if (File.Exists(lockFile) && int.TryParse(File.ReadAllText(lockFile).Trim(), out var pid))
+        if (pid is { } alive && Directory.Exists($"/proc/{alive}"))
         {
             try
             {
-                Process.GetProcessById(pid).Kill(entireProcessTree: true);
+                Process.GetProcessById(alive).Kill(entireProcessTree: true);
             }
             catch (ArgumentException)
             {

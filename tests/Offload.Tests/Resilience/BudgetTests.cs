@@ -96,7 +96,8 @@ public sealed class BudgetTests : IAsyncLifetime
 
         var task = await _h.RunTaskAsync(model, "take too long", "--timeout", "3s");
         await WaitUntilAsync(() => File.Exists(Path.Combine(task.Worktree, "child.txt")), TimeSpan.FromSeconds(20), "the command never started");
-        Assert.NotNull(HostPidOf(child));
+        // the background child may still be a forked shell about to exec sleep: wait for it to show
+        await WaitUntilAsync(() => HostPidOf(child) is not null, TimeSpan.FromSeconds(10), "the background child never started");
 
         await AssertLimitedAsync(task.Id, "wall-clock limit reached (00:00:03)");
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"took {clock.Elapsed}");

@@ -4,6 +4,7 @@ using System.Text.Json;
 using Offload.Protocol;
 using Offload.Simulator;
 using static Offload.Tests.EndToEnd.Turns;
+using static Offload.Tests.Resilience.ResilienceKit;
 
 namespace Offload.Tests.EndToEnd;
 
@@ -160,9 +161,9 @@ public sealed class SpineTests : IAsyncLifetime
         var task = await _h.RunTaskAsync(model, "sleep a long time");
         await WaitForEventAsync(task.Id, e => e is ToolCalled);
         var pidFile = Path.Combine(task.Worktree, "child.pid");
-        await WaitUntilAsync(() => File.Exists(pidFile) && File.ReadAllText(pidFile).Trim().Length > 0, TimeSpan.FromSeconds(20));
+        await WaitUntilAsync(() => File.Exists(pidFile) && File.ReadAllText(pidFile).Trim().Length > 0, TimeSpan.FromSeconds(20), "the command never started");
         // the background child may still be a forked shell about to exec sleep: wait for it to show
-        await WaitUntilAsync(() => HostPidOf($"sleep {marker}") is not null, TimeSpan.FromSeconds(10));
+        await WaitUntilAsync(() => HostPidOf($"sleep {marker}") is not null, TimeSpan.FromSeconds(10), "the background child never started");
         var childPid = HostPidOf($"sleep {marker}")!.Value;
         Assert.True(Directory.Exists($"/proc/{childPid}"));
 
@@ -248,29 +249,6 @@ public sealed class SpineTests : IAsyncLifetime
         Assert.Equal(OffloadTaskStatus.Succeeded, (await _h.WaitAsync(b.Id)).Status);
     }
 
-    private static int? HostPidOf(string commandLine)
-    {
-        foreach (var dir in Directory.EnumerateDirectories("/proc"))
-        {
-            try
-            {
-                if (int.TryParse(Path.GetFileName(dir), CultureInfo.InvariantCulture, out var pid)
-                    && File.ReadAllText(Path.Combine(dir, "cmdline")).Replace('\0', ' ').Trim() == commandLine)
-                {
-                    return pid;
-                }
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-            }
-        }
-
-        return null;
-    }
-
-    private static bool IsAlive(int pid) =>
-        Directory.Exists($"/proc/{pid}") && !File.ReadAllText($"/proc/{pid}/stat").Contains(") Z ", StringComparison.Ordinal);
-
     private async Task WaitForEventAsync(long id, Func<AgentEvent, bool> predicate)
     {
         using var http = _h.SocketClient();
@@ -285,16 +263,6 @@ public sealed class SpineTests : IAsyncLifetime
         }
 
         throw new InvalidOperationException("the event never came");
-    }
-
-    private static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout)
-    {
-        using var cts = new CancellationTokenSource(timeout);
-        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(20));
-        while (!condition())
-        {
-            await timer.WaitForNextTickAsync(cts.Token);
-        }
     }
 
     private static async Task<Stream> OpenSseAsync(HttpClient http, long id, long? lastEventId)

@@ -2,7 +2,7 @@
 # Builds Offload and installs the `offload` command.
 #   ./install.sh              → /usr/local/bin/offload as root, else ~/.local/bin/offload
 #   PREFIX=/opt/x ./install.sh → /opt/x/bin/offload
-# Needs the .NET 10 SDK and git.
+# Needs the .NET 10 SDK and git; a C toolchain (clang or gcc) makes the CLI a fast-starting native program.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -16,7 +16,7 @@ LIB="$PREFIX/lib/offload"
 BIN="$PREFIX/bin"
 
 echo "install.sh: building Offload (Release)…"
-dotnet publish src/Offload/Offload.csproj -c Release -o "$LIB" --nologo -v quiet -p:GenerateDocumentationFile=false >/dev/null
+scripts/publish.sh "$LIB" >/dev/null
 mkdir -p "$BIN"
 ln -sf "$LIB/offload" "$BIN/offload"
 echo "install.sh: installed $BIN/offload (program files in $LIB)"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds Offload in Release (ReadyToRun, as it ships) and runs the benchmarks against it.
+# Builds Offload as it ships (scripts/publish.sh: Native AOT CLI, ReadyToRun daemon) and runs the benchmarks against it.
 #   bench/run.sh            all figures (a few minutes on 2 cores)
 #   bench/run.sh --quick    fewer runs and turns
 #   bench/run.sh --only background,memory,cpu,logs,many,cli,prompt   [--claude PATH|none]
@@ -7,8 +7,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 artifacts="${OFFLOAD_BENCH_ARTIFACTS:-${TMPDIR:-/tmp}/offload-bench-artifacts}"
-dotnet publish "$root/src/Offload" -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
-  --artifacts-path "$artifacts" -o "$artifacts/offload" -v quiet -nologo >&2
+"$root/scripts/publish.sh" "$artifacts/offload" --artifacts-path "$artifacts"
 dotnet build "$root/bench/Offload.Bench" -c Release --artifacts-path "$artifacts" -v quiet -nologo >&2
 cd "$root"
 exec dotnet "$artifacts/bin/Offload.Bench/release/Offload.Bench.dll" --offload "$artifacts/offload/offload" "$@"

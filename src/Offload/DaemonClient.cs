@@ -1,11 +1,11 @@
 using System.Diagnostics;
+using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 using Offload.Config;
-using Offload.Daemon;
 using Offload.Protocol;
 
 namespace Offload.Cli;
@@ -44,6 +44,9 @@ public sealed class DaemonClient : IDisposable
         _http = new HttpClient(handler) { BaseAddress = new Uri("http://offload/"), Timeout = Timeout.InfiniteTimeSpan };
     }
 
+    /// <summary>This CLI's version; the daemon it talks to must be the same (both are built from one tree).</summary>
+    public static string Version => typeof(DaemonClient).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
+
     /// <summary>Whether a daemon answers; a daemon of another version is an error.</summary>
     public async Task<DaemonStatusResponse?> TryStatusAsync(CancellationToken cancellationToken = default)
     {
@@ -51,10 +54,10 @@ public sealed class DaemonClient : IDisposable
         {
             using var response = await _http.GetAsync("v1/daemon", cancellationToken);
             var status = await ReadAsync<DaemonStatusResponse>(response, cancellationToken);
-            if (status.Version != DaemonHost.Version)
+            if (status.Version != Version)
             {
                 throw new CliException(ExitCodes.Daemon,
-                    $"the daemon answering on {Paths.Socket} is version {status.Version}, this offload is {DaemonHost.Version}",
+                    $"the daemon answering on {Paths.Socket} is version {status.Version}, this offload is {Version}",
                     "stop it with the offload that started it (`offload daemon stop`), then run this command again");
             }
 
@@ -112,7 +115,7 @@ public sealed class DaemonClient : IDisposable
             "fix what the log says, then run the command again; `offload daemon run` runs it in the foreground");
     }
 
-    /// <summary>Starts <c>offload daemon run</c> detached from this terminal; returns its pid when known.</summary>
+    /// <summary>Starts <c>offload-daemon run</c> detached from this terminal; returns its pid when known.</summary>
     private int? StartDaemonProcess()
     {
         try
@@ -132,14 +135,11 @@ public sealed class DaemonClient : IDisposable
                 "make the folder writable, or point OFFLOAD_HOME (or XDG_DATA_HOME) at one that is");
         }
 
-        var self = Environment.ProcessPath!;
-        var command = Path.GetFileNameWithoutExtension(self) == "dotnet"
-            ? $"{Quote(self)} {Quote(typeof(DaemonClient).Assembly.Location)}"
-            : Quote(self);
+        var command = string.Join(' ', DaemonProgram.Command().Select(Quote));
         // setsid: the daemon outlives this terminal; its stdio never holds the caller's pipes open.
         var start = new ProcessStartInfo("/bin/sh")
         {
-            ArgumentList = { "-c", $"cd / && {{ exec setsid {command} daemon run </dev/null >>{Quote(Paths.DaemonLog)} 2>&1 & }} && echo $!" },
+            ArgumentList = { "-c", $"cd / && {{ exec setsid {command} run </dev/null >>{Quote(Paths.DaemonLog)} 2>&1 & }} && echo $!" },
             UseShellExecute = false,
             RedirectStandardOutput = true,
         };
@@ -233,7 +233,8 @@ public sealed class DaemonClient : IDisposable
 
     public async Task<T> PostAsync<T>(string path, object? body, CancellationToken cancellationToken = default)
     {
-        using var content = JsonContent.Create(body, options: OffloadJson.Options);
+        using var content = new StringContent(body is null ? "null" : JsonSerializer.Serialize(body, CliJson.Info(body.GetType())));
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         using var response = await _http.PostAsync(path, content, cancellationToken);
         return await ReadAsync<T>(response, cancellationToken);
     }
@@ -277,7 +278,7 @@ public sealed class DaemonClient : IDisposable
                         while (await ReadLineOrEndAsync(reader, follow, cancellationToken) is { } line)
                         {
                             var json = line.StartsWith("data: ", StringComparison.Ordinal) ? line[6..] : line.StartsWith('{') ? line : null;
-                            if (json is not null && JsonSerializer.Deserialize<AgentEvent>(json, OffloadJson.Options) is { } e && e.Seq > last)
+                            if (json is not null && JsonSerializer.Deserialize(json, CliJson.Info<AgentEvent>()) is { } e && e.Seq > last)
                             {
                                 last = e.Seq;
                                 ended = e is StatusChanged { To: var to } && to.IsFinal();
@@ -324,7 +325,7 @@ public sealed class DaemonClient : IDisposable
     private static async Task<T> ReadAsync<T>(HttpResponseMessage response, CancellationToken cancellationToken)
     {
         await ThrowIfErrorAsync(response, cancellationToken);
-        return (await response.Content.ReadFromJsonAsync<T>(OffloadJson.Options, cancellationToken))!;
+        return (await response.Content.ReadFromJsonAsync(CliJson.Info<T>(), cancellationToken))!;
     }
 
     private static async Task ThrowIfErrorAsync(HttpResponseMessage response, CancellationToken cancellationToken)
@@ -337,7 +338,7 @@ public sealed class DaemonClient : IDisposable
         ApiError? error = null;
         try
         {
-            error = await response.Content.ReadFromJsonAsync<ApiError>(OffloadJson.Options, cancellationToken);
+            error = await response.Content.ReadFromJsonAsync(CliJson.Info<ApiError>(), cancellationToken);
         }
         catch (JsonException)
         {

@@ -10,9 +10,9 @@ public static class Output
     public static readonly bool Color = !Console.IsOutputRedirected && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("NO_COLOR"))
         && Environment.GetEnvironmentVariable("TERM") != "dumb";
 
-    public static void Json<T>(T value) => Console.Out.WriteLine(JsonSerializer.Serialize(value, OffloadJson.Indented));
+    public static void Json<T>(T value) => Console.Out.WriteLine(JsonSerializer.Serialize(value, CliJson.Info<T>(CliJson.Indented)));
 
-    public static void JsonLine<T>(T value) => Console.Out.WriteLine(JsonSerializer.Serialize(value, OffloadJson.Options));
+    public static void JsonLine<T>(T value) => Console.Out.WriteLine(JsonSerializer.Serialize(value, CliJson.Info<T>()));
 
     public static string Paint(string text, string code) => Color ? $"\u001b[{code}m{text}\u001b[0m" : text;
 

@@ -45,9 +45,9 @@ public sealed partial class Runner(
                 },
                 linked.Token);
         }
-        catch (OperationCanceledException) when (userCancelled())
+        catch (Exception e) when (userCancelled() && e is not StaleAttemptException)
         {
-            outcome = new EngineOutcome.Cancelled();
+            outcome = new EngineOutcome.Cancelled(); // however the cut shows (a git killed mid-worktree, a closed stream), the user cancelled
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancel.IsCancellationRequested)
         {

@@ -1,7 +1,4 @@
 using System.CommandLine;
-using Offload.Config;
-using Offload.Daemon;
-using Offload.Protocol;
 
 namespace Offload.Cli.Commands;
 
@@ -18,11 +15,9 @@ public static class DaemonCommand
             var s = await client.TryStatusAsync(ct);
             if (parse.GetValue(json))
             {
-                Output.Json(s is null ? new { running = false, socket = client.Paths.Socket } : (object)new
-                {
-                    running = true, pid = s.Pid, version = s.Version, socket = s.Socket, dataDir = s.DataDir, startedAt = s.StartedAt,
-                    runningTasks = s.Running, maxParallel = s.MaxParallel, sandbox = s.Sandbox,
-                });
+                Output.Json(s is null
+                    ? new DaemonStatusJson(false, client.Paths.Socket)
+                    : new DaemonStatusJson(true, s.Socket, s.Pid, s.Version, s.DataDir, s.StartedAt, s.Running, s.MaxParallel, s.Sandbox));
             }
             else
             {
@@ -63,21 +58,7 @@ public static class DaemonCommand
         }, ensureDaemon: false, ct));
 
         var run = new Command("run", "Run the daemon in the foreground (what `start` launches)");
-        run.SetAction(async (_, ct) =>
-        {
-            try
-            {
-                return await DaemonHost.RunAsync(OffloadPaths.FromEnvironment(), Environment.GetEnvironmentVariable, ct);
-            }
-            catch (OffloadException e)
-            {
-                throw new CliException(ExitCodes.Daemon, e.Message, e.Hint);
-            }
-            catch (Store.StoreUnusableException e)
-            {
-                throw new CliException(ExitCodes.Daemon, e.Message);
-            }
-        });
+        run.SetAction(_ => DaemonProgram.Exec(["run"]));
 
         command.Subcommands.Add(status);
         command.Subcommands.Add(start);
@@ -88,3 +69,8 @@ public static class DaemonCommand
 
     private static bool ProcessAlive(int pid) => Directory.Exists($"/proc/{pid}") && !File.ReadAllText($"/proc/{pid}/stat").Contains(") Z", StringComparison.Ordinal);
 }
+
+/// <summary><c>offload daemon status --json</c>; only <c>running</c> and <c>socket</c> when no daemon answers.</summary>
+public sealed record DaemonStatusJson(
+    bool Running, string Socket, int? Pid = null, string? Version = null, string? DataDir = null, DateTimeOffset? StartedAt = null,
+    int? RunningTasks = null, int? MaxParallel = null, bool? Sandbox = null);

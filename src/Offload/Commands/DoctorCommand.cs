@@ -29,7 +29,7 @@ public static class DoctorCommand
             var healthy = checks.All(c => c.Status != "fail");
             if (parse.GetValue(json))
             {
-                Output.Json(new { ok = healthy, checks });
+                Output.Json(new DoctorReport(healthy, checks));
             }
             else
             {
@@ -176,3 +176,6 @@ public static class DoctorCommand
 
 /// <param name="Status">ok, info (nothing wrong, worth knowing), warn (works, less safely), fail (broken: the exit code is 1).</param>
 public sealed record DoctorCheck(string Name, string Status, string Detail, string? Hint = null);
+
+/// <summary><c>offload doctor --json</c>.</summary>
+public sealed record DoctorReport(bool Ok, IReadOnlyList<DoctorCheck> Checks);

@@ -20,15 +20,15 @@ public static class ShowCommand
                 : null;
             if (parse.GetValue(json))
             {
-                var node = JsonSerializer.SerializeToNode(report.Task, OffloadJson.Options)!.AsObject();
-                node["files"] = JsonSerializer.SerializeToNode(report.Files, OffloadJson.Options);
-                node["commands"] = JsonSerializer.SerializeToNode(report.Commands, OffloadJson.Options);
-                node["attempts"] = JsonSerializer.SerializeToNode(report.Attempts, OffloadJson.Options);
-                node["merges"] = JsonSerializer.SerializeToNode(report.Merges, OffloadJson.Options);
+                var node = JsonSerializer.SerializeToNode(report.Task, CliJson.Info<TaskInfo>())!.AsObject();
+                node["files"] = JsonSerializer.SerializeToNode(report.Files, CliJson.Info<IReadOnlyList<ChangedFile>>());
+                node["commands"] = JsonSerializer.SerializeToNode(report.Commands, CliJson.Info<IReadOnlyList<CommandRun>>());
+                node["attempts"] = JsonSerializer.SerializeToNode(report.Attempts, CliJson.Info<IReadOnlyList<AttemptInfo>>());
+                node["merges"] = JsonSerializer.SerializeToNode(report.Merges, CliJson.Info<IReadOnlyList<MergeRecord>>());
                 node["runSeconds"] = report.RunSeconds;
                 if (question is not null)
                 {
-                    node["pendingPermission"] = JsonSerializer.SerializeToNode(question, OffloadJson.Options);
+                    node["pendingPermission"] = JsonSerializer.SerializeToNode(question, CliJson.Info<PermissionRequested>());
                 }
 
                 Output.Json(node); // the task's fields at the top level, as scripts expect, plus the report

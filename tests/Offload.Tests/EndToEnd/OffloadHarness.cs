@@ -19,7 +19,12 @@ public sealed class OffloadHarness : IAsyncDisposable
     public string Repo { get; }
     public Dictionary<string, string?> Env { get; }
 
-    public static string Executable => Path.Combine(AppContext.BaseDirectory, "offload");
+    /// <summary>
+    /// The <c>offload</c> under test: the published one (Native AOT, with <c>offload-daemon</c> beside it) when test.sh
+    /// names its folder in OFFLOAD_TEST_PROGRAMS, else the plain build next to this assembly.
+    /// </summary>
+    public static string Executable => Path.Combine(
+        Environment.GetEnvironmentVariable("OFFLOAD_TEST_PROGRAMS") is { Length: > 0 } published ? published : AppContext.BaseDirectory, "offload");
 
     /// <param name="parentDir">Where the temp folder goes (default: the system temp folder). Sandbox tests use
     /// /var/tmp, since a sandboxed command sees a private /tmp.</param>

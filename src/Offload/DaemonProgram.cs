@@ -1,0 +1,66 @@
+using System.Runtime.InteropServices;
+
+namespace Offload.Cli;
+
+/// <summary>
+/// The daemon is its own program, <c>offload-daemon</c>, next to this one: the CLI stays small and starts in
+/// milliseconds (Native AOT when published), the daemon keeps the web host, the store and the model clients.
+/// </summary>
+internal static partial class DaemonProgram
+{
+    /// <summary>The command line that starts it: its apphost, or <c>dotnet offload-daemon.dll</c> where there is none.</summary>
+    public static IReadOnlyList<string> Command()
+    {
+        var directory = Path.GetDirectoryName(Environment.ProcessPath) is { } self && File.Exists(Path.Combine(self, "offload-daemon"))
+            ? self
+            : AppContext.BaseDirectory;
+        var apphost = Path.Combine(directory, "offload-daemon");
+        if (File.Exists(apphost))
+        {
+            return [apphost];
+        }
+
+        var assembly = Path.Combine(directory, "offload-daemon.dll");
+        if (File.Exists(assembly) && FindOnPath("dotnet") is { } dotnet)
+        {
+            return [dotnet, assembly];
+        }
+
+        throw new CliException(ExitCodes.Daemon, $"offload-daemon is missing from {directory}",
+            "reinstall Offload (./install.sh): the offload and offload-daemon programs are installed together");
+    }
+
+    /// <summary>Replaces this process with the daemon program (same pid, same terminal and signals); returns only on failure.</summary>
+    public static int Exec(string[] arguments)
+    {
+        string[] argv = [.. Command(), .. arguments];
+        var pointers = new IntPtr[argv.Length + 1];
+        try
+        {
+            for (var i = 0; i < argv.Length; i++)
+            {
+                pointers[i] = Marshal.StringToCoTaskMemUTF8(argv[i]);
+            }
+
+            Console.Out.Flush();
+            Console.Error.Flush();
+            ExecV(argv[0], pointers);
+            throw new CliException(ExitCodes.Daemon, $"could not start {argv[0]}: {Marshal.GetLastPInvokeErrorMessage()}",
+                "reinstall Offload (./install.sh)");
+        }
+        finally
+        {
+            foreach (var pointer in pointers)
+            {
+                Marshal.FreeCoTaskMem(pointer);
+            }
+        }
+    }
+
+    private static string? FindOnPath(string name) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Select(dir => Path.Combine(dir, name)).FirstOrDefault(File.Exists);
+
+    [LibraryImport("libc", EntryPoint = "execv", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int ExecV(string path, IntPtr[] argv);
+}

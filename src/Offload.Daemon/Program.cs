@@ -73,7 +73,18 @@ static async Task<int> ServeSimulatorAsync(string[] args, CancellationToken canc
         }
     }
 
-    Scenario? chosen = name is null ? null : File.Exists(name) ? Scenario.Load(name) : Scenario.Builtin(name);
+    Scenario? chosen;
+    try
+    {
+        chosen = name is null ? null : File.Exists(name) ? Scenario.Load(name) : Scenario.Builtin(name);
+    }
+    catch (Exception e) when (e is KeyNotFoundException or FormatException or IOException or UnauthorizedAccessException)
+    {
+        Console.Error.WriteLine($"offload: {e.Message}");
+        Console.Error.WriteLine("  next: name a builtin scenario or a scenario file (docs/simulator.md describes the format)");
+        return Usage;
+    }
+
     await using var server = await SimulatorServer.StartAsync(new SimulatorOptions { Port = port, DefaultScenario = chosen }, cancellationToken);
     Console.Out.WriteLine($"simulator listening on {server.BaseUrl}");
     Console.Out.WriteLine($"  ANTHROPIC_BASE_URL={server.BaseUrl.ToString().TrimEnd('/')}   OpenAI base URL: {server.BaseUrl}v1");

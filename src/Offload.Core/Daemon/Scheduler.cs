@@ -43,6 +43,10 @@ public sealed partial class Scheduler(
             {
                 await StartQueuedAsync(stoppingToken);
                 await _wake.WaitAsync(stoppingToken);
+                // One look at the queue serves every wake so far (100 tasks submitted at once wake it 100 times).
+                while (_wake.Wait(0))
+                {
+                }
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)

@@ -34,7 +34,9 @@ public sealed class TaskService(
                 "put large material in a file in the repository and point the prompt at it");
         }
 
-        var repo = await ResolveAsync(request.RepoPath, request.BaseRef, cancellationToken);
+        var title = Title(request.Name ?? request.Prompt);
+        var slug = GitWorkspace.Slug(title);
+        var (repo, taken) = await ResolveAsync(request.RepoPath, request.BaseRef, slug, cancellationToken);
         var settings = config().WithRepository(repo.Root);
         var engine = request.Engine ?? settings.DefaultEngine;
         if (!scheduler.HasEngine(engine))
@@ -43,11 +45,9 @@ public sealed class TaskService(
         }
 
         var model = models.Resolve(request.Model, engine);
-        var title = Title(request.Name ?? request.Prompt);
-        var slug = GitWorkspace.Slug(title);
         var task = await store.CreateTaskAsync(new NewTask(
             title, request.Prompt, model, engine, repo.Root, repo.BaseRef, repo.BaseCommit,
-            id => Place(repo.Root, paths.WorktreesDir, id, slug),
+            id => Place(repo.Root, paths.WorktreesDir, id, slug, taken),
             request.MaxTurns, request.MaxCostUsd, request.TimeoutSeconds), cancellationToken);
         foreach (var e in await store.ReadEventsAsync(task.Id, 0, int.MaxValue, cancellationToken))
         {
@@ -58,11 +58,11 @@ public sealed class TaskService(
         return task;
     }
 
-    private async Task<RepoInfo> ResolveAsync(string path, string? baseRef, CancellationToken cancellationToken)
+    private async Task<NewTaskRepo> ResolveAsync(string path, string? baseRef, string slug, CancellationToken cancellationToken)
     {
         try
         {
-            return await workspace.ResolveRepoAsync(path, baseRef, cancellationToken);
+            return await workspace.ResolveForNewTaskAsync(path, baseRef, slug, cancellationToken);
         }
         catch (WorkspaceException e)
         {
@@ -123,9 +123,11 @@ public sealed class TaskService(
 
     /// <summary>
     /// The new task's branch and worktree folder, refused when either is taken: called by the store inside the
-    /// transaction that creates the task, so a refusal stores nothing.
+    /// transaction that creates the task, so a refusal stores nothing. The branch is looked up in the names listed
+    /// before (<paramref name="taken"/>), so that no git process runs while the store is locked; one made since is
+    /// refused when the task starts.
     /// </summary>
-    private static (string Branch, string Worktree) Place(string repoRoot, string worktreesDir, long id, string slug)
+    private static (string Branch, string Worktree) Place(string repoRoot, string worktreesDir, long id, string slug, IReadOnlySet<string>? taken)
     {
         var branch = GitWorkspace.BranchName(id, slug);
         var worktree = Path.Combine(worktreesDir, $"{id}-{slug}");
@@ -136,7 +138,8 @@ public sealed class TaskService(
                 $"Remove it if it is left over (`git worktree remove --force {worktree}` or delete the folder), or give the task another --name.");
         }
 
-        if (Git.RunAsync(repoRoot, ["show-ref", "--verify", "--quiet", "refs/heads/" + branch]).GetAwaiter().GetResult().Ok)
+        if (taken?.Contains(branch)
+            ?? Git.RunAsync(repoRoot, ["show-ref", "--verify", "--quiet", "refs/heads/" + branch]).GetAwaiter().GetResult().Ok)
         {
             throw new WorkspaceException(WorkspaceErrors.BranchExists,
                 $"branch {branch} already exists in {repoRoot}, so the new task cannot use it; nothing was started. " +

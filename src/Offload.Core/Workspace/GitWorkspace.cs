@@ -70,6 +70,41 @@ public sealed partial class GitWorkspace
         return new RepoInfo(root, name, commit, currentBranch);
     }
 
+    /// <summary>
+    /// <see cref="ResolveRepoAsync"/> for a new task, in one git process when all is well, together with the task
+    /// branches already named like the new task's (<c>offload/*-&lt;slug&gt;</c>), so that the check of the new
+    /// task's branch needs no git process of its own. Anything unusual (an error to explain, a HEAD that is not a
+    /// branch or commit) takes the step-by-step way, and then <see cref="NewTaskRepo.TakenBranches"/> is null.
+    /// </summary>
+    public async Task<NewTaskRepo> ResolveForNewTaskAsync(string path, string? baseRef, string slug, CancellationToken cancellationToken = default)
+    {
+        var full = Path.GetFullPath(path);
+        var wanted = string.IsNullOrWhiteSpace(baseRef) ? "HEAD" : baseRef.Trim();
+        if (Directory.Exists(full) && !wanted.StartsWith('-'))
+        {
+            var result = await Git.RunAsync(
+                full,
+                ["rev-parse", "--show-toplevel", "HEAD^{commit}", wanted + "^{commit}", "--symbolic-full-name", "HEAD", $"--branches={BranchPrefix}*-{slug}"],
+                cancellationToken: cancellationToken);
+            var lines = result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            if (result.Ok && lines.Length >= 4 && Path.IsPathRooted(lines[0]) && IsObjectName(lines[1]) && IsObjectName(lines[2])
+                && (lines[3] == "HEAD" || lines[3].StartsWith("refs/heads/", StringComparison.Ordinal)))
+            {
+                var currentBranch = lines[3] == "HEAD" ? null : lines[3]["refs/heads/".Length..];
+                var taken = lines.Skip(4)
+                    .Where(l => l.StartsWith("refs/heads/", StringComparison.Ordinal))
+                    .Select(l => l["refs/heads/".Length..])
+                    .ToHashSet(StringComparer.Ordinal);
+                var name = wanted == "HEAD" ? currentBranch ?? lines[2] : wanted;
+                return new NewTaskRepo(new RepoInfo(lines[0], name, lines[2], currentBranch), taken);
+            }
+        }
+
+        return new NewTaskRepo(await ResolveRepoAsync(path, baseRef, cancellationToken), null);
+    }
+
+    private static bool IsObjectName(string text) => text.Length is 40 or 64 && text.All(char.IsAsciiHexDigitLower);
+
     /// <summary>A branch- and folder-safe name for a task: lowercase ASCII words joined by '-', never empty.</summary>
     public static string Slug(string title)
     {
@@ -121,7 +156,8 @@ public sealed partial class GitWorkspace
     /// <summary>
     /// Creates branch <c>offload/&lt;id&gt;-&lt;slug&gt;</c> at <paramref name="baseCommit"/> and its worktree at
     /// <c>&lt;worktreesDir&gt;/&lt;id&gt;-&lt;slug&gt;</c>, then copies the ignored files <c>.worktreeinclude</c> names.
-    /// Refuses, changing nothing, when the branch or the folder already exists.
+    /// Refuses, changing nothing, when the branch or the folder already exists. The folder appears only once it
+    /// is complete, so a folder that exists is a worktree that is ready.
     /// </summary>
     public async Task<WorktreeInfo> CreateWorktreeAsync(
         string repoRoot, string worktreesDir, long taskId, string slug, string baseCommit, CancellationToken cancellationToken = default)
@@ -129,14 +165,6 @@ public sealed partial class GitWorkspace
         var name = $"{taskId}-{slug}";
         var branch = BranchPrefix + name;
         var path = Path.GetFullPath(Path.Combine(worktreesDir, name));
-
-        if (await BranchExistsAsync(repoRoot, branch, cancellationToken))
-        {
-            throw new WorkspaceException(
-                WorkspaceErrors.BranchExists,
-                $"branch {branch} already exists in {repoRoot}, so task {taskId} cannot use it. "
-                + $"Delete it with `git branch -D {branch}` if it is left over, or discard the task that owns it.");
-        }
 
         if (Directory.Exists(path) || File.Exists(path))
         {
@@ -146,16 +174,32 @@ public sealed partial class GitWorkspace
                 + $"Remove it (`git worktree remove --force {path}` or delete the folder) if it is left over.");
         }
 
-        if (await TryResolveCommitAsync(repoRoot, baseCommit, cancellationToken) is null)
+        Directory.CreateDirectory(worktreesDir);
+        var dirs = await GitDirsAsync(repoRoot, cancellationToken);
+        return dirs.NeedsWorktreeAdd
+            ? await AddWorktreeOneAtATimeAsync(repoRoot, path, branch, baseCommit, taskId, cancellationToken)
+            : await CreateWorktreeDirectlyAsync(repoRoot, dirs, path, branch, baseCommit, taskId, cancellationToken);
+    }
+
+    /// <summary>
+    /// The general way, through <c>git worktree add</c>, for repositories whose worktrees need more than the direct
+    /// way writes (sparse checkout, per-worktree config, reftable). Concurrent <c>git worktree add</c>s in one
+    /// repository read each other's half-written metadata and fail ("failed to read .git/worktrees/…/commondir"),
+    /// and a prune could drop a neighbour's: one at a time.
+    /// </summary>
+    private async Task<WorktreeInfo> AddWorktreeOneAtATimeAsync(
+        string repoRoot, string path, string branch, string baseCommit, long taskId, CancellationToken cancellationToken)
+    {
+        if (await BranchExistsAsync(repoRoot, branch, cancellationToken))
         {
-            throw new WorkspaceException(
-                WorkspaceErrors.BadBase,
-                $"base commit {baseCommit} is not in {repoRoot}. Start the task again from a commit that exists.");
+            throw BranchTaken(repoRoot, branch, taskId);
         }
 
-        Directory.CreateDirectory(worktreesDir);
-        // Concurrent `git worktree add`s in one repository read each other's half-written metadata and fail
-        // ("failed to read .git/worktrees/…/commondir"), and a prune could drop a neighbour's: one at a time.
+        if (await TryResolveCommitAsync(repoRoot, baseCommit, cancellationToken) is null)
+        {
+            throw BaseMissing(repoRoot, baseCommit);
+        }
+
         var gate = WorktreeGates.GetOrAdd(Path.GetFullPath(repoRoot), _ => new SemaphoreSlim(1, 1));
         await gate.WaitAsync(cancellationToken);
         GitResult result;
@@ -195,12 +239,32 @@ public sealed partial class GitWorkspace
         }
     }
 
+    private static WorkspaceException BranchTaken(string repoRoot, string branch, long taskId) =>
+        new(
+            WorkspaceErrors.BranchExists,
+            $"branch {branch} already exists in {repoRoot}, so task {taskId} cannot use it. "
+            + $"Delete it with `git branch -D {branch}` if it is left over, or discard the task that owns it.");
+
+    private static WorkspaceException BaseMissing(string repoRoot, string baseCommit) =>
+        new(
+            WorkspaceErrors.BadBase,
+            $"base commit {baseCommit} is not in {repoRoot}. Start the task again from a commit that exists.");
+
     /// <summary>
     /// Stages everything in the worktree (ignored files stay out) and commits it as Offload.
     /// Returns the new commit, or null when there was nothing to commit.
     /// </summary>
     public async Task<string?> CommitAllAsync(string worktree, string message, CancellationToken cancellationToken = default)
     {
+        // Most runs end with nothing new since the last commit: one read-only git process says so (status takes no lock
+        // and writes nothing, GIT_OPTIONAL_LOCKS=0). Untracked files count, whatever status.showUntrackedFiles says.
+        var status = await Git.OutputAsync(
+            worktree, ["status", "--porcelain", "-z", "--untracked-files=all", "--ignore-submodules=none"], cancellationToken: cancellationToken);
+        if (status.Length == 0)
+        {
+            return null;
+        }
+
         await Git.OutputAsync(worktree, ["add", "-A"], cancellationToken: cancellationToken);
         var staged = await Git.RunAsync(worktree, ["diff", "--cached", "--quiet"], cancellationToken: cancellationToken);
         if (staged.Ok)

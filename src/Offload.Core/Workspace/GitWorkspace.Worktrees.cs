@@ -1,0 +1,196 @@
+using System.Collections.Concurrent;
+
+namespace Offload.Workspace;
+
+public sealed partial class GitWorkspace
+{
+    private const string CreatingMarker = "offload: creating this worktree";
+
+    private static readonly ConcurrentDictionary<string, GitDirs> DirsByRepo = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// A repository's own git directory and its common directory (where <c>worktrees/</c> lives), and whether its
+    /// worktrees need what only <c>git worktree add</c> does: copying sparse-checkout patterns or per-worktree
+    /// config (git copies those since 2.37), or a reftable ref store (whose worktree HEAD is not a file).
+    /// </summary>
+    private sealed record GitDirs(string GitDir, string CommonDir)
+    {
+        public bool NeedsWorktreeAdd =>
+            File.Exists(Path.Combine(GitDir, "info", "sparse-checkout"))
+            || File.Exists(Path.Combine(GitDir, "config.worktree"))
+            || Directory.Exists(Path.Combine(CommonDir, "reftable"));
+    }
+
+    private static async Task<GitDirs> GitDirsAsync(string repoRoot, CancellationToken cancellationToken)
+    {
+        var key = Path.GetFullPath(repoRoot);
+        if (DirsByRepo.TryGetValue(key, out var known) && Directory.Exists(known.CommonDir) && Directory.Exists(known.GitDir))
+        {
+            return known;
+        }
+
+        var lines = (await Git.OutputAsync(
+            key, ["rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir"], cancellationToken: cancellationToken))
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        if (lines.Length != 2)
+        {
+            throw new WorkspaceException(WorkspaceErrors.NotARepo, $"not a git repository: {key}. Run offload from inside a git repository.");
+        }
+
+        return DirsByRepo[key] = new GitDirs(lines[0], lines[1]);
+    }
+
+    /// <summary>
+    /// Makes the worktree the way <c>git worktree add</c> does, but so that many can be made at once, with one git
+    /// process each: the metadata folder <c>&lt;common&gt;/worktrees/&lt;name&gt;</c> (gitdir, commondir, HEAD on the
+    /// unborn branch, locked while it is made) is written elsewhere and renamed into place, so other git commands
+    /// never see it half-written (what made concurrent <c>worktree add</c>s fail), and no git process has to list
+    /// every worktree. <c>git checkout -b</c> then creates the branch (refusing one that exists) and the files in a
+    /// staging folder next to the final one, which is renamed into place when complete.
+    /// </summary>
+    private static async Task<WorktreeInfo> CreateWorktreeDirectlyAsync(
+        string repoRoot, GitDirs dirs, string path, string branch, string baseCommit, long taskId, CancellationToken cancellationToken)
+    {
+        var name = Path.GetFileName(path);
+        var registry = Path.Combine(dirs.CommonDir, "worktrees");
+        Directory.CreateDirectory(registry);
+        var resumeBranch = ForgetLeftovers(registry, Path.GetDirectoryName(path)!, name, path)
+            && await BranchExistsAsync(repoRoot, branch, cancellationToken);
+
+        var unique = Guid.NewGuid().ToString("N")[..12];
+        var staging = Path.Combine(Path.GetDirectoryName(path)!, $".{name}.creating-{unique}");
+        var scratch = Path.Combine(dirs.CommonDir, $"offload-new-worktree-{unique}");
+        string? metadata = null;
+        bool branchMade = false, inPlace = false;
+        try
+        {
+            Directory.CreateDirectory(scratch);
+            File.WriteAllText(Path.Combine(scratch, "gitdir"), Path.Combine(path, ".git") + "\n");
+            File.WriteAllText(Path.Combine(scratch, "commondir"), "../..\n");
+            File.WriteAllText(Path.Combine(scratch, "HEAD"), $"ref: refs/heads/{branch}\n");
+            // `git worktree prune` leaves a locked worktree alone while its folder is still at the staging path.
+            File.WriteAllText(Path.Combine(scratch, "locked"), CreatingMarker + "\n");
+            metadata = Register(registry, name, scratch);
+
+            Directory.CreateDirectory(staging);
+            File.WriteAllText(Path.Combine(staging, ".git"), $"gitdir: {metadata}\n");
+            // The branch may be this task's own, made by an attempt that stopped before its folder was in place.
+            string[] checkout = resumeBranch
+                ? ["reset", "--hard", "--no-recurse-submodules", "--quiet"]
+                : ["checkout", "--quiet", "--no-track", "--no-recurse-submodules", "-b", branch, baseCommit];
+            var result = await Git.RunAsync(staging, checkout, cancellationToken: cancellationToken);
+            if (!result.Ok)
+            {
+                throw result.Stderr.Contains("already exists", StringComparison.Ordinal)
+                    ? BranchTaken(repoRoot, branch, taskId)
+                    : await TryResolveCommitAsync(repoRoot, baseCommit, CancellationToken.None) is null
+                        ? BaseMissing(repoRoot, baseCommit)
+                        : new WorkspaceException(
+                            WorkspaceErrors.GitFailed,
+                            $"could not create the worktree for task {taskId} at {path}: {result.Stderr.Trim()}. "
+                            + "Run `git worktree prune` in the repository and try again.");
+            }
+
+            branchMade = !resumeBranch;
+            var copied = await CopyWorktreeIncludesAsync(repoRoot, staging, cancellationToken);
+            Directory.Move(staging, path);
+            inPlace = true;
+            File.Delete(Path.Combine(metadata, "locked"));
+            return new WorktreeInfo(path, branch, baseCommit, copied);
+        }
+        catch
+        {
+            // A half-made worktree is worse than none: the task can be started again cleanly.
+            TryDelete(scratch);
+            if (!inPlace)
+            {
+                TryDelete(staging);
+                if (metadata is not null)
+                {
+                    TryDelete(metadata);
+                }
+
+                if (branchMade)
+                {
+                    await Git.RunAsync(repoRoot, ["branch", "-D", "--", branch], cancellationToken: CancellationToken.None);
+                }
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Removes what an earlier attempt at this worktree left when it stopped before the folder was in place:
+    /// registrations of the (missing) folder and staging folders. True when a registration was found, i.e. the
+    /// task's branch, if it exists, was made by that attempt.
+    /// </summary>
+    private static bool ForgetLeftovers(string registry, string worktreesDir, string name, string path)
+    {
+        foreach (var staging in Directory.EnumerateDirectories(worktreesDir, $".{name}.creating-*"))
+        {
+            TryDelete(staging);
+        }
+
+        var found = false;
+        var gitFile = Path.Combine(path, ".git");
+        foreach (var entry in Directory.EnumerateDirectories(registry, name + "*"))
+        {
+            string target;
+            try
+            {
+                target = File.ReadAllText(Path.Combine(entry, "gitdir")).Trim();
+            }
+            catch (IOException)
+            {
+                continue;
+            }
+
+            if (target == gitFile)
+            {
+                TryDelete(entry);
+                found = true;
+            }
+        }
+
+        return found;
+    }
+
+    /// <summary>Renames the prepared metadata folder to <c>worktrees/&lt;name&gt;</c>, or name1, name2… as git does when taken.</summary>
+    private static string Register(string registry, string name, string scratch)
+    {
+        for (var n = 0; ; n++)
+        {
+            var target = Path.Combine(registry, n == 0 ? name : name + n);
+            if (Directory.Exists(target) || File.Exists(target))
+            {
+                continue;
+            }
+
+            try
+            {
+                Directory.Move(scratch, target);
+                return target;
+            }
+            catch (IOException) when ((Directory.Exists(target) || File.Exists(target)) && n < 1000)
+            {
+                // taken in the meantime: the next name
+            }
+        }
+    }
+
+    private static void TryDelete(string directory)
+    {
+        try
+        {
+            if (Directory.Exists(directory))
+            {
+                Directory.Delete(directory, recursive: true);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // best effort: what stays behind is found and removed by the next attempt
+        }
+    }
+}

@@ -86,7 +86,7 @@ internal sealed class AnthropicApi : ModelApi
                     ["content"] = new JsonArray(),
                     ["stop_reason"] = null,
                     ["stop_sequence"] = null,
-                    ["usage"] = Usage(reply.InputTokens, 1),
+                    ["usage"] = Usage(reply, 1),
                 },
             })),
         };
@@ -125,7 +125,7 @@ internal sealed class AnthropicApi : ModelApi
         {
             ["type"] = "message_delta",
             ["delta"] = new JsonObject { ["stop_reason"] = StopReason(reply), ["stop_sequence"] = null },
-            ["usage"] = Usage(reply.InputTokens, reply.OutputTokens),
+            ["usage"] = Usage(reply, reply.OutputTokens),
         })));
         events.Add(new("message_stop", """{"type":"message_stop"}"""));
         return events;
@@ -159,17 +159,17 @@ internal sealed class AnthropicApi : ModelApi
             ["content"] = content,
             ["stop_reason"] = StopReason(reply),
             ["stop_sequence"] = null,
-            ["usage"] = Usage(reply.InputTokens, reply.OutputTokens),
+            ["usage"] = Usage(reply, reply.OutputTokens),
         });
     }
 
     private static string StopReason(Reply reply) => reply.UsesTools ? "tool_use" : "end_turn";
 
-    private static JsonObject Usage(int input, int output) => new()
+    private static JsonObject Usage(Reply reply, int output) => new()
     {
-        ["input_tokens"] = input,
-        ["cache_creation_input_tokens"] = 0,
-        ["cache_read_input_tokens"] = 0,
+        ["input_tokens"] = Math.Max(0, reply.InputTokens - reply.CacheReadTokens - reply.CacheWriteTokens),
+        ["cache_creation_input_tokens"] = reply.CacheWriteTokens,
+        ["cache_read_input_tokens"] = reply.CacheReadTokens,
         ["output_tokens"] = output,
     };
 

@@ -83,7 +83,9 @@ internal sealed record Reply(
     string Text,
     IReadOnlyList<ScenarioToolCall> ToolCalls,
     int InputTokens,
-    int OutputTokens)
+    int OutputTokens,
+    int CacheReadTokens = 0,
+    int CacheWriteTokens = 0)
 {
     public bool UsesTools => ToolCalls.Count > 0;
 }

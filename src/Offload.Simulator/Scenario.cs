@@ -133,6 +133,12 @@ public sealed record ScenarioTurn
     /// <summary>How many consecutive turn indices this turn occupies.</summary>
     public int Repeat { get; init; } = 1;
 
+    /// <summary>Input tokens the Anthropic answer reports as read from the prompt cache (taken from the input estimate).</summary>
+    public int CacheReadTokens { get; init; }
+
+    /// <summary>Input tokens the Anthropic answer reports as written to the prompt cache (taken from the input estimate).</summary>
+    public int CacheWriteTokens { get; init; }
+
     /// <summary>Consumed in order by successive requests for this turn of one conversation.</summary>
     public IReadOnlyList<ScenarioFault> Faults { get; init; } = [];
 }

@@ -7,7 +7,7 @@ namespace Offload.Simulator;
 internal static class ScenarioJson
 {
     private static readonly string[] s_rootKeys = ["$schema", "name", "description", "turns", "rules", "finalText"];
-    private static readonly string[] s_turnKeys = ["text", "toolCalls", "delayMs", "repeat", "faults"];
+    private static readonly string[] s_turnKeys = ["text", "toolCalls", "delayMs", "repeat", "faults", "cacheReadTokens", "cacheWriteTokens"];
     private static readonly string[] s_toolCallKeys = ["name", "input"];
     private static readonly string[] s_ruleKeys = ["whenContains", "afterTurn", "turn"];
     private static readonly string[] s_faultKeys = ["kind", "status", "retryAfter", "message", "afterEvents", "ms", "times"];
@@ -63,6 +63,8 @@ internal static class ScenarioJson
                 : [],
             DelayMs = OptionalInt(e, "delayMs", at, min: 0) ?? 0,
             Repeat = OptionalInt(e, "repeat", at, min: 1) ?? 1,
+            CacheReadTokens = OptionalInt(e, "cacheReadTokens", at, min: 0) ?? 0,
+            CacheWriteTokens = OptionalInt(e, "cacheWriteTokens", at, min: 0) ?? 0,
             Faults = e.TryGetProperty("faults", out var faults)
                 ? Array(faults, $"{at}.faults").Select((f, i) => ParseFault(f, $"{at}.faults[{i}]")).ToArray()
                 : [],

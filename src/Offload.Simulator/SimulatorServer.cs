@@ -236,7 +236,9 @@ public sealed class SimulatorServer : IAsyncDisposable
             text,
             toolCalls,
             EstimateTokens(body.Length),
-            EstimateTokens(outputChars));
+            EstimateTokens(outputChars),
+            turn?.CacheReadTokens ?? 0,
+            turn?.CacheWriteTokens ?? 0);
 
         if (!conversation.Stream)
         {

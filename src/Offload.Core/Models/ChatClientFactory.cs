@@ -1,7 +1,6 @@
 using System.ClientModel;
 using System.ClientModel.Primitives;
 using System.Runtime.CompilerServices;
-using Anthropic;
 using Anthropic.Core;
 using Microsoft.Extensions.AI;
 using OpenAI;
@@ -10,7 +9,7 @@ namespace Offload.Models;
 
 /// <summary>
 /// Turns a <see cref="ModelRef"/> into a ready <see cref="IChatClient"/>: Anthropic through the official SDK (with
-/// prompt caching), OpenAI-compatible servers through Microsoft.Extensions.AI.OpenAI, <c>sim:</c> through the
+/// prompt caching; <see cref="AnthropicChatClient"/>), OpenAI-compatible servers through Microsoft.Extensions.AI.OpenAI, <c>sim:</c> through the
 /// in-process Simulator, each wrapped in a <see cref="RetryingChatClient"/>. The SDKs' own retries are off so
 /// that one policy, with its <see cref="ModelRetry"/> notices, decides. Configuration problems surface here, before any
 /// call, as <see cref="ModelConfigException"/>.
@@ -65,14 +64,14 @@ public sealed class ChatClientFactory(SimulatorHost? simulator = null, TimeProvi
 
     private static IChatClient Anthropic(string modelName, string key, string baseUrl, ModelSettings settings)
     {
-        var client = new AnthropicClient(new ClientOptions
+        var options = new ClientOptions
         {
             ApiKey = key,
             BaseUrl = baseUrl.TrimEnd('/'),
             MaxRetries = 0,
             Handlers = [new FailedResponseProbe.Handler()],
-        });
-        return new PromptCachingChatClient(client.AsIChatClient(modelName, settings.MaxOutputTokens));
+        };
+        return new AnthropicChatClient(options, modelName, settings.MaxOutputTokens);
     }
 
     private static IChatClient CreateOpenAI(

@@ -1,0 +1,195 @@
+using System.Text.Json;
+using Anthropic;
+using Anthropic.Core;
+using Microsoft.Extensions.AI;
+using Offload.Models;
+
+namespace Offload.Tests.Models;
+
+/// <summary>
+/// <see cref="AnthropicChatClient"/> against the Simulator over HTTP: what it sends (compared with the SDK's own
+/// <c>AsIChatClient</c>, as the Simulator recorded both), what it reads back, and that it keeps each message's wire
+/// form correctly as a conversation grows, is rewound or changes.
+/// </summary>
+public sealed class AnthropicChatClientTests
+{
+    private const string ToolScenario = """
+        {
+          "name": "tools",
+          "turns": [
+            { "text": "Looking.", "toolCalls": [ { "name": "read_file", "input": { "path": "src/a.cs", "lines": [1, 2] } } ],
+              "cacheReadTokens": 60, "cacheWriteTokens": 20 },
+            { "text": "", "toolCalls": [ { "name": "read_file", "input": { "path": "src/b.cs" } }, { "name": "read_file", "input": { "path": "src/c.cs" } } ], "repeat": 3 },
+            { "text": "Both files say hello." }
+          ]
+        }
+        """;
+
+    private static readonly AIFunctionDeclaration ReadFile = AIFunctionFactory.CreateDeclaration(
+        "read_file", "Reads a file of the repository.",
+        JsonElement.Parse("""{ "type": "object", "properties": { "path": { "type": "string" }, "lines": { "type": "array", "items": { "type": "integer" } } }, "required": ["path"] }"""));
+
+    [Fact]
+    public async Task ToolConversation_SendsTheMessagesTheSdkAdapterSends_AndReadsCallsUsageAndFinish()
+    {
+        await using var kit = await ModelTestKit.StartAsync(ToolScenario);
+        using var client = kit.Client("anthropic");
+        var options = new ChatOptions { Instructions = "Be brief.", Tools = [ReadFile] };
+        var history = ModelTestKit.Prompt("Read the files.");
+        List<ChatResponse> responses = [];
+        for (var turn = 0; turn < 5; turn++)
+        {
+            var response = await client.GetResponseAsync(history, options);
+            responses.Add(response);
+            history.AddRange(response.Messages);
+            var calls = response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>().ToList();
+            if (calls.Count == 0)
+            {
+                break;
+            }
+
+            history.Add(new ChatMessage(ChatRole.Tool, [.. calls.Select((c, i) =>
+                new FunctionResultContent(c.CallId, $"contents of {c.Arguments!["path"]}") { Exception = i == 1 ? new IOException("denied") : null })]));
+        }
+
+        Assert.Equal([ChatFinishReason.ToolCalls, ChatFinishReason.ToolCalls, ChatFinishReason.ToolCalls, ChatFinishReason.ToolCalls, ChatFinishReason.Stop],
+            responses.Select(r => r.FinishReason));
+        Assert.Equal("Both files say hello.", responses[^1].Text);
+        var first = Assert.Single(responses[0].Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>());
+        Assert.Equal(("read_file", "src/a.cs", "[1,2]"), (first.Name, first.Arguments!["path"]!.ToString(), JsonSerializer.Serialize(first.Arguments["lines"])));
+        Assert.Equal(2, responses[1].Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>().Count());
+
+        // Usage as the SDK adapter reports it: input counts cached tokens too; cache reads and writes apart.
+        var usage = ModelUsage.From(responses[0].Usage);
+        Assert.Equal((60, 20), (usage.CacheRead, usage.CacheWrite));
+        Assert.True(usage.Input > 0 && usage.Output > 0, $"usage {usage}");
+        Assert.Equal(usage.Input + 80, responses[0].Usage!.InputTokenCount);
+        Assert.Equal((0, 0), (ModelUsage.From(responses[1].Usage).CacheRead, ModelUsage.From(responses[1].Usage).CacheWrite));
+
+        // The same conversation through the SDK adapter (marked by PromptCachingChatClient) sends the same messages.
+        var ours = kit.ModelRequests("anthropic");
+        var sdk = new PromptCachingChatClient(new AnthropicClient(new ClientOptions { ApiKey = "test-key", BaseUrl = kit.Server.BaseUrl.ToString().TrimEnd('/'), MaxRetries = 0 })
+            .AsIChatClient("scenario", kit.Settings().MaxOutputTokens));
+        var lengths = ours.Select(r => Body(r).GetProperty("messages").GetArrayLength()).ToList();
+        foreach (var length in lengths)
+        {
+            var upTo = history.Take(length + 1).ToList(); // + the system message
+            await sdk.GetStreamingResponseAsync(upTo, options).ToChatResponseAsync();
+        }
+
+        var theirs = kit.ModelRequests("anthropic").Skip(ours.Count).ToList();
+        Assert.Equal(ours.Count, theirs.Count);
+        for (var i = 0; i < ours.Count; i++)
+        {
+            var (mine, reference) = (Body(ours[i]), Body(theirs[i]));
+            Assert.True(JsonElement.DeepEquals(mine.GetProperty("messages"), reference.GetProperty("messages")),
+                $"request {i}:\n{mine.GetProperty("messages")}\nvs the SDK adapter's\n{reference.GetProperty("messages")}");
+            Assert.Equal(Texts(reference.GetProperty("system")), Texts(mine.GetProperty("system")));
+            Assert.Equal(reference.GetProperty("max_tokens").GetInt32(), mine.GetProperty("max_tokens").GetInt32());
+            Assert.Equal(reference.GetProperty("model").GetString(), mine.GetProperty("model").GetString());
+            Assert.True(ours[i].Stream && theirs[i].Stream);
+
+            // The tools are the adapter's, with a breakpoint after the last one.
+            var tool = mine.GetProperty("tools")[0];
+            Assert.Equal("ephemeral", tool.GetProperty("cache_control").GetProperty("type").GetString());
+            Assert.True(JsonElement.DeepEquals(tool.GetProperty("input_schema"), reference.GetProperty("tools")[0].GetProperty("input_schema")));
+        }
+
+        // Both system blocks (the system message and the instructions) are there; the breakpoint is after the last
+        // (PromptCachingChatClient marks the last system message, which here comes before the instructions).
+        var system = Body(ours[^1]).GetProperty("system");
+        Assert.Equal(["You are a careful coding agent.", "Be brief."], system.EnumerateArray().Select(b => b.GetProperty("text").GetString()));
+        Assert.Equal("ephemeral", system[1].GetProperty("cache_control").GetProperty("type").GetString());
+        var error = Body(ours[^1]).GetProperty("messages").EnumerateArray().SelectMany(m => m.GetProperty("content").EnumerateArray())
+            .Where(b => b.GetProperty("type").GetString() == "tool_result").ToList();
+        Assert.Equal([false, false, true, false, true, false, true], error.Select(b => b.GetProperty("is_error").GetBoolean()));
+        Assert.Empty(kit.Retries);
+    }
+
+    [Fact]
+    public async Task Breakpoint_MovesToTheNewestMessage_AndTheCallersMessagesStayUnmarked()
+    {
+        await using var kit = await ModelTestKit.StartAsync(ToolScenario);
+        using var client = kit.Client("anthropic");
+        var options = new ChatOptions { Tools = [ReadFile] };
+        var history = ModelTestKit.Prompt("Read the files.");
+
+        var first = await client.GetResponseAsync(history, options);
+        history.AddRange(first.Messages);
+        var call = first.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>().Single();
+        history.Add(new ChatMessage(ChatRole.Tool, [new FunctionResultContent(call.CallId, "hello")]));
+        await client.GetResponseAsync(history, options);
+
+        var requests = kit.ModelRequests("anthropic");
+        foreach (var request in requests)
+        {
+            var blocks = Body(request).GetProperty("messages").EnumerateArray().SelectMany(m => m.GetProperty("content").EnumerateArray()).ToList();
+            Assert.Equal(1, blocks.Count(b => b.TryGetProperty("cache_control", out _)));
+            Assert.True(blocks[^1].TryGetProperty("cache_control", out _), "the newest block is the breakpoint");
+        }
+
+        Assert.All(history.SelectMany(m => m.Contents), c => Assert.Null(c.AdditionalProperties));
+    }
+
+    [Fact]
+    public async Task RewoundOrChangedConversation_SendsExactlyWhatAFreshClientSends()
+    {
+        await using var kit = await ModelTestKit.StartAsync(ToolScenario);
+        using var client = kit.Client("anthropic");
+        var options = new ChatOptions { Tools = [ReadFile] };
+        var history = ModelTestKit.Prompt("Read the files.");
+        for (var turn = 0; turn < 3; turn++)
+        {
+            var response = await client.GetResponseAsync(history, options);
+            history.AddRange(response.Messages);
+            history.Add(new ChatMessage(ChatRole.Tool, [.. response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>()
+                .Select(c => new FunctionResultContent(c.CallId, $"turn {turn}"))]));
+        }
+
+        // Rewound to an earlier point, then a different conversation, then the long one with an edited tool result.
+        List<ChatMessage> rewound = [.. history.Take(4)];
+        List<ChatMessage> other = ModelTestKit.Prompt("Something else.");
+        ((FunctionResultContent)history[3].Contents[0]).Result = "edited";
+        List<List<ChatMessage>> conversations = [rewound, other, history];
+        foreach (var conversation in conversations)
+        {
+            await client.GetResponseAsync(conversation, options);
+        }
+
+        using var fresh = kit.Client("anthropic");
+        foreach (var conversation in conversations)
+        {
+            await fresh.GetResponseAsync(conversation, options);
+        }
+
+        var requests = kit.ModelRequests("anthropic");
+        var kept = requests.Skip(3).Take(3).ToList();
+        var again = requests.Skip(6).ToList();
+        Assert.Equal(3, again.Count);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(again[i].Body, kept[i].Body);
+        }
+
+        Assert.Contains("edited", kept[2].Body);
+        Assert.Equal(4, Body(kept[0]).GetProperty("messages").GetArrayLength() + 1);
+    }
+
+    [Fact]
+    public async Task ContentItDoesNotWrite_GoesThroughTheSdkAdapter()
+    {
+        await using var kit = await ModelTestKit.StartAsync("""{ "name": "text", "turns": [ { "text": "A red square." } ] }""");
+        using var client = kit.Client("anthropic");
+        List<ChatMessage> history = [new(ChatRole.User, [new TextContent("What is this?"), new DataContent(new byte[] { 0x89, 0x50, 0x4E, 0x47 }, "image/png")])];
+
+        var response = await client.GetResponseAsync(history);
+
+        Assert.Equal("A red square.", response.Text);
+        var content = Body(Assert.Single(kit.ModelRequests("anthropic"))).GetProperty("messages")[0].GetProperty("content");
+        Assert.Equal(["text", "image"], content.EnumerateArray().Select(b => b.GetProperty("type").GetString()));
+    }
+
+    private static List<string?> Texts(JsonElement blocks) => [.. blocks.EnumerateArray().Select(b => b.GetProperty("text").GetString())];
+
+    private static JsonElement Body(Offload.Simulator.RecordedRequest request) => JsonElement.Parse(request.Body);
+}

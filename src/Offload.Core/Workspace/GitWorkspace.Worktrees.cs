@@ -61,7 +61,7 @@ public sealed partial class GitWorkspace
         var staging = Path.Combine(Path.GetDirectoryName(path)!, $".{name}.creating-{unique}");
         var scratch = Path.Combine(dirs.CommonDir, $"offload-new-worktree-{unique}");
         string? metadata = null;
-        bool branchMade = false, inPlace = false;
+        bool checkoutStarted = false, branchTaken = false, inPlace = false;
         try
         {
             Directory.CreateDirectory(scratch);
@@ -78,10 +78,12 @@ public sealed partial class GitWorkspace
             string[] checkout = resumeBranch
                 ? ["reset", "--hard", "--no-recurse-submodules", "--quiet"]
                 : ["checkout", "--quiet", "--no-track", "--no-recurse-submodules", "-b", branch, baseCommit];
+            checkoutStarted = !resumeBranch;
             var result = await Git.RunAsync(staging, checkout, cancellationToken: cancellationToken);
             if (!result.Ok)
             {
-                throw result.Stderr.Contains("already exists", StringComparison.Ordinal)
+                branchTaken = result.Stderr.Contains("already exists", StringComparison.Ordinal);
+                throw branchTaken
                     ? BranchTaken(repoRoot, branch, taskId)
                     : await TryResolveCommitAsync(repoRoot, baseCommit, CancellationToken.None) is null
                         ? BaseMissing(repoRoot, baseCommit)
@@ -91,7 +93,6 @@ public sealed partial class GitWorkspace
                             + "Run `git worktree prune` in the repository and try again.");
             }
 
-            branchMade = !resumeBranch;
             var copied = await CopyWorktreeIncludesAsync(repoRoot, staging, cancellationToken);
             Directory.Move(staging, path);
             inPlace = true;
@@ -110,9 +111,10 @@ public sealed partial class GitWorkspace
                     TryDelete(metadata);
                 }
 
-                if (branchMade)
+                if (checkoutStarted && !branchTaken)
                 {
-                    await Git.RunAsync(repoRoot, ["branch", "-D", "--", branch], cancellationToken: CancellationToken.None);
+                    // Made by this checkout, if at all (it may have been cut short): deleted only while still at the base.
+                    await Git.RunAsync(repoRoot, ["update-ref", "-d", "refs/heads/" + branch, baseCommit], cancellationToken: CancellationToken.None);
                 }
             }
 

@@ -143,6 +143,11 @@ public sealed class DaemonClient : IDisposable
             UseShellExecute = false,
             RedirectStandardOutput = true,
         };
+        foreach (var (name, value) in DaemonProgram.RuntimeEnvironment)
+        {
+            start.Environment.TryAdd(name, value);
+        }
+
         using var process = Process.Start(start) ?? throw new CliException(ExitCodes.Daemon, "could not start the daemon process");
         var pid = process.StandardOutput.ReadToEnd().Trim();
         process.WaitForExit();

@@ -41,6 +41,7 @@ public sealed class AnthropicChatClient : IChatClient
     private readonly IChatClient _adapter;
     private readonly WireBodyHandler _wireHandler = new();
     private readonly RenderHandler _renderHandler = new();
+    private readonly SemaphoreSlim _renderGate = new(1, 1);
     private readonly IChatClient _renderer;
     private readonly ConditionalWeakTable<ChatMessage, WireMessage> _wire = new();
     private readonly Lock _joinLock = new();
@@ -107,6 +108,7 @@ public sealed class AnthropicChatClient : IChatClient
         _adapter.Dispose();
         _renderer.Dispose();
         _renderHandler.Dispose();
+        _renderGate.Dispose();
     }
 
     // ---- the request ----
@@ -354,26 +356,22 @@ public sealed class AnthropicChatClient : IChatClient
             return known;
         }
 
-        byte[]? captured = null;
+        byte[]? captured;
+        await _renderGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            // The adapter's request for a one-message conversation, kept by the render handler (which answers it empty).
             List<ChatMessage> probe = [.. system, new ChatMessage(ChatRole.User, "render")];
+            _renderHandler.Body = null;
             await foreach (var _ in _renderer.GetStreamingResponseAsync(probe, options, cancellationToken).ConfigureAwait(false))
             {
-                break;
-            }
-        }
-        catch (Exception e)
-        {
-            for (var cause = e; cause is not null && captured is null; cause = cause.InnerException)
-            {
-                captured = (cause as RenderedException)?.Body;
             }
 
-            if (captured is null)
-            {
-                throw;
-            }
+            captured = _renderHandler.Body;
+        }
+        finally
+        {
+            _renderGate.Release();
         }
 
         var root = JsonNode.Parse(captured ?? throw new InvalidOperationException("the Anthropic SDK sent no request to render"))!.AsObject();
@@ -458,16 +456,19 @@ public sealed class AnthropicChatClient : IChatClient
         }
     }
 
-    /// <summary>Keeps the body of each request it is sent and stops it there.</summary>
+    /// <summary>Keeps the body of the request it is sent and answers with an empty message.</summary>
     private sealed class RenderHandler : HttpMessageHandler
     {
-        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
-            throw new RenderedException(request.Content is null ? [] : await request.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false));
-    }
+        public byte[]? Body { get; set; }
 
-    private sealed class RenderedException(byte[] body) : Exception("rendered, not sent")
-    {
-        public byte[] Body { get; } = body;
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            Body = request.Content is null ? [] : await request.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
+            return new HttpResponseMessage(System.Net.HttpStatusCode.OK)
+            {
+                Content = new StringContent("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n", Encoding.UTF8, "text/event-stream"),
+            };
+        }
     }
 
     // ---- one message on the wire ----

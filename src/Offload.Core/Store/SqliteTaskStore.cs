@@ -17,6 +17,7 @@ public sealed class SqliteTaskStore : ITaskStore
     private readonly SqliteConnection _writer;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly TimeProvider _time;
+    private readonly Dictionary<string, SqliteCommand> _prepared = new(StringComparer.Ordinal);
 
     private SqliteTaskStore(string connectionString, SqliteConnection writer, TimeProvider time)
     {
@@ -125,7 +126,7 @@ public sealed class SqliteTaskStore : ITaskStore
         {
             var now = _time.GetUtcNow();
             using var tx = _writer.BeginTransaction();
-            var insert = Command(_writer, tx, """
+            var insert = Prepared(tx, """
                 INSERT INTO tasks (title, prompt, status, model, engine, repo_path, base_ref, base_commit, branch, worktree,
                                    max_turns, max_cost_usd, timeout_seconds, created_at)
                 VALUES ($title, $prompt, 'queued', $model, $engine, $repo, $baseRef, $baseCommit, '', '',
@@ -138,7 +139,7 @@ public sealed class SqliteTaskStore : ITaskStore
                 ("$timeout", task.TimeoutSeconds), ("$now", Format(now)));
             var id = Convert.ToInt64(insert.ExecuteScalar(), CultureInfo.InvariantCulture);
             var (branch, worktree) = task.Place(id);
-            Command(_writer, tx, "UPDATE tasks SET branch = $branch, worktree = $worktree WHERE id = $id",
+            Prepared(tx, "UPDATE tasks SET branch = $branch, worktree = $worktree WHERE id = $id",
                 ("$branch", branch), ("$worktree", worktree), ("$id", id)).ExecuteNonQuery();
             InsertEvent(tx, id, 0, new TaskCreated(task.Prompt, task.Model, task.Engine, branch, task.BaseRef, task.BaseCommit), now);
             tx.Commit();
@@ -205,7 +206,7 @@ public sealed class SqliteTaskStore : ITaskStore
         await _writeLock.WaitAsync(cancellationToken);
         try
         {
-            using var command = Command(_writer, null, "UPDATE tasks SET attempt = attempt + 1 WHERE id = $id RETURNING attempt", ("$id", taskId));
+            var command = Prepared(null, "UPDATE tasks SET attempt = attempt + 1 WHERE id = $id RETURNING attempt", ("$id", taskId));
             return Convert.ToInt32(command.ExecuteScalar() ?? throw new KeyNotFoundException($"task {taskId} not found"), CultureInfo.InvariantCulture);
         }
         finally
@@ -256,7 +257,7 @@ public sealed class SqliteTaskStore : ITaskStore
     /// <summary>Takes the next seq (fenced by attempt when given), writes the event, and updates the task's projection.</summary>
     private AgentEvent InsertEvent(SqliteTransaction tx, long taskId, int? attempt, AgentEvent body, DateTimeOffset now)
     {
-        using var next = Command(_writer, tx, """
+        var next = Prepared(tx, """
             UPDATE tasks SET last_seq = last_seq + 1
             WHERE id = $id AND ($attempt IS NULL OR attempt = $attempt)
             RETURNING last_seq, attempt
@@ -277,7 +278,7 @@ public sealed class SqliteTaskStore : ITaskStore
         var appended = (BeforeAppend is { } transform ? transform(body) : body) with { TaskId = taskId, Seq = seq, Attempt = currentAttempt, At = now };
         var json = JsonSerializer.Serialize(appended, OffloadJson.Options);
         var type = json.AsSpan(9, json.IndexOf('"', 9) - 9).ToString(); // {"type":"…" is always first
-        Command(_writer, tx, "INSERT INTO events (task_id, seq, attempt, type, at, data) VALUES ($id, $seq, $attempt, $type, $at, $data)",
+        Prepared(tx, "INSERT INTO events (task_id, seq, attempt, type, at, data) VALUES ($id, $seq, $attempt, $type, $at, $data)",
             ("$id", taskId), ("$seq", seq), ("$attempt", currentAttempt), ("$type", type), ("$at", Format(now)), ("$data", json)).ExecuteNonQuery();
         Project(tx, appended);
         return appended;
@@ -288,7 +289,7 @@ public sealed class SqliteTaskStore : ITaskStore
         switch (e)
         {
             case StatusChanged s:
-                Command(_writer, tx, """
+                Prepared(tx, """
                     UPDATE tasks SET status = $status,
                         started_at = CASE WHEN $status = 'running' AND started_at IS NULL THEN $at ELSE started_at END,
                         finished_at = CASE WHEN $final = 1 THEN $at ELSE NULL END,
@@ -298,36 +299,34 @@ public sealed class SqliteTaskStore : ITaskStore
                     """, ("$status", s.To.ToWire()), ("$at", Format(e.At)), ("$final", s.To.IsFinal() ? 1 : 0), ("$id", e.TaskId)).ExecuteNonQuery();
                 break;
             case AssistantMessage m:
-                Command(_writer, tx, "UPDATE tasks SET turns = max(turns, $turn) WHERE id = $id", ("$turn", m.Turn), ("$id", e.TaskId)).ExecuteNonQuery();
+                Prepared(tx, "UPDATE tasks SET turns = max(turns, $turn) WHERE id = $id", ("$turn", m.Turn), ("$id", e.TaskId)).ExecuteNonQuery();
                 break;
             case UsageRecorded u:
-                using (var read = Command(_writer, tx, "SELECT cost_usd FROM tasks WHERE id = $id", ("$id", e.TaskId)))
-                {
-                    var cost = decimal.Parse((string)read.ExecuteScalar()!, CultureInfo.InvariantCulture) + u.CostUsd;
-                    Command(_writer, tx, """
-                        UPDATE tasks SET input_tokens = input_tokens + $in, output_tokens = output_tokens + $out, cost_usd = $cost WHERE id = $id
-                        """, ("$in", u.InputTokens + u.CacheReadTokens + u.CacheWriteTokens), ("$out", u.OutputTokens),
-                        ("$cost", cost.ToString(CultureInfo.InvariantCulture)), ("$id", e.TaskId)).ExecuteNonQuery();
-                }
+                var read = Prepared(tx, "SELECT cost_usd FROM tasks WHERE id = $id", ("$id", e.TaskId));
+                var cost = decimal.Parse((string)read.ExecuteScalar()!, CultureInfo.InvariantCulture) + u.CostUsd;
+                Prepared(tx, """
+                    UPDATE tasks SET input_tokens = input_tokens + $in, output_tokens = output_tokens + $out, cost_usd = $cost WHERE id = $id
+                    """, ("$in", u.InputTokens + u.CacheReadTokens + u.CacheWriteTokens), ("$out", u.OutputTokens),
+                    ("$cost", cost.ToString(CultureInfo.InvariantCulture)), ("$id", e.TaskId)).ExecuteNonQuery();
 
                 break;
             case TaskFinished f:
-                Command(_writer, tx, "UPDATE tasks SET summary = coalesce($summary, summary), error = $error WHERE id = $id",
+                Prepared(tx, "UPDATE tasks SET summary = coalesce($summary, summary), error = $error WHERE id = $id",
                     ("$summary", f.Summary), ("$error", f.Status == OffloadTaskStatus.Succeeded ? null : f.Reason), ("$id", e.TaskId)).ExecuteNonQuery();
                 break;
             case AttemptStarted a:
-                Command(_writer, tx, "UPDATE tasks SET model = $model, turns = 0, summary = NULL, error = NULL, discarded = 0, session_id = NULL WHERE id = $id",
+                Prepared(tx, "UPDATE tasks SET model = $model, turns = 0, summary = NULL, error = NULL, discarded = 0, session_id = NULL WHERE id = $id",
                     ("$model", a.Model), ("$id", e.TaskId)).ExecuteNonQuery();
                 break;
             case LimitsChanged l:
-                Command(_writer, tx, """
+                Prepared(tx, """
                     UPDATE tasks SET max_turns = coalesce($turns, max_turns), max_cost_usd = coalesce($cost, max_cost_usd),
                         timeout_seconds = coalesce($timeout, timeout_seconds) WHERE id = $id
                     """, ("$turns", l.MaxTurns), ("$cost", l.MaxCostUsd?.ToString(CultureInfo.InvariantCulture)),
                     ("$timeout", l.TimeoutSeconds), ("$id", e.TaskId)).ExecuteNonQuery();
                 break;
             case TaskDiscarded:
-                Command(_writer, tx, "UPDATE tasks SET discarded = 1 WHERE id = $id", ("$id", e.TaskId)).ExecuteNonQuery();
+                Prepared(tx, "UPDATE tasks SET discarded = 1 WHERE id = $id", ("$id", e.TaskId)).ExecuteNonQuery();
                 break;
         }
     }
@@ -368,8 +367,7 @@ public sealed class SqliteTaskStore : ITaskStore
         await _writeLock.WaitAsync(cancellationToken);
         try
         {
-            using var command = Command(_writer, null, sql, ("$id", taskId), ("$v", value));
-            command.ExecuteNonQuery();
+            Prepared(null, sql, ("$id", taskId), ("$v", value)).ExecuteNonQuery();
         }
         finally
         {
@@ -442,6 +440,30 @@ public sealed class SqliteTaskStore : ITaskStore
         return command;
     }
 
+    /// <summary>
+    /// A command on the writer connection, prepared once and kept: the same SQL text gets the same command (and the
+    /// same compiled statement) every time, with these parameter values. Only under the write lock; never disposed by
+    /// the caller.
+    /// </summary>
+    private SqliteCommand Prepared(SqliteTransaction? tx, string sql, params (string Name, object? Value)[] parameters)
+    {
+        if (!_prepared.TryGetValue(sql, out var command))
+        {
+            command = Command(_writer, tx, sql, parameters);
+            command.Prepare();
+            _prepared[sql] = command;
+            return command;
+        }
+
+        command.Transaction = tx;
+        for (var i = 0; i < parameters.Length; i++)
+        {
+            command.Parameters[i].Value = parameters[i].Value ?? DBNull.Value;
+        }
+
+        return command;
+    }
+
     private static void Exec(SqliteConnection connection, string sql, SqliteTransaction? tx = null)
     {
         using var command = Command(connection, tx, sql);
@@ -456,6 +478,11 @@ public sealed class SqliteTaskStore : ITaskStore
 
     public void Dispose()
     {
+        foreach (var command in _prepared.Values)
+        {
+            command.Dispose();
+        }
+
         _writer.Dispose();
         _writeLock.Dispose();
         SqliteConnection.ClearAllPools();

@@ -125,8 +125,8 @@ public sealed class SqliteTaskStore : ITaskStore
         try
         {
             var now = _time.GetUtcNow();
-            using var tx = _writer.BeginTransaction();
-            var insert = Prepared(tx, """
+            using var tx = Begin();
+            var insert = Prepared("""
                 INSERT INTO tasks (title, prompt, status, model, engine, repo_path, base_ref, base_commit, branch, worktree,
                                    max_turns, max_cost_usd, timeout_seconds, created_at)
                 VALUES ($title, $prompt, 'queued', $model, $engine, $repo, $baseRef, $baseCommit, '', '',
@@ -139,9 +139,9 @@ public sealed class SqliteTaskStore : ITaskStore
                 ("$timeout", task.TimeoutSeconds), ("$now", Format(now)));
             var id = Convert.ToInt64(insert.ExecuteScalar(), CultureInfo.InvariantCulture);
             var (branch, worktree) = task.Place(id);
-            Prepared(tx, "UPDATE tasks SET branch = $branch, worktree = $worktree WHERE id = $id",
+            Prepared("UPDATE tasks SET branch = $branch, worktree = $worktree WHERE id = $id",
                 ("$branch", branch), ("$worktree", worktree), ("$id", id)).ExecuteNonQuery();
-            InsertEvent(tx, id, 0, new TaskCreated(task.Prompt, task.Model, task.Engine, branch, task.BaseRef, task.BaseCommit), now);
+            InsertEvent(id, 0, new TaskCreated(task.Prompt, task.Model, task.Engine, branch, task.BaseRef, task.BaseCommit), now);
             tx.Commit();
             return ReadTask(_writer, id)!;
         }
@@ -206,7 +206,7 @@ public sealed class SqliteTaskStore : ITaskStore
         await _writeLock.WaitAsync(cancellationToken);
         try
         {
-            var command = Prepared(null, "UPDATE tasks SET attempt = attempt + 1 WHERE id = $id RETURNING attempt", ("$id", taskId));
+            var command = Prepared("UPDATE tasks SET attempt = attempt + 1 WHERE id = $id RETURNING attempt", ("$id", taskId));
             return Convert.ToInt32(command.ExecuteScalar() ?? throw new KeyNotFoundException($"task {taskId} not found"), CultureInfo.InvariantCulture);
         }
         finally
@@ -223,9 +223,9 @@ public sealed class SqliteTaskStore : ITaskStore
         await _writeLock.WaitAsync(cancellationToken);
         try
         {
-            using var tx = _writer.BeginTransaction();
+            using var tx = Begin();
             var now = _time.GetUtcNow();
-            var appended = bodies.Select(body => InsertEvent(tx, taskId, attempt, body, now)).ToList();
+            var appended = bodies.Select(body => InsertEvent(taskId, attempt, body, now)).ToList();
             tx.Commit();
             return appended;
         }
@@ -243,8 +243,8 @@ public sealed class SqliteTaskStore : ITaskStore
         await _writeLock.WaitAsync(cancellationToken);
         try
         {
-            using var tx = _writer.BeginTransaction();
-            var appended = InsertEvent(tx, taskId, attempt, body, _time.GetUtcNow());
+            using var tx = Begin();
+            var appended = InsertEvent(taskId, attempt, body, _time.GetUtcNow());
             tx.Commit();
             return appended;
         }
@@ -255,9 +255,9 @@ public sealed class SqliteTaskStore : ITaskStore
     }
 
     /// <summary>Takes the next seq (fenced by attempt when given), writes the event, and updates the task's projection.</summary>
-    private AgentEvent InsertEvent(SqliteTransaction tx, long taskId, int? attempt, AgentEvent body, DateTimeOffset now)
+    private AgentEvent InsertEvent(long taskId, int? attempt, AgentEvent body, DateTimeOffset now)
     {
-        var next = Prepared(tx, """
+        var next = Prepared("""
             UPDATE tasks SET last_seq = last_seq + 1
             WHERE id = $id AND ($attempt IS NULL OR attempt = $attempt)
             RETURNING last_seq, attempt
@@ -278,18 +278,18 @@ public sealed class SqliteTaskStore : ITaskStore
         var appended = (BeforeAppend is { } transform ? transform(body) : body) with { TaskId = taskId, Seq = seq, Attempt = currentAttempt, At = now };
         var json = JsonSerializer.Serialize(appended, OffloadJson.Options);
         var type = json.AsSpan(9, json.IndexOf('"', 9) - 9).ToString(); // {"type":"…" is always first
-        Prepared(tx, "INSERT INTO events (task_id, seq, attempt, type, at, data) VALUES ($id, $seq, $attempt, $type, $at, $data)",
+        Prepared("INSERT INTO events (task_id, seq, attempt, type, at, data) VALUES ($id, $seq, $attempt, $type, $at, $data)",
             ("$id", taskId), ("$seq", seq), ("$attempt", currentAttempt), ("$type", type), ("$at", Format(now)), ("$data", json)).ExecuteNonQuery();
-        Project(tx, appended);
+        Project(appended);
         return appended;
     }
 
-    private void Project(SqliteTransaction tx, AgentEvent e)
+    private void Project(AgentEvent e)
     {
         switch (e)
         {
             case StatusChanged s:
-                Prepared(tx, """
+                Prepared("""
                     UPDATE tasks SET status = $status,
                         started_at = CASE WHEN $status = 'running' AND started_at IS NULL THEN $at ELSE started_at END,
                         finished_at = CASE WHEN $final = 1 THEN $at ELSE NULL END,
@@ -299,34 +299,34 @@ public sealed class SqliteTaskStore : ITaskStore
                     """, ("$status", s.To.ToWire()), ("$at", Format(e.At)), ("$final", s.To.IsFinal() ? 1 : 0), ("$id", e.TaskId)).ExecuteNonQuery();
                 break;
             case AssistantMessage m:
-                Prepared(tx, "UPDATE tasks SET turns = max(turns, $turn) WHERE id = $id", ("$turn", m.Turn), ("$id", e.TaskId)).ExecuteNonQuery();
+                Prepared("UPDATE tasks SET turns = max(turns, $turn) WHERE id = $id", ("$turn", m.Turn), ("$id", e.TaskId)).ExecuteNonQuery();
                 break;
             case UsageRecorded u:
-                var read = Prepared(tx, "SELECT cost_usd FROM tasks WHERE id = $id", ("$id", e.TaskId));
+                var read = Prepared("SELECT cost_usd FROM tasks WHERE id = $id", ("$id", e.TaskId));
                 var cost = decimal.Parse((string)read.ExecuteScalar()!, CultureInfo.InvariantCulture) + u.CostUsd;
-                Prepared(tx, """
+                Prepared("""
                     UPDATE tasks SET input_tokens = input_tokens + $in, output_tokens = output_tokens + $out, cost_usd = $cost WHERE id = $id
                     """, ("$in", u.InputTokens + u.CacheReadTokens + u.CacheWriteTokens), ("$out", u.OutputTokens),
                     ("$cost", cost.ToString(CultureInfo.InvariantCulture)), ("$id", e.TaskId)).ExecuteNonQuery();
 
                 break;
             case TaskFinished f:
-                Prepared(tx, "UPDATE tasks SET summary = coalesce($summary, summary), error = $error WHERE id = $id",
+                Prepared("UPDATE tasks SET summary = coalesce($summary, summary), error = $error WHERE id = $id",
                     ("$summary", f.Summary), ("$error", f.Status == OffloadTaskStatus.Succeeded ? null : f.Reason), ("$id", e.TaskId)).ExecuteNonQuery();
                 break;
             case AttemptStarted a:
-                Prepared(tx, "UPDATE tasks SET model = $model, turns = 0, summary = NULL, error = NULL, discarded = 0, session_id = NULL WHERE id = $id",
+                Prepared("UPDATE tasks SET model = $model, turns = 0, summary = NULL, error = NULL, discarded = 0, session_id = NULL WHERE id = $id",
                     ("$model", a.Model), ("$id", e.TaskId)).ExecuteNonQuery();
                 break;
             case LimitsChanged l:
-                Prepared(tx, """
+                Prepared("""
                     UPDATE tasks SET max_turns = coalesce($turns, max_turns), max_cost_usd = coalesce($cost, max_cost_usd),
                         timeout_seconds = coalesce($timeout, timeout_seconds) WHERE id = $id
                     """, ("$turns", l.MaxTurns), ("$cost", l.MaxCostUsd?.ToString(CultureInfo.InvariantCulture)),
                     ("$timeout", l.TimeoutSeconds), ("$id", e.TaskId)).ExecuteNonQuery();
                 break;
             case TaskDiscarded:
-                Prepared(tx, "UPDATE tasks SET discarded = 1 WHERE id = $id", ("$id", e.TaskId)).ExecuteNonQuery();
+                Prepared("UPDATE tasks SET discarded = 1 WHERE id = $id", ("$id", e.TaskId)).ExecuteNonQuery();
                 break;
         }
     }
@@ -367,7 +367,7 @@ public sealed class SqliteTaskStore : ITaskStore
         await _writeLock.WaitAsync(cancellationToken);
         try
         {
-            Prepared(null, sql, ("$id", taskId), ("$v", value)).ExecuteNonQuery();
+            Prepared(sql, ("$id", taskId), ("$v", value)).ExecuteNonQuery();
         }
         finally
         {
@@ -445,23 +445,49 @@ public sealed class SqliteTaskStore : ITaskStore
     /// same compiled statement) every time, with these parameter values. Only under the write lock; never disposed by
     /// the caller.
     /// </summary>
-    private SqliteCommand Prepared(SqliteTransaction? tx, string sql, params (string Name, object? Value)[] parameters)
+    private SqliteCommand Prepared(string sql, params (string Name, object? Value)[] parameters)
     {
         if (!_prepared.TryGetValue(sql, out var command))
         {
-            command = Command(_writer, tx, sql, parameters);
+            command = Command(_writer, null, sql, parameters);
             command.Prepare();
             _prepared[sql] = command;
             return command;
         }
 
-        command.Transaction = tx;
         for (var i = 0; i < parameters.Length; i++)
         {
             command.Parameters[i].Value = parameters[i].Value ?? DBNull.Value;
         }
 
         return command;
+    }
+
+    /// <summary>Starts a write transaction on the writer connection (under the write lock), with kept statements.</summary>
+    private WriteTransaction Begin()
+    {
+        Prepared("BEGIN IMMEDIATE").ExecuteNonQuery();
+        return new WriteTransaction(this);
+    }
+
+    /// <summary>BEGIN IMMEDIATE … COMMIT through kept statements; rolled back when disposed uncommitted.</summary>
+    private sealed class WriteTransaction(SqliteTaskStore store) : IDisposable
+    {
+        private bool _committed;
+
+        public void Commit()
+        {
+            store.Prepared("COMMIT").ExecuteNonQuery();
+            _committed = true;
+        }
+
+        public void Dispose()
+        {
+            if (!_committed && SQLitePCL.raw.sqlite3_get_autocommit(store._writer.Handle) == 0)
+            {
+                store.Prepared("ROLLBACK").ExecuteNonQuery();
+            }
+        }
     }
 
     private static void Exec(SqliteConnection connection, string sql, SqliteTransaction? tx = null)

@@ -36,7 +36,7 @@ public sealed class TaskService(
 
         var title = Title(request.Name ?? request.Prompt);
         var slug = GitWorkspace.Slug(title);
-        var (repo, taken) = await ResolveAsync(request.RepoPath, request.BaseRef, slug, cancellationToken);
+        var (repo, commonDir) = await ResolveAsync(request.RepoPath, request.BaseRef, cancellationToken);
         var settings = config().WithRepository(repo.Root);
         var engine = request.Engine ?? settings.DefaultEngine;
         if (!scheduler.HasEngine(engine))
@@ -47,7 +47,7 @@ public sealed class TaskService(
         var model = models.Resolve(request.Model, engine);
         var task = await store.CreateTaskAsync(new NewTask(
             title, request.Prompt, model, engine, repo.Root, repo.BaseRef, repo.BaseCommit,
-            id => Place(repo.Root, paths.WorktreesDir, id, slug, taken),
+            id => Place(repo.Root, commonDir, paths.WorktreesDir, id, slug),
             request.MaxTurns, request.MaxCostUsd, request.TimeoutSeconds), cancellationToken);
         foreach (var e in await store.ReadEventsAsync(task.Id, 0, int.MaxValue, cancellationToken))
         {
@@ -58,11 +58,11 @@ public sealed class TaskService(
         return task;
     }
 
-    private async Task<NewTaskRepo> ResolveAsync(string path, string? baseRef, string slug, CancellationToken cancellationToken)
+    private async Task<NewTaskRepo> ResolveAsync(string path, string? baseRef, CancellationToken cancellationToken)
     {
         try
         {
-            return await workspace.ResolveForNewTaskAsync(path, baseRef, slug, cancellationToken);
+            return await workspace.ResolveForNewTaskAsync(path, baseRef, cancellationToken);
         }
         catch (WorkspaceException e)
         {
@@ -123,11 +123,10 @@ public sealed class TaskService(
 
     /// <summary>
     /// The new task's branch and worktree folder, refused when either is taken: called by the store inside the
-    /// transaction that creates the task, so a refusal stores nothing. The branch is looked up in the names listed
-    /// before (<paramref name="taken"/>), so that no git process runs while the store is locked; one made since is
-    /// refused when the task starts.
+    /// transaction that creates the task, so a refusal stores nothing. The branch is looked up in the repository's
+    /// files when it can be (<paramref name="commonDir"/>), so that no git process runs while the store is locked.
     /// </summary>
-    private static (string Branch, string Worktree) Place(string repoRoot, string worktreesDir, long id, string slug, IReadOnlySet<string>? taken)
+    private static (string Branch, string Worktree) Place(string repoRoot, string? commonDir, string worktreesDir, long id, string slug)
     {
         var branch = GitWorkspace.BranchName(id, slug);
         var worktree = Path.Combine(worktreesDir, $"{id}-{slug}");
@@ -138,7 +137,7 @@ public sealed class TaskService(
                 $"Remove it if it is left over (`git worktree remove --force {worktree}` or delete the folder), or give the task another --name.");
         }
 
-        if (taken?.Contains(branch)
+        if ((commonDir is null ? null : GitWorkspace.LocalBranchExists(commonDir, branch))
             ?? Git.RunAsync(repoRoot, ["show-ref", "--verify", "--quiet", "refs/heads/" + branch]).GetAwaiter().GetResult().Ok)
         {
             throw new WorkspaceException(WorkspaceErrors.BranchExists,

@@ -70,41 +70,6 @@ public sealed partial class GitWorkspace
         return new RepoInfo(root, name, commit, currentBranch);
     }
 
-    /// <summary>
-    /// <see cref="ResolveRepoAsync"/> for a new task, in one git process when all is well, together with the task
-    /// branches already named like the new task's (<c>offload/*-&lt;slug&gt;</c>), so that the check of the new
-    /// task's branch needs no git process of its own. Anything unusual (an error to explain, a HEAD that is not a
-    /// branch or commit) takes the step-by-step way, and then <see cref="NewTaskRepo.TakenBranches"/> is null.
-    /// </summary>
-    public async Task<NewTaskRepo> ResolveForNewTaskAsync(string path, string? baseRef, string slug, CancellationToken cancellationToken = default)
-    {
-        var full = Path.GetFullPath(path);
-        var wanted = string.IsNullOrWhiteSpace(baseRef) ? "HEAD" : baseRef.Trim();
-        if (Directory.Exists(full) && !wanted.StartsWith('-'))
-        {
-            var result = await Git.RunAsync(
-                full,
-                ["rev-parse", "--show-toplevel", "HEAD^{commit}", wanted + "^{commit}", "--symbolic-full-name", "HEAD", $"--branches={BranchPrefix}*-{slug}"],
-                cancellationToken: cancellationToken);
-            var lines = result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-            if (result.Ok && lines.Length >= 4 && Path.IsPathRooted(lines[0]) && IsObjectName(lines[1]) && IsObjectName(lines[2])
-                && (lines[3] == "HEAD" || lines[3].StartsWith("refs/heads/", StringComparison.Ordinal)))
-            {
-                var currentBranch = lines[3] == "HEAD" ? null : lines[3]["refs/heads/".Length..];
-                var taken = lines.Skip(4)
-                    .Where(l => l.StartsWith("refs/heads/", StringComparison.Ordinal))
-                    .Select(l => l["refs/heads/".Length..])
-                    .ToHashSet(StringComparer.Ordinal);
-                var name = wanted == "HEAD" ? currentBranch ?? lines[2] : wanted;
-                return new NewTaskRepo(new RepoInfo(lines[0], name, lines[2], currentBranch), taken);
-            }
-        }
-
-        return new NewTaskRepo(await ResolveRepoAsync(path, baseRef, cancellationToken), null);
-    }
-
-    private static bool IsObjectName(string text) => text.Length is 40 or 64 && text.All(char.IsAsciiHexDigitLower);
-
     /// <summary>A branch- and folder-safe name for a task: lowercase ASCII words joined by '-', never empty.</summary>
     public static string Slug(string title)
     {

@@ -8,10 +8,10 @@ namespace Offload.Workspace;
 public sealed record RepoInfo(string Root, string BaseRef, string BaseCommit, string? CurrentBranch);
 
 /// <summary>
-/// The repository for a new task, and the task branches named <c>offload/*-&lt;slug&gt;</c> that already exist
-/// (null when they were not listed, and each name must be asked of git).
+/// The repository for a new task, and its git common directory (where its branches are stored), or null when
+/// the repository was resolved the long way and each branch must be asked of git.
 /// </summary>
-public sealed record NewTaskRepo(RepoInfo Repo, IReadOnlySet<string>? TakenBranches);
+public sealed record NewTaskRepo(RepoInfo Repo, string? CommonDir);
 
 /// <summary>A task's worktree, its branch, and the ignored files copied into it from <c>.worktreeinclude</c>.</summary>
 public sealed record WorktreeInfo(string Path, string Branch, string BaseCommit, IReadOnlyList<string> CopiedFiles);

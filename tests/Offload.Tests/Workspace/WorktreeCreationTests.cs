@@ -4,7 +4,8 @@ namespace Offload.Tests.Workspace;
 
 /// <summary>
 /// How a task's worktree is made (without `git worktree add`, so that many can be made at once) and what git sees
-/// of it afterwards; the repositories that still need `git worktree add`; the new task's repository in one git call.
+/// of it afterwards; the repositories that still need `git worktree add`; the new task's repository in one git call,
+/// and its branches looked up without git.
 /// </summary>
 public class WorktreeCreationTests
 {
@@ -113,30 +114,50 @@ public class WorktreeCreationTests
     }
 
     [Fact]
-    public async Task ResolveForNewTask_AgreesWithResolveRepo_AndListsTheTaskBranchesWithTheSameSlug()
+    public async Task ResolveForNewTask_AgreesWithResolveRepo_AndGivesTheCommonDirectory()
     {
         using var repo = await TempRepo.CreateAsync();
         var first = await repo.GitAsync("rev-parse", "HEAD");
         await repo.GitAsync("tag", "v1");
         repo.Write("src/a.txt", "a");
         await repo.CommitAsync("second");
-        await repo.GitAsync("branch", "offload/1-fix-it");
-        await repo.GitAsync("branch", "offload/12-fix-it");
-        await repo.GitAsync("branch", "offload/2-fix-it-later");
-        await repo.GitAsync("branch", "fix-it");
         var subfolder = Path.Combine(repo.Root, "src");
 
         foreach (var baseRef in new string?[] { null, "v1", "main" })
         {
-            var fast = await _workspace.ResolveForNewTaskAsync(subfolder, baseRef, "fix-it");
+            var fast = await _workspace.ResolveForNewTaskAsync(subfolder, baseRef);
 
             Assert.Equal(await _workspace.ResolveRepoAsync(subfolder, baseRef), fast.Repo);
-            Assert.Equal(["offload/1-fix-it", "offload/12-fix-it"], fast.TakenBranches!.Order(StringComparer.Ordinal));
+            Assert.Equal(Path.Combine(repo.Root, ".git"), fast.CommonDir);
         }
 
         await repo.GitAsync("checkout", "--quiet", "--detach", first);
-        var detached = await _workspace.ResolveForNewTaskAsync(repo.Root, null, "fix-it");
+        var detached = await _workspace.ResolveForNewTaskAsync(repo.Root, null);
         Assert.Equal(new RepoInfo(repo.Root, first, first, null), detached.Repo);
+    }
+
+    [Fact]
+    public async Task LocalBranchExists_FindsLooseAndPackedBranches_AndSeesARepackAndADeletion()
+    {
+        using var repo = await TempRepo.CreateAsync();
+        var common = Path.Combine(repo.Root, ".git");
+        await repo.GitAsync("branch", "offload/1-fix-it");
+        await repo.GitAsync("branch", "offload/2-packed");
+        await repo.GitAsync("pack-refs", "--all");
+        await repo.GitAsync("branch", "offload/3-loose");
+
+        Assert.True(GitWorkspace.LocalBranchExists(common, "offload/1-fix-it"));
+        Assert.True(GitWorkspace.LocalBranchExists(common, "offload/2-packed"));
+        Assert.True(GitWorkspace.LocalBranchExists(common, "offload/3-loose"));
+        Assert.False(GitWorkspace.LocalBranchExists(common, "offload/1-fix"));
+        Assert.False(GitWorkspace.LocalBranchExists(common, "offload/4-fix-it"));
+
+        await repo.GitAsync("branch", "-D", "offload/2-packed");
+        await repo.GitAsync("branch", "offload/4-fix-it");
+        await repo.GitAsync("pack-refs", "--all");
+
+        Assert.False(GitWorkspace.LocalBranchExists(common, "offload/2-packed"));
+        Assert.True(GitWorkspace.LocalBranchExists(common, "offload/4-fix-it"));
     }
 
     [Fact]
@@ -144,7 +165,7 @@ public class WorktreeCreationTests
     {
         using var repo = await TempRepo.CreateAsync();
 
-        var error = await Assert.ThrowsAsync<WorkspaceException>(() => _workspace.ResolveForNewTaskAsync(repo.Root, "no-such-branch", "t"));
+        var error = await Assert.ThrowsAsync<WorkspaceException>(() => _workspace.ResolveForNewTaskAsync(repo.Root, "no-such-branch"));
 
         Assert.Equal("bad_base", error.Code);
     }

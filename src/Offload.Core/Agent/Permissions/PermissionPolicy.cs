@@ -190,7 +190,7 @@ public sealed class PermissionPolicy(PermissionRules rules, IEnumerable<Permissi
         }
         else if (!spec.TrimEnd('/').Contains('/'))
         {
-            var name = new GlobPattern(spec.TrimEnd('/'));
+            var name = GlobPattern.For(spec.TrimEnd('/'));
             return target.Split('/', StringSplitOptions.RemoveEmptyEntries).Any(name.IsMatch);
         }
         else
@@ -204,7 +204,7 @@ public sealed class PermissionPolicy(PermissionRules rules, IEnumerable<Permissi
             return false;
         }
 
-        var glob = new GlobPattern(pattern.TrimEnd('/') is { Length: > 0 } p ? p : "**");
+        var glob = GlobPattern.For(pattern.TrimEnd('/') is { Length: > 0 } p ? p : "**");
         var candidates = new List<string> { relative };
         if (isDirectory)
         {

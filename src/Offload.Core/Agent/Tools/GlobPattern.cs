@@ -9,6 +9,8 @@ namespace Offload.Agent.Tools;
 /// </summary>
 internal sealed class GlobPattern
 {
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, GlobPattern> s_made = new(StringComparer.Ordinal);
+
     private readonly Regex regex;
 
     public GlobPattern(string glob)
@@ -18,6 +20,22 @@ internal sealed class GlobPattern
     }
 
     public string Text { get; }
+
+    /// <summary>The pattern for <paramref name="glob"/>, made once and kept (an agent asks for the same few globs again and again).</summary>
+    public static GlobPattern For(string glob)
+    {
+        if (s_made.TryGetValue(glob, out var made))
+        {
+            return made;
+        }
+
+        if (s_made.Count >= 512)
+        {
+            s_made.Clear();
+        }
+
+        return s_made.GetOrAdd(glob, static g => new GlobPattern(g));
+    }
 
     public bool HasDirectory => Text.Contains('/');
 

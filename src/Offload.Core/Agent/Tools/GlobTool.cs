@@ -50,7 +50,7 @@ public sealed class GlobTool : ITool
                 }
                 patternText = absolutePattern[(directory.TrimEnd('/').Length + 1)..];
             }
-            var pattern = new GlobPattern(patternText);
+            var pattern = GlobPattern.For(patternText);
             var matches = FileWalker.Files(context, directory, cancellationToken)
                 .Where(file => pattern.IsMatch(Path.GetRelativePath(directory, file.FullName)))
                 .Select(file => (Path: Path.GetRelativePath(root, file.FullName), Modified: ModifiedAt(file)))

@@ -67,7 +67,7 @@ public sealed class GrepTool : ITool
             {
                 throw new ToolException($"Invalid regular expression: {e.Message}");
             }
-            var glob = globText is null ? null : new GlobPattern(globText);
+            var glob = globText is null ? null : GlobPattern.For(globText);
             var root = WorktreePath.Root(context);
             var target = path is null ? root : WorktreePath.Resolve(context, path, forWrite: false);
             IEnumerable<FileInfo> files = File.Exists(target) ? [new FileInfo(target)]

@@ -16,6 +16,8 @@ public sealed class SqliteTaskStore : ITaskStore
     private readonly string _connectionString;
     private readonly SqliteConnection _writer;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly Lock _pendingGate = new();
+    private List<PendingAppend> _pending = [];
     private readonly TimeProvider _time;
     private readonly Dictionary<string, SqliteCommand> _prepared = new(StringComparer.Ordinal);
 
@@ -218,40 +220,134 @@ public sealed class SqliteTaskStore : ITaskStore
     public Task<AgentEvent> AppendAsync(long taskId, int attempt, AgentEvent body, CancellationToken cancellationToken = default) =>
         AppendCoreAsync(taskId, attempt, body, cancellationToken);
 
-    public async Task<IReadOnlyList<AgentEvent>> AppendAllAsync(long taskId, int attempt, IReadOnlyList<AgentEvent> bodies, CancellationToken cancellationToken = default)
-    {
-        await _writeLock.WaitAsync(cancellationToken);
-        try
-        {
-            using var tx = Begin();
-            var now = _time.GetUtcNow();
-            var appended = bodies.Select(body => InsertEvent(taskId, attempt, body, now)).ToList();
-            tx.Commit();
-            return appended;
-        }
-        finally
-        {
-            _writeLock.Release();
-        }
-    }
+    public Task<IReadOnlyList<AgentEvent>> AppendAllAsync(long taskId, int attempt, IReadOnlyList<AgentEvent> bodies, CancellationToken cancellationToken = default) =>
+        AppendGroupedAsync(new PendingAppend(taskId, attempt, bodies), cancellationToken);
 
     public Task<AgentEvent> AppendUnfencedAsync(long taskId, AgentEvent body, CancellationToken cancellationToken = default) =>
         AppendCoreAsync(taskId, null, body, cancellationToken);
 
-    private async Task<AgentEvent> AppendCoreAsync(long taskId, int? attempt, AgentEvent body, CancellationToken cancellationToken)
+    private async Task<AgentEvent> AppendCoreAsync(long taskId, int? attempt, AgentEvent body, CancellationToken cancellationToken) =>
+        (await AppendGroupedAsync(new PendingAppend(taskId, attempt, [body]), cancellationToken))[0];
+
+    /// <summary>
+    /// Group commit: appends that arrive while another commit is being made wait for the lock together, and whoever
+    /// gets it next writes all of them in one transaction, one fsync. Each append still completes only once it is
+    /// durable, and each is its own unit: one that fails (a stale attempt, say) is rolled back to its savepoint alone.
+    /// With many tasks running, the fsync per event (≈ 3.5 ms on this machine) no longer serializes the daemon.
+    /// </summary>
+    private async Task<IReadOnlyList<AgentEvent>> AppendGroupedAsync(PendingAppend mine, CancellationToken cancellationToken)
     {
-        await _writeLock.WaitAsync(cancellationToken);
+        lock (_pendingGate)
+        {
+            _pending.Add(mine);
+        }
+
         try
         {
-            using var tx = Begin();
-            var appended = InsertEvent(taskId, attempt, body, _time.GetUtcNow());
-            tx.Commit();
-            return appended;
+            await _writeLock.WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            lock (_pendingGate)
+            {
+                if (_pending.Remove(mine))
+                {
+                    throw; // not taken by a writer: nothing was stored
+                }
+            }
+
+            return await mine.Done.Task; // already being written with another batch: its outcome is this append's
+        }
+
+        try
+        {
+            if (!mine.Done.Task.IsCompleted)
+            {
+                List<PendingAppend> batch;
+                lock (_pendingGate)
+                {
+                    batch = _pending;
+                    _pending = [];
+                }
+
+                WriteBatch(batch);
+            }
         }
         finally
         {
             _writeLock.Release();
         }
+
+        return await mine.Done.Task;
+    }
+
+    /// <summary>Writes a batch of appends in one transaction (under the write lock) and completes each with its outcome.</summary>
+    private void WriteBatch(List<PendingAppend> batch)
+    {
+        var outcomes = new (IReadOnlyList<AgentEvent>? Events, Exception? Error)[batch.Count];
+        try
+        {
+            using var tx = Begin();
+            var now = _time.GetUtcNow();
+            for (var i = 0; i < batch.Count; i++)
+            {
+                var append = batch[i];
+                Prepared("SAVEPOINT one_append").ExecuteNonQuery();
+                try
+                {
+                    outcomes[i] = (append.Bodies.Select(body => InsertEvent(append.TaskId, append.Attempt, body, now)).ToList(), null);
+                    Prepared("RELEASE one_append").ExecuteNonQuery();
+                }
+                catch (Exception e)
+                {
+                    try
+                    {
+                        Prepared("ROLLBACK TO one_append").ExecuteNonQuery();
+                        Prepared("RELEASE one_append").ExecuteNonQuery();
+                    }
+                    catch (SqliteException)
+                    {
+                        System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e); // the transaction itself is gone: the whole batch fails
+                    }
+
+                    outcomes[i] = (null, e);
+                }
+            }
+
+            tx.Commit();
+        }
+        catch (Exception e)
+        {
+            foreach (var append in batch)
+            {
+                append.Done.TrySetException(e); // the transaction as a whole failed: none of the batch was stored
+            }
+
+            return;
+        }
+
+        for (var i = 0; i < batch.Count; i++)
+        {
+            if (outcomes[i].Error is { } error)
+            {
+                batch[i].Done.TrySetException(error);
+            }
+            else
+            {
+                batch[i].Done.TrySetResult(outcomes[i].Events!);
+            }
+        }
+    }
+
+    private sealed class PendingAppend(long taskId, int? attempt, IReadOnlyList<AgentEvent> bodies)
+    {
+        public long TaskId { get; } = taskId;
+
+        public int? Attempt { get; } = attempt;
+
+        public IReadOnlyList<AgentEvent> Bodies { get; } = bodies;
+
+        public TaskCompletionSource<IReadOnlyList<AgentEvent>> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
     /// <summary>Takes the next seq (fenced by attempt when given), writes the event, and updates the task's projection.</summary>

@@ -59,6 +59,71 @@ public sealed class SqliteTaskStoreTests : IDisposable
         Assert.Equal((1, OffloadTaskStatus.Running, 0.0001234m), (task.Turns, task.Status, task.Usage.CostUsd));
     }
 
+    [Fact]
+    public async Task ManyTasksAppendingAtOnce_AreCommittedTogether_EachGapless_AndAStaleWriterFailsAlone()
+    {
+        long[] ids;
+        int[] attempts;
+        int[] staleAttempts;
+        using (var store = SqliteTaskStore.Open(Database))
+        {
+            ids = new long[40];
+            attempts = new int[ids.Length];
+            staleAttempts = new int[ids.Length];
+            for (var i = 0; i < ids.Length; i++)
+            {
+                ids[i] = (await CreateAsync(store)).Id;
+                staleAttempts[i] = await store.BeginAttemptAsync(ids[i]);
+                attempts[i] = await store.BeginAttemptAsync(ids[i]);
+            }
+
+            // 40 writers of 25 turns each, all at once, and a writer with an old attempt number beside each of them:
+            // their appends wait for the lock together and share commits.
+            var writers = ids.Select((id, i) => Task.Run(async () =>
+            {
+                for (var turn = 1; turn <= 25; turn++)
+                {
+                    await store.AppendAllAsync(id, attempts[i], Turn(turn));
+                    await store.AppendAsync(id, attempts[i], new ToolResulted($"toolu_{turn}", "Glob", "README.md", false));
+                }
+            }));
+            var stale = ids.Select((id, i) => Task.Run(async () =>
+            {
+                for (var turn = 1; turn <= 25; turn++)
+                {
+                    await Assert.ThrowsAsync<StaleAttemptException>(() => store.AppendAllAsync(id, staleAttempts[i], Turn(turn)));
+                }
+            }));
+            await Task.WhenAll(writers.Concat(stale));
+        }
+
+        using var reopened = SqliteTaskStore.Open(Database);
+        for (var i = 0; i < ids.Length; i++)
+        {
+            var events = await reopened.ReadEventsAsync(ids[i]);
+            Assert.Equal(Enumerable.Range(1, 1 + (25 * 4)).Select(n => (long)n), events.Select(e => e.Seq));
+            Assert.All(events.Skip(1), e => Assert.Equal(attempts[i], e.Attempt));
+            Assert.Equal(25, (await reopened.GetTaskAsync(ids[i]))!.Turns);
+        }
+    }
+
+    [Fact]
+    public async Task AnAppendCancelledWhileWaitingForTheLock_IsNotStored()
+    {
+        using var store = SqliteTaskStore.Open(Database);
+        var id = (await CreateAsync(store)).Id;
+        var attempt = await store.BeginAttemptAsync(id);
+        using var cancelled = new CancellationTokenSource();
+        await cancelled.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => store.AppendAsync(id, attempt, new AssistantMessage(1, "never"), cancelled.Token));
+        await store.AppendAsync(id, attempt, new AssistantMessage(1, "stored"));
+
+        var events = await store.ReadEventsAsync(id);
+        Assert.Equal(["stored"], events.OfType<AssistantMessage>().Select(m => m.Text));
+        Assert.Equal([1L, 2L], events.Select(e => e.Seq));
+    }
+
     private static IReadOnlyList<AgentEvent> Turn(int turn) =>
         [new UsageRecorded("sim:x", 100, 10, 50, 5, 0.0001234m), new AssistantMessage(turn, ""), new ToolCalled(turn, $"toolu_{turn}", "Glob", GlobInput)];
 

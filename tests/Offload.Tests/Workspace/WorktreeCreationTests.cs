@@ -137,6 +137,50 @@ public class WorktreeCreationTests
     }
 
     [Fact]
+    public async Task ResolveForNewTask_FromAKnownFolder_ReadsHeadAfresh_AsGitWould_OnEveryKindOfHead()
+    {
+        using var repo = await TempRepo.CreateAsync();
+        var subfolder = Path.Combine(repo.Root, "src");
+        repo.Write("src/a.txt", "a");
+        await repo.CommitAsync("second");
+        await _workspace.ResolveForNewTaskAsync(subfolder, null); // git is asked once; the folder is known from here on
+
+        async Task AgreesWithGitAsync(string folder, string why)
+        {
+            var fast = await _workspace.ResolveForNewTaskAsync(folder, null);
+            Assert.True(await _workspace.ResolveRepoAsync(folder, null) == fast.Repo, why);
+        }
+
+        repo.Write("src/b.txt", "b");
+        await repo.CommitAsync("third");
+        await AgreesWithGitAsync(subfolder, "a new commit on the branch (loose ref)");
+        await repo.GitAsync("pack-refs", "--all");
+        await AgreesWithGitAsync(subfolder, "the branch only in packed-refs");
+        await repo.GitAsync("checkout", "--quiet", "-b", "other");
+        await AgreesWithGitAsync(subfolder, "another branch");
+        await repo.GitAsync("checkout", "--quiet", "--detach", "HEAD~1");
+        await AgreesWithGitAsync(subfolder, "a detached HEAD");
+
+        var linked = Path.Combine(repo.WorktreesDir, "linked");
+        await repo.GitAsync("worktree", "add", "--quiet", "-b", "in-linked", linked, "main");
+        await _workspace.ResolveForNewTaskAsync(linked, null);
+        await TempRepo.GitInAsync(linked, "commit", "--quiet", "--allow-empty", "-m", "in the linked worktree");
+        await AgreesWithGitAsync(linked, "a linked worktree's own HEAD and branch");
+
+        // Read without git: a config git cannot parse stops git, not this (the check that nothing else is asked)
+        var configPath = Path.Combine(repo.Root, ".git", "config");
+        var config = File.ReadAllText(configPath);
+        var expected = await repo.GitAsync("rev-parse", "HEAD");
+        File.WriteAllText(configPath, "[not valid");
+        Assert.Equal(expected, (await _workspace.ResolveForNewTaskAsync(subfolder, null)).Repo.BaseCommit);
+        File.WriteAllText(configPath, config);
+
+        await repo.GitAsync("checkout", "--quiet", "--orphan", "empty");
+        var error = await Assert.ThrowsAsync<WorkspaceException>(() => _workspace.ResolveForNewTaskAsync(subfolder, null));
+        Assert.Equal("no_commits", error.Code); // an unborn branch: git is asked, and says why
+    }
+
+    [Fact]
     public async Task LocalBranchExists_FindsLooseAndPackedBranches_AndSeesARepackAndADeletion()
     {
         using var repo = await TempRepo.CreateAsync();

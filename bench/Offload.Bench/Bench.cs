@@ -301,7 +301,31 @@ public sealed partial class Bench(string offload, string? claude, bool quick, Te
 
     // ---- many tasks ----
 
+    /// <summary>
+    /// The round is repeated (3 times, once with --quick), each with its own daemon, repository and Simulator, and the
+    /// median round is the figure: one round's wall time moves a lot on a shared 2-CPU machine.
+    /// </summary>
     private async Task<Figure> ManyTasksAsync()
+    {
+        var rounds = new List<(double Total, int Problems, Figure Figure)>();
+        for (var round = 1; round <= (quick ? 1 : 3); round++)
+        {
+            rounds.Add(await ManyTasksRoundAsync());
+            log.WriteLine($"  round {round}: {rounds[^1].Total / 1000:0.00} s");
+        }
+
+        var ordered = rounds.OrderBy(r => r.Total).ToList();
+        var median = ordered[ordered.Count / 2].Figure;
+        return rounds.Count == 1
+            ? median
+            : median with
+            {
+                Offload = $"median of {rounds.Count} rounds: {median.Offload} (rounds: {string.Join(", ", rounds.Select(r => Stats.N(r.Total / 1000, "0.00") + " s"))})",
+                Met = median.Met == true && rounds.All(r => r.Problems == 0), // time: the median round; nothing lost: every round
+            };
+    }
+
+    private async Task<(double Total, int Problems, Figure Figure)> ManyTasksRoundAsync()
     {
         const int Count = 100, Turns = 10, DelayMs = 200;
         await using var sim = await SimulatorAsync(Scenarios.Tools("many", Scenarios.Glob, Turns - 1, DelayMs));
@@ -342,12 +366,12 @@ public sealed partial class Bench(string offload, string? claude, bool quick, Te
 
         var ideal = Turns * DelayMs + aloneToolMs;
         var over = total / ideal - 1;
-        return new Figure("many tasks",
+        return (total, problems.Count, new Figure("many tasks",
             $"{Count} tasks × {Turns} turns in {Stats.N(total / 1000, "0.00")} s (ideal {Stats.N(ideal / 1000, "0.00")} s: +{Stats.N(over * 100, "0")}%); "
             + $"one task alone ran {Stats.N(RunMs(alone) / 1000, "0.00")} s; submitting took {Stats.N(submitted / 1000, "0.00")} s; the daemon used {Stats.N(daemonCpu / 1000, "0.0")} s CPU ({Stats.Ms(daemonCpu / (Count * Turns))} per turn); one task ran median {Stats.N(Stats.Median(runMs) / 1000, "0.00")} s, max {Stats.N(runMs.Max() / 1000, "0.00")} s; "
             + (problems.Count == 0 ? "all succeeded, seqs gapless" : $"{problems.Count} problems"),
             "—", "within 20% of ideal; nothing lost", over <= 0.2 && problems.Count == 0,
-            string.Join("; ", problems.Take(5)));
+            string.Join("; ", problems.Take(5))));
     }
 
     /// <summary>Time between each tool call and its result in the journal.</summary>

@@ -25,7 +25,8 @@ public sealed class PermissionBroker(ITaskStore store, EventHub hub)
     /// <summary>Raised after a task was parked on a question (for notifications). Handlers must not throw.</summary>
     public event Action<PermissionRequested>? Parked;
 
-    public async Task<PermissionAnswer> RequestAsync(Journal journal, string tool, JsonElement input, string? rule, CancellationToken cancellationToken)
+    /// <param name="clock">The run's wall-clock limit, stopped while the question waits for its answer.</param>
+    public async Task<PermissionAnswer> RequestAsync(Journal journal, string tool, JsonElement input, string? rule, WallClock clock, CancellationToken cancellationToken)
     {
         var history = await journal.ReadAllAsync(cancellationToken);
         var request = OpenRequest(history, tool, input);
@@ -54,7 +55,12 @@ public sealed class PermissionBroker(ITaskStore store, EventHub hub)
                 waiter.TrySetResult(new PermissionAnswer(late.Allowed, late.Reason, late.Always));
             }
 
-            var answer = await waiter.Task.WaitAsync(cancellationToken);
+            PermissionAnswer answer;
+            using (clock.Pause())
+            {
+                answer = await waiter.Task.WaitAsync(cancellationToken);
+            }
+
             await journal.AppendAsync(new StatusChanged(OffloadTaskStatus.NeedsInput, OffloadTaskStatus.Running, answer.Allowed ? "approved" : "denied"), cancellationToken);
             return answer;
         }

@@ -32,6 +32,7 @@ public sealed partial class Runner(
         var timeout = task.TimeoutSeconds ?? settings.Limits.TimeoutSeconds;
         using var deadline = timeout is { } seconds ? new CancellationTokenSource(TimeSpan.FromSeconds(seconds), time) : new CancellationTokenSource();
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancel, deadline.Token);
+        var clock = new WallClock(deadline, timeout is { } limit ? TimeSpan.FromSeconds(limit) : null, time);
         EngineOutcome outcome;
         try
         {
@@ -42,6 +43,7 @@ public sealed partial class Runner(
                 new EngineRun(task, worktree, history, journal, settings, spill, time.GetUtcNow(), softStop)
                 {
                     TurnEnded = (turn, ct) => Checkpoints.SaveAsync(workspace, journal, worktree, turn, ct),
+                    Clock = clock,
                 },
                 linked.Token);
         }

@@ -28,4 +28,7 @@ public sealed record EngineRun(
 {
     /// <summary>Call after a turn whose tools may have changed files: saves a checkpoint of the worktree for that turn.</summary>
     public Func<int, CancellationToken, Task>? TurnEnded { get; init; }
+
+    /// <summary>The run's wall-clock limit; paused while the task waits for the user (<see cref="Daemon.PermissionBroker"/>).</summary>
+    public WallClock Clock { get; init; } = WallClock.None;
 }

@@ -16,7 +16,7 @@ public static class RunCommand
         var name = new Option<string?>("--name") { Description = "A title for the task (default: the prompt's first line)" };
         var maxTurns = new Option<int?>("--max-turns") { Description = "Stop after this many model turns (status limited)" };
         var maxCost = new Option<decimal?>("--max-cost") { Description = "Stop once the task has cost this many US dollars" };
-        var timeout = new Option<string?>("--timeout") { Description = "Stop after this much wall-clock time, e.g. 90s, 20m, 2h" };
+        var timeout = new Option<string?>("--timeout") { Description = "Stop after this much wall-clock time, e.g. 90s, 20m, 2h (time spent waiting for your approval does not count)" };
         var json = Common.JsonOption();
         var command = new Command("run", "Hand a task to a background agent; returns at once with its id")
         {

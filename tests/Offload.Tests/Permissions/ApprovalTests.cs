@@ -69,6 +69,24 @@ public sealed class ApprovalTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TheWallClockLimit_StandsStillWhileTheTaskWaitsForAnAnswer()
+    {
+        var task = await _h.RunTaskAsync(_h.Scenario("patient", Scenario(
+            Tool("Bash", new { command = "touch waited.txt" }),
+            Final("Created waited.txt after the wait."))), "create a file", "--timeout", "3s");
+        var parked = await WaitForStatusAsync(task.Id, OffloadTaskStatus.NeedsInput);
+
+        // The behaviour under test is about time itself: the question stays open for longer than the whole limit.
+        await Task.Delay(parked.At.AddSeconds(4) - DateTimeOffset.UtcNow is { Ticks: > 0 } left ? left : TimeSpan.Zero);
+        Assert.Equal(OffloadTaskStatus.NeedsInput, (await _h.ShowAsync(task.Id)).Status);
+        Assert.Equal(0, (await _h.OffloadAsync("approve", Id(task))).ExitCode);
+
+        var done = await _h.WaitAsync(task.Id);
+        Assert.True(done.Status == OffloadTaskStatus.Succeeded, $"{done.Status}: {done.Error}");
+        Assert.Equal("Created waited.txt after the wait.", done.Summary);
+    }
+
+    [Fact]
     public async Task Deny_WithAReason_TheModelGetsTheReasonAsTheToolError_AndTheTaskGoesOn()
     {
         var task = await _h.RunTaskAsync(_h.Scenario("deny", new

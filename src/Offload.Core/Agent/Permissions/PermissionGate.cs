@@ -41,7 +41,7 @@ public sealed class PermissionGate(PermissionBroker broker, Func<string, string?
         }
 
         using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, run.SoftStop); // a stopping daemon leaves the task parked
-        var answer = await broker.RequestAsync(run.Journal, call.Name, call.Input, decision.Rule?.Describe() ?? decision.Why, wait.Token);
+        var answer = await broker.RequestAsync(run.Journal, call.Name, call.Input, decision.Rule?.Describe() ?? decision.Why, run.Clock, wait.Token);
         if (!answer.Allowed)
         {
             return ToolResult.Error($"The user denied this call{(answer.Reason is null ? "." : ": " + answer.Reason)}");

@@ -160,7 +160,7 @@ public sealed class ClaudePermissionServer(PermissionGate gate, Daemon.Permissio
 
         var why = decision is { Behavior: PermissionBehavior.Ask, Rule: { } rule } ? $"the rule {rule.Describe()} asks first" : "Claude Code asks before this call";
         using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, run.Cancel, run.Run.SoftStop); // a stopping daemon leaves the task parked
-        var answer = await broker.RequestAsync(run.Run.Journal, tool, input, why, wait.Token);
+        var answer = await broker.RequestAsync(run.Run.Journal, tool, input, why, run.Run.Clock, wait.Token);
         if (!answer.Allowed)
         {
             return Deny(run, callId, $"The user denied this call{(answer.Reason is null ? "." : ": " + answer.Reason)}");

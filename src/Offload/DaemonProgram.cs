@@ -80,7 +80,8 @@ internal static partial class DaemonProgram
         }
     }
 
-    private static string? FindOnPath(string name) =>
+    /// <summary>The first <paramref name="name"/> in a folder of PATH, as a shell would find it; null when none.</summary>
+    public static string? FindOnPath(string name) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
             .Select(dir => Path.Combine(dir, name)).FirstOrDefault(File.Exists);
 

@@ -117,8 +117,7 @@ public static class DoctorCommand
         var configured = ConfiguredClaudePath(paths.ConfigFile);
         var found = configured is not null
             ? (File.Exists(configured) ? configured : null)
-            : (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
-                .Select(dir => Path.Combine(dir, "claude")).FirstOrDefault(File.Exists);
+            : DaemonProgram.FindOnPath("claude");
         return found is not null
             ? new DoctorCheck("claude", "ok", $"claude CLI at {found}{(configured is null ? " (from PATH)" : " (engines.claude.path)")}: --engine claude can run")
             : new DoctorCheck("claude", "info", configured is not null

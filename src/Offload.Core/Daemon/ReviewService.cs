@@ -240,9 +240,16 @@ public sealed partial class ReviewService(
 
         await AppendAsync(id, new UserMessage(request.Text, "reply"), cancellationToken);
         await AppendAsync(id, new StatusChanged(task.Status, OffloadTaskStatus.Queued, "reply"), cancellationToken);
-        scheduler.Wake();
-        return await tasks.GetAsync(id, cancellationToken);
+        return await QueuedAsync(id, cancellationToken);
     }, cancellationToken);
+
+    /// <summary>The task as queued, read before the scheduler is woken, so the answer says what was done (queued) and never races the start of the run.</summary>
+    private async Task<TaskInfo> QueuedAsync(long id, CancellationToken cancellationToken)
+    {
+        var queued = await tasks.GetAsync(id, cancellationToken);
+        scheduler.Wake();
+        return queued;
+    }
 
     private static string StoppedNote(TaskInfo task) =>
         $"This tool call was stopped before it finished: the task ended ({task.Status.ToWire()}{(task.Error is null ? "" : ": " + task.Error)}). "
@@ -273,8 +280,7 @@ public sealed partial class ReviewService(
         await RaiseCapsAsync(id, request.MaxTurns, request.MaxCostUsd, request.TimeoutSeconds, cancellationToken);
         await AppendAsync(id, new AttemptStarted(attempt + 1, model, saved is null ? null : GitWorkspace.AttemptRefName(id, attempt), saved), cancellationToken);
         await AppendAsync(id, new StatusChanged(task.Status, OffloadTaskStatus.Queued, $"retry: attempt {attempt + 1}"), cancellationToken);
-        scheduler.Wake();
-        return await tasks.GetAsync(id, cancellationToken);
+        return await QueuedAsync(id, cancellationToken);
     }, cancellationToken);
 
     /// <summary>The checkpoints of the conversation as it stands (those a rewind took back are left out).</summary>

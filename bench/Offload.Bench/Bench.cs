@@ -337,12 +337,16 @@ public sealed partial class Bench(string offload, string? claude, bool quick, Te
         var aloneToolMs = ToolTime(await box.EventsAsync(alone.Id));
 
         var cpuBefore = Procfs.CpuMs(box.DaemonPid);
+        var childrenBefore = Procfs.ChildrenCpuMs(box.DaemonPid);
+        var benchBefore = Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds;
         var clock = Stopwatch.StartNew();
         var created = await Task.WhenAll(Enumerable.Range(1, Count).Select(i => box.CreateTaskAsync("bench:many", $"{Scenarios.Prompt} ({i})")));
         var submitted = clock.Elapsed.TotalMilliseconds;
         var finished = await Task.WhenAll(created.Select(t => box.WaitAsync(t.Id)));
         var total = clock.Elapsed.TotalMilliseconds;
         var daemonCpu = Procfs.CpuMs(box.DaemonPid) - cpuBefore;
+        var childrenCpu = Procfs.ChildrenCpuMs(box.DaemonPid) - childrenBefore;
+        var benchCpu = Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds - benchBefore;
 
         var problems = new List<string>();
         var toolMs = new List<double>();
@@ -368,7 +372,7 @@ public sealed partial class Bench(string offload, string? claude, bool quick, Te
         var over = total / ideal - 1;
         return (total, problems.Count, new Figure("many tasks",
             $"{Count} tasks × {Turns} turns in {Stats.N(total / 1000, "0.00")} s (ideal {Stats.N(ideal / 1000, "0.00")} s: +{Stats.N(over * 100, "0")}%); "
-            + $"one task alone ran {Stats.N(RunMs(alone) / 1000, "0.00")} s; submitting took {Stats.N(submitted / 1000, "0.00")} s; the daemon used {Stats.N(daemonCpu / 1000, "0.0")} s CPU ({Stats.Ms(daemonCpu / (Count * Turns))} per turn); one task ran median {Stats.N(Stats.Median(runMs) / 1000, "0.00")} s, max {Stats.N(runMs.Max() / 1000, "0.00")} s; "
+            + $"one task alone ran {Stats.N(RunMs(alone) / 1000, "0.00")} s; submitting took {Stats.N(submitted / 1000, "0.00")} s; the daemon used {Stats.N(daemonCpu / 1000, "0.0")} s CPU ({Stats.Ms(daemonCpu / (Count * Turns))} per turn), its git processes {Stats.N(childrenCpu / 1000, "0.0")} s, the Simulator and this client {Stats.N(benchCpu / 1000, "0.0")} s; one task ran median {Stats.N(Stats.Median(runMs) / 1000, "0.00")} s, max {Stats.N(runMs.Max() / 1000, "0.00")} s; "
             + (problems.Count == 0 ? "all succeeded, seqs gapless" : $"{problems.Count} problems"),
             "—", "within 20% of ideal; nothing lost", over <= 0.2 && problems.Count == 0,
             string.Join("; ", problems.Take(5))));

@@ -82,6 +82,14 @@ public static class Procfs
         return ticks * 1000 / TicksPerSecond;
     }
 
+    /// <summary>CPU time of the children <paramref name="pid"/> has waited for (cutime + cstime): its git processes, say.</summary>
+    public static double ChildrenCpuMs(int pid)
+    {
+        var fields = Stat(pid) ?? throw new InvalidOperationException($"process {pid} is gone");
+        var ticks = long.Parse(fields[13], CultureInfo.InvariantCulture) + long.Parse(fields[14], CultureInfo.InvariantCulture);
+        return ticks * 1000 / TicksPerSecond;
+    }
+
     public static bool Alive(int pid) => Directory.Exists($"/proc/{pid}");
 
     /// <summary>The fields of /proc/PID/stat after the command name, or null when the process is gone.</summary>

@@ -40,26 +40,25 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
         var messages = Conversation.Rebuild(history);
         var options = new ChatOptions
         {
-            Instructions = SystemPrompt.Build(run.Worktree),
+            Instructions = await SystemPrompt.BuildAsync(run, cancellationToken),
             Tools = [.. tools.Values.Select(t => AIFunctionFactory.CreateDeclaration(t.Name, t.Description, t.InputSchema))],
             ModelId = ModelRef.Parse(task.Model, models.Settings).Name,
         };
         using var client = models.Create(task.Model, retry => journal.AppendAsync(retry, CancellationToken.None));
-        var sandbox = await Sandbox.ForTaskAsync(run.Worktree, run.SpillDir, run.Config.Sandbox, cancellationToken);
-        var context = new ToolContext(run.Worktree, run.SpillDir, limits.MaxToolOutputChars, TimeSpan.FromSeconds(limits.BashTimeoutSeconds),
-            SandboxEnvironment.ForCommands(sandboxed: sandbox is not null), sandbox);
         PermissionPolicy policy;
         try
         {
-            policy = permissions.PolicyFor(run, bashContained: sandbox is not null);
+            policy = permissions.PolicyFor(run, bashContained: Sandbox.IsAvailable); // every Bash command runs in bubblewrap when it is there
         }
         catch (PermissionSettingsException e)
         {
             return new EngineOutcome.Failed(e.Message);
         }
 
+        ToolContext? context = null; // made once the worktree is in place, before the first tool runs
         if (parked.Count > 0)
         {
+            context = await ToolContextAsync(run, cancellationToken);
             foreach (var call in parked)
             {
                 await RunToolAsync(run, policy, call, context, cancellationToken); // a question left open by a restart is asked again
@@ -122,6 +121,7 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
             }
 
             messages.Add(assistant);
+            context ??= await ToolContextAsync(run, cancellationToken);
             var results = new ChatMessage(ChatRole.Tool, []);
             foreach (var call in recorded)
             {
@@ -146,6 +146,15 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
         }
     }
 
+    private static async Task<ToolContext> ToolContextAsync(EngineRun run, CancellationToken cancellationToken)
+    {
+        await run.WorktreeReady.WaitAsync(cancellationToken);
+        var limits = run.Config.Limits;
+        var sandbox = await Sandbox.ForTaskAsync(run.Worktree, run.SpillDir, run.Config.Sandbox, cancellationToken);
+        return new ToolContext(run.Worktree, run.SpillDir, limits.MaxToolOutputChars, TimeSpan.FromSeconds(limits.BashTimeoutSeconds),
+            SandboxEnvironment.ForCommands(sandboxed: sandbox is not null), sandbox);
+    }
+
     /// <summary>Rules → approval → run; the result as stored (secrets redacted) is what the model sees.</summary>
     private async Task<ToolResulted> RunToolAsync(EngineRun run, PermissionPolicy policy, ToolCalled call, ToolContext context, CancellationToken cancellationToken)
     {
@@ -157,3 +166,4 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
             cancellationToken);
     }
 }
+

@@ -1,3 +1,6 @@
+using Offload.Engines;
+using Offload.Workspace;
+
 namespace Offload.Agent;
 
 /// <summary>The builtin agent's instructions, plus the repository's own CLAUDE.md / AGENTS.md.</summary>
@@ -19,15 +22,34 @@ public static class SystemPrompt
           anything left for the developer to decide.
         """;
 
-    public static string Build(string worktree)
+    private static readonly string[] RepositoryFiles = ["CLAUDE.md", "AGENTS.md"];
+
+    /// <summary>
+    /// The instructions for <paramref name="run"/>. While a new task's worktree is still being checked out, the
+    /// repository's files are read from the base commit (what the checkout writes), so the first model call need not
+    /// wait for it; a <c>.worktreeinclude</c> may copy more into the worktree, so then it waits.
+    /// </summary>
+    public static async Task<string> BuildAsync(EngineRun run, CancellationToken cancellationToken)
+    {
+        var task = run.Task;
+        if (!run.WorktreeReady.IsCompleted
+            && !File.Exists(Path.Combine(task.RepoPath, GitWorkspace.WorktreeIncludeFile))
+            && await GitWorkspace.ReadAtCommitAsync(task.RepoPath, task.BaseCommit, RepositoryFiles, cancellationToken) is { } atBase)
+        {
+            return Build(name => atBase.GetValueOrDefault(name));
+        }
+
+        await run.WorktreeReady.WaitAsync(cancellationToken);
+        return Build(name => Path.Combine(run.Worktree, name) is var path && File.Exists(path) ? File.ReadAllText(path) : null);
+    }
+
+    private static string Build(Func<string, string?> read)
     {
         var parts = new List<string> { Base };
-        foreach (var name in new[] { "CLAUDE.md", "AGENTS.md" })
+        foreach (var name in RepositoryFiles)
         {
-            var path = Path.Combine(worktree, name);
-            if (File.Exists(path))
+            if (read(name) is { } text)
             {
-                var text = File.ReadAllText(path);
                 parts.Add($"The repository's {name} says:\n<{name}>\n{(text.Length > 40_000 ? text[..40_000] : text)}\n</{name}>");
             }
         }

@@ -23,11 +23,12 @@ public sealed partial class Runner(
 {
     public async Task RunAsync(TaskInfo task, IEngine engine, CancellationToken cancel, CancellationToken softStop, Func<bool> userCancelled)
     {
-        var attempt = await store.BeginAttemptAsync(task.Id, CancellationToken.None);
-        var journal = new Journal(store, hub, task.Id, attempt);
-        var history = await store.ReadEventsAsync(task.Id, 0, int.MaxValue, CancellationToken.None);
+        // The attempt and its "running" in one write: with many tasks starting at once, they share the group commit.
+        var running = await store.BeginAttemptAsync(task.Id, new StatusChanged(task.Status, OffloadTaskStatus.Running), CancellationToken.None);
+        hub.Publish(running);
+        var journal = new Journal(store, hub, task.Id, running.Attempt);
+        var history = await store.ReadEventsAsync(task.Id, 0, (int)(running.Seq - 1), CancellationToken.None); // the journal before this attempt
         var settings = config().WithRepository(task.RepoPath);
-        await journal.AppendAsync(new StatusChanged(task.Status, OffloadTaskStatus.Running), CancellationToken.None);
 
         var timeout = task.TimeoutSeconds ?? settings.Limits.TimeoutSeconds;
         using var deadline = timeout is { } seconds ? new CancellationTokenSource(TimeSpan.FromSeconds(seconds), time) : new CancellationTokenSource();
@@ -36,14 +37,18 @@ public sealed partial class Runner(
         EngineOutcome outcome;
         try
         {
-            var worktree = await EnsureWorktreeAsync(task, linked.Token);
             var spill = Path.Combine(paths.OutputsDir, task.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
             Directory.CreateDirectory(spill);
-            outcome = await engine.RunAsync(
-                new EngineRun(task, worktree, history, journal, settings, spill, time.GetUtcNow(), softStop)
+            // Not awaited here: the engine's first model call needs no files, so it goes out while git checks the worktree out.
+            var worktree = EnsureWorktreeAsync(task, linked.Token);
+            var path = Path.GetFullPath(task.Worktree);
+            outcome = await RunEngineAsync(
+                engine,
+                new EngineRun(task, path, history, journal, settings, spill, time.GetUtcNow(), softStop)
                 {
-                    TurnEnded = (turn, ct) => Checkpoints.SaveAsync(workspace, journal, worktree, turn, ct),
+                    TurnEnded = (turn, ct) => Checkpoints.SaveAsync(workspace, journal, path, turn, ct),
                     Clock = clock,
+                    WorktreeReady = worktree,
                 },
                 linked.Token);
         }
@@ -89,17 +94,47 @@ public sealed partial class Runner(
         await FinishAsync(task, journal, outcome);
     }
 
-    private async Task<string> EnsureWorktreeAsync(TaskInfo task, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs the engine while the worktree is being made (<see cref="EngineRun.WorktreeReady"/>). A worktree that cannot be
+    /// made ends the run with git's reason, cutting short a model call in flight; the run never ends before the
+    /// worktree is settled, so no git is still checking out when the finish is committed.
+    /// </summary>
+    private static async Task<EngineOutcome> RunEngineAsync(IEngine engine, EngineRun run, CancellationToken cancellationToken)
+    {
+        var worktree = run.WorktreeReady;
+        using var cut = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var running = engine.RunAsync(run, cut.Token);
+        if (await Task.WhenAny(running, worktree) == worktree && !worktree.IsCompletedSuccessfully)
+        {
+            await cut.CancelAsync();
+            await ((Task)running).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            await worktree; // throws what went wrong
+        }
+
+        EngineOutcome outcome;
+        try
+        {
+            outcome = await running;
+        }
+        finally
+        {
+            await worktree.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+
+        await worktree; // even an answer given without touching a file needs the task's branch and worktree
+        return outcome;
+    }
+
+    private async Task EnsureWorktreeAsync(TaskInfo task, CancellationToken cancellationToken)
     {
         if (Directory.Exists(task.Worktree))
         {
-            return task.Worktree;
+            return;
         }
 
         var name = Path.GetFileName(task.Worktree);
         var slug = name[(name.IndexOf('-', StringComparison.Ordinal) + 1)..];
-        var created = await workspace.CreateWorktreeAsync(task.RepoPath, Path.GetDirectoryName(task.Worktree)!, task.Id, slug, task.BaseCommit, cancellationToken);
-        return created.Path;
+        await workspace.CreateWorktreeAsync(task.RepoPath, Path.GetDirectoryName(task.Worktree)!, task.Id, slug, task.BaseCommit, cancellationToken);
     }
 
     private async Task FinishAsync(TaskInfo task, Journal journal, EngineOutcome outcome)

@@ -31,4 +31,10 @@ public sealed record EngineRun(
 
     /// <summary>The run's wall-clock limit; paused while the task waits for the user (<see cref="Daemon.PermissionBroker"/>).</summary>
     public WallClock Clock { get; init; } = WallClock.None;
+
+    /// <summary>
+    /// Completes once <see cref="Worktree"/> is in place. A new task's worktree is still being made when its run starts,
+    /// so that the first model call overlaps the checkout: await this before touching the worktree.
+    /// </summary>
+    public System.Threading.Tasks.Task WorktreeReady { get; init; } = System.Threading.Tasks.Task.CompletedTask;
 }

@@ -23,6 +23,12 @@ public interface ITaskStore : IDisposable
     Task<int> BeginAttemptAsync(long taskId, CancellationToken cancellationToken = default);
 
     /// <summary>
+    /// Takes the task for a new run attempt and appends the attempt's first event, in one transaction. The stored
+    /// event's <see cref="AgentEvent.Attempt"/> is the attempt's number (the fencing token).
+    /// </summary>
+    Task<AgentEvent> BeginAttemptAsync(long taskId, AgentEvent first, CancellationToken cancellationToken = default);
+
+    /// <summary>
     /// Appends an event as <paramref name="attempt"/>; refused with <see cref="StaleAttemptException"/>
     /// when that attempt is no longer current. Returns the event with its envelope filled in.
     /// </summary>

@@ -85,19 +85,19 @@ public static class Git
         {
             await using (cancellationToken.Register(() => Kill(process)))
             {
-                if (standardInput is not null)
+                try
                 {
-                    try
+                    if (standardInput is not null)
                     {
                         await process.StandardInput.WriteAsync(standardInput.AsMemory(), cancellationToken);
                     }
-                    catch (IOException)
-                    {
-                        // git exited without reading all of its input; its exit code says why.
-                    }
-                }
 
-                process.StandardInput.Close();
+                    process.StandardInput.Close(); // flushes what is buffered
+                }
+                catch (IOException)
+                {
+                    // git exited without reading all of its input; its exit code says why.
+                }
                 await process.WaitForExitAsync(cancellationToken);
             }
         }

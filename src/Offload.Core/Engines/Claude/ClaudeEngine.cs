@@ -160,6 +160,7 @@ public sealed partial class ClaudeEngine(
         EngineRun run, string executable, List<string> args, Dictionary<string, string> environment, string prompt, ClaudeStream stream, CancellationToken cancellationToken)
     {
         var journal = run.Journal;
+        await run.WorktreeReady.WaitAsync(cancellationToken); // Claude Code starts in it
         await using var process = ClaudeProcess.Start(executable, args, run.Worktree, environment, prompt);
         await journal.AppendAsync(new EngineNote(ProcessNote, $"{process.Pid} {process.StartTicks}"), CancellationToken.None);
         var stopped = 0;

@@ -37,112 +37,121 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
             return new EngineOutcome.Succeeded(final.Text); // stopped after the answer, before the finish was recorded
         }
 
-        var messages = Conversation.Rebuild(history);
-        var options = new ChatOptions
-        {
-            Instructions = await SystemPrompt.BuildAsync(run, cancellationToken),
-            Tools = [.. tools.Values.Select(t => AIFunctionFactory.CreateDeclaration(t.Name, t.Description, t.InputSchema))],
-            ModelId = ModelRef.Parse(task.Model, models.Settings).Name,
-        };
-        using var client = models.Create(task.Model, retry => journal.AppendAsync(retry, CancellationToken.None));
-        PermissionPolicy policy;
+        // The sandbox (and the worktree it needs) is made ready while the first model call is out; the tools wait for it.
+        var prepared = ToolContextAsync(run, cancellationToken);
         try
         {
-            policy = permissions.PolicyFor(run, bashContained: Sandbox.IsAvailable); // every Bash command runs in bubblewrap when it is there
+            var messages = Conversation.Rebuild(history);
+            var options = new ChatOptions
+            {
+                Instructions = await SystemPrompt.BuildAsync(run, cancellationToken),
+                Tools = [.. tools.Values.Select(t => AIFunctionFactory.CreateDeclaration(t.Name, t.Description, t.InputSchema))],
+                ModelId = ModelRef.Parse(task.Model, models.Settings).Name,
+            };
+            using var client = models.Create(task.Model, retry => journal.AppendAsync(retry, CancellationToken.None));
+            PermissionPolicy policy;
+            try
+            {
+                policy = permissions.PolicyFor(run, bashContained: Sandbox.IsAvailable); // every Bash command runs in bubblewrap when it is there
+            }
+            catch (PermissionSettingsException e)
+            {
+                return new EngineOutcome.Failed(e.Message);
+            }
+
+            ToolContext? context = null;
+            if (parked.Count > 0)
+            {
+                context = await prepared;
+                foreach (var call in parked)
+                {
+                    await RunToolAsync(run, policy, call, context, cancellationToken); // a question left open by a restart is asked again
+                }
+
+                messages = Conversation.Rebuild(await journal.ReadAllAsync(cancellationToken));
+            }
+
+            var maxTurns = task.MaxTurns ?? limits.MaxTurns;
+            var maxCost = task.MaxCostUsd ?? limits.MaxCostUsd;
+            var turn = task.Turns;
+            var cost = task.Usage.CostUsd;
+            var lastCall = "";
+            var repeats = 0;
+
+            while (true)
+            {
+                if (run.SoftStop.IsCancellationRequested)
+                {
+                    return new EngineOutcome.Suspended();
+                }
+
+                if (turn >= maxTurns)
+                {
+                    return new EngineOutcome.Limited($"turn limit reached ({maxTurns} turns); raise it with `offload reply {task.Id} --max-turns N \"go on\"`");
+                }
+
+                if (maxCost is { } cap && cost >= cap)
+                {
+                    return new EngineOutcome.Limited($"cost limit reached (${cost:0.####} of ${cap:0.####})");
+                }
+
+                var response = await client.GetResponseAsync(messages, options, cancellationToken);
+                turn++;
+                var usage = models.Usage(task.Model, response.Usage);
+                cost += usage.CostUsd;
+
+                var text = string.Concat(response.Messages.SelectMany(m => m.Contents).OfType<TextContent>().Select(t => t.Text)).Trim();
+                var calls = response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>().ToList();
+
+                // One answer, one transaction: a crash between the text and its tool calls would leave an answer that reads as final.
+                var stored = await journal.AppendAllAsync(
+                    [usage, new AssistantMessage(turn, text), .. calls.Select(c => new ToolCalled(turn, c.CallId, c.Name, Conversation.ToInput(c.Arguments)))],
+                    cancellationToken);
+                if (calls.Count == 0)
+                {
+                    return new EngineOutcome.Succeeded(text);
+                }
+
+                var assistant = new ChatMessage(ChatRole.Assistant, []);
+                if (text.Length > 0)
+                {
+                    assistant.Contents.Add(new TextContent(text));
+                }
+
+                var recorded = stored.OfType<ToolCalled>().ToList();
+                foreach (var call in calls)
+                {
+                    assistant.Contents.Add(new FunctionCallContent(call.CallId, call.Name, call.Arguments));
+                }
+
+                messages.Add(assistant);
+                context ??= await prepared;
+                var results = new ChatMessage(ChatRole.Tool, []);
+                foreach (var call in recorded)
+                {
+                    var result = await RunToolAsync(run, policy, call, context, cancellationToken);
+                    results.Contents.Add(new FunctionResultContent(call.CallId, result.IsError ? $"Error: {result.Output}" : result.Output));
+
+                    var key = call.Name + "\n" + call.Input.GetRawText();
+                    repeats = key == lastCall ? repeats + 1 : 1;
+                    lastCall = key;
+                }
+
+                messages.Add(results);
+                if (run.TurnEnded is { } turnEnded && recorded.Any(c => tools.TryGetValue(c.Name, out var t) && t.Mutates))
+                {
+                    await turnEnded(turn, cancellationToken);
+                }
+
+                if (repeats >= limits.RepeatLimit)
+                {
+                    return new EngineOutcome.Limited($"the agent repeated the same {recorded[^1].Name} call {repeats} times in a row");
+                }
+            }
         }
-        catch (PermissionSettingsException e)
+        finally
         {
-            return new EngineOutcome.Failed(e.Message);
-        }
-
-        ToolContext? context = null; // made once the worktree is in place, before the first tool runs
-        if (parked.Count > 0)
-        {
-            context = await ToolContextAsync(run, cancellationToken);
-            foreach (var call in parked)
-            {
-                await RunToolAsync(run, policy, call, context, cancellationToken); // a question left open by a restart is asked again
-            }
-
-            messages = Conversation.Rebuild(await journal.ReadAllAsync(cancellationToken));
-        }
-
-        var maxTurns = task.MaxTurns ?? limits.MaxTurns;
-        var maxCost = task.MaxCostUsd ?? limits.MaxCostUsd;
-        var turn = task.Turns;
-        var cost = task.Usage.CostUsd;
-        var lastCall = "";
-        var repeats = 0;
-
-        while (true)
-        {
-            if (run.SoftStop.IsCancellationRequested)
-            {
-                return new EngineOutcome.Suspended();
-            }
-
-            if (turn >= maxTurns)
-            {
-                return new EngineOutcome.Limited($"turn limit reached ({maxTurns} turns); raise it with `offload reply {task.Id} --max-turns N \"go on\"`");
-            }
-
-            if (maxCost is { } cap && cost >= cap)
-            {
-                return new EngineOutcome.Limited($"cost limit reached (${cost:0.####} of ${cap:0.####})");
-            }
-
-            var response = await client.GetResponseAsync(messages, options, cancellationToken);
-            turn++;
-            var usage = models.Usage(task.Model, response.Usage);
-            cost += usage.CostUsd;
-
-            var text = string.Concat(response.Messages.SelectMany(m => m.Contents).OfType<TextContent>().Select(t => t.Text)).Trim();
-            var calls = response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>().ToList();
-
-            // One answer, one transaction: a crash between the text and its tool calls would leave an answer that reads as final.
-            var stored = await journal.AppendAllAsync(
-                [usage, new AssistantMessage(turn, text), .. calls.Select(c => new ToolCalled(turn, c.CallId, c.Name, Conversation.ToInput(c.Arguments)))],
-                cancellationToken);
-            if (calls.Count == 0)
-            {
-                return new EngineOutcome.Succeeded(text);
-            }
-
-            var assistant = new ChatMessage(ChatRole.Assistant, []);
-            if (text.Length > 0)
-            {
-                assistant.Contents.Add(new TextContent(text));
-            }
-
-            var recorded = stored.OfType<ToolCalled>().ToList();
-            foreach (var call in calls)
-            {
-                assistant.Contents.Add(new FunctionCallContent(call.CallId, call.Name, call.Arguments));
-            }
-
-            messages.Add(assistant);
-            context ??= await ToolContextAsync(run, cancellationToken);
-            var results = new ChatMessage(ChatRole.Tool, []);
-            foreach (var call in recorded)
-            {
-                var result = await RunToolAsync(run, policy, call, context, cancellationToken);
-                results.Contents.Add(new FunctionResultContent(call.CallId, result.IsError ? $"Error: {result.Output}" : result.Output));
-
-                var key = call.Name + "\n" + call.Input.GetRawText();
-                repeats = key == lastCall ? repeats + 1 : 1;
-                lastCall = key;
-            }
-
-            messages.Add(results);
-            if (run.TurnEnded is { } turnEnded && recorded.Any(c => tools.TryGetValue(c.Name, out var t) && t.Mutates))
-            {
-                await turnEnded(turn, cancellationToken);
-            }
-
-            if (repeats >= limits.RepeatLimit)
-            {
-                return new EngineOutcome.Limited($"the agent repeated the same {recorded[^1].Name} call {repeats} times in a row");
-            }
+            await ((Task)prepared).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing); // a command's leftovers are adopted whatever the run did
         }
     }
 

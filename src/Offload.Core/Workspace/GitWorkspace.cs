@@ -347,13 +347,25 @@ public sealed partial class GitWorkspace
     public async Task RemoveWorktreeAsync(string repoRoot, string worktree, string branch, bool deleteBranch, CancellationToken cancellationToken = default)
     {
         var full = Path.GetFullPath(worktree);
-        var removed = await Git.RunAsync(repoRoot, ["worktree", "remove", "--force", "--force", full], cancellationToken: cancellationToken);
-        if (!removed.Ok && Directory.Exists(full))
+        // One removal at a time in a repository: `git worktree remove` reads every registered worktree and fails
+        // ("Invalid path '…/.git/worktrees/…'") when a neighbour's removal or prune deletes one under it.
+        var gate = WorktreeGates.GetOrAdd(Path.GetFullPath(repoRoot), _ => new SemaphoreSlim(1, 1));
+        await gate.WaitAsync(cancellationToken);
+        try
         {
-            throw Git.Failed(repoRoot, ["worktree", "remove", "--force", "--force", full], removed);
+            var removed = await Git.RunAsync(repoRoot, ["worktree", "remove", "--force", "--force", full], cancellationToken: cancellationToken);
+            if (!removed.Ok && Directory.Exists(full))
+            {
+                throw Git.Failed(repoRoot, ["worktree", "remove", "--force", "--force", full], removed);
+            }
+
+            await Git.OutputAsync(repoRoot, ["worktree", "prune"], cancellationToken: cancellationToken);
+        }
+        finally
+        {
+            gate.Release();
         }
 
-        await Git.OutputAsync(repoRoot, ["worktree", "prune"], cancellationToken: cancellationToken);
         if (!deleteBranch)
         {
             return;

@@ -124,6 +124,62 @@ public sealed class SqliteTaskStoreTests : IDisposable
         Assert.Equal([1L, 2L], events.Select(e => e.Seq));
     }
 
+    [Fact]
+    public async Task AStoreClosedWhileWritesPourIn_HasStoredEveryWriteThatSucceeded_AndRefusedTheRest()
+    {
+        long[] ids;
+        var succeeded = new System.Collections.Concurrent.ConcurrentBag<(long Id, string Text)>();
+        using (var store = SqliteTaskStore.Open(Database))
+        {
+            ids = new long[20];
+            var attempts = new int[ids.Length];
+            for (var i = 0; i < ids.Length; i++)
+            {
+                ids[i] = (await CreateAsync(store)).Id;
+                attempts[i] = await store.BeginAttemptAsync(ids[i]);
+            }
+
+            using var started = new CountdownEvent(ids.Length);
+            var writers = ids.Select((id, i) => Task.Run(async () =>
+            {
+                started.Signal();
+                for (var n = 0; ; n++)
+                {
+                    try
+                    {
+                        var text = $"message {n}";
+                        await store.AppendAsync(id, attempts[i], new AssistantMessage(n + 1, text));
+                        succeeded.Add((id, text));
+                    }
+                    catch (ObjectDisposedException)
+                    {
+                        return; // refused once the store is closing: the caller knows it was not stored
+                    }
+                }
+            })).ToList();
+            started.Wait();
+            while (succeeded.Count < 500)
+            {
+                await Task.Yield();
+            }
+
+            store.Dispose(); // while the writers are still going
+            await Task.WhenAll(writers);
+        }
+
+        using var reopened = SqliteTaskStore.Open(Database);
+        var stored = new HashSet<(long, string)>();
+        foreach (var id in ids)
+        {
+            var events = await reopened.ReadEventsAsync(id);
+            Assert.Equal(Enumerable.Range(1, events.Count).Select(n => (long)n), events.Select(e => e.Seq));
+            stored.UnionWith(events.OfType<AssistantMessage>().Select(m => (id, m.Text)));
+        }
+
+        Assert.Subset(stored, succeeded.ToHashSet());
+        Assert.True(succeeded.Count >= 500);
+    }
+
     private static IReadOnlyList<AgentEvent> Turn(int turn) =>
         [new UsageRecorded("sim:x", 100, 10, 50, 5, 0.0001234m), new AssistantMessage(turn, ""), new ToolCalled(turn, $"toolu_{turn}", "Glob", GlobInput)];
 

@@ -39,6 +39,8 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
 
         // The sandbox (and the worktree it needs) is made ready while the first model call is out; the tools wait for it.
         var prepared = ToolContextAsync(run, cancellationToken);
+        var wrote = false; // a tool that writes was called in this run (whether or not it was allowed to)
+        EngineOutcome Ended(EngineOutcome outcome) => outcome with { FilesUntouched = !wrote };
         try
         {
             var messages = Conversation.Rebuild(history);
@@ -65,6 +67,7 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
                 context = await prepared;
                 foreach (var call in parked)
                 {
+                    wrote |= Writes(call.Name);
                     await RunToolAsync(run, policy, call, context, cancellationToken); // a question left open by a restart is asked again
                 }
 
@@ -87,12 +90,12 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
 
                 if (turn >= maxTurns)
                 {
-                    return new EngineOutcome.Limited($"turn limit reached ({maxTurns} turns); raise it with `offload reply {task.Id} --max-turns N \"go on\"`");
+                    return Ended(new EngineOutcome.Limited($"turn limit reached ({maxTurns} turns); raise it with `offload reply {task.Id} --max-turns N \"go on\"`"));
                 }
 
                 if (maxCost is { } cap && cost >= cap)
                 {
-                    return new EngineOutcome.Limited($"cost limit reached (${cost:0.####} of ${cap:0.####})");
+                    return Ended(new EngineOutcome.Limited($"cost limit reached (${cost:0.####} of ${cap:0.####})"));
                 }
 
                 var response = await client.GetResponseAsync(messages, options, cancellationToken);
@@ -109,7 +112,7 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
                     cancellationToken);
                 if (calls.Count == 0)
                 {
-                    return new EngineOutcome.Succeeded(text);
+                    return Ended(new EngineOutcome.Succeeded(text));
                 }
 
                 var assistant = new ChatMessage(ChatRole.Assistant, []);
@@ -129,6 +132,7 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
                 var results = new ChatMessage(ChatRole.Tool, []);
                 foreach (var call in recorded)
                 {
+                    wrote |= Writes(call.Name);
                     var result = await RunToolAsync(run, policy, call, context, cancellationToken);
                     results.Contents.Add(new FunctionResultContent(call.CallId, result.IsError ? $"Error: {result.Output}" : result.Output));
 
@@ -145,7 +149,7 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
 
                 if (repeats >= limits.RepeatLimit)
                 {
-                    return new EngineOutcome.Limited($"the agent repeated the same {recorded[^1].Name} call {repeats} times in a row");
+                    return Ended(new EngineOutcome.Limited($"the agent repeated the same {recorded[^1].Name} call {repeats} times in a row"));
                 }
             }
         }
@@ -154,6 +158,9 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
             await ((Task)prepared).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing); // a command's leftovers are adopted whatever the run did
         }
     }
+
+    /// <summary>Whether the tool may change files; a name that is no tool changes nothing (the call fails).</summary>
+    private bool Writes(string toolName) => tools.TryGetValue(toolName, out var tool) && tool.Mutates;
 
     private static async Task<ToolContext> ToolContextAsync(EngineRun run, CancellationToken cancellationToken)
     {

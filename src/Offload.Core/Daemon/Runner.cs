@@ -35,12 +35,13 @@ public sealed partial class Runner(
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancel, deadline.Token);
         var clock = new WallClock(deadline, timeout is { } limit ? TimeSpan.FromSeconds(limit) : null, time);
         EngineOutcome outcome;
+        Task<bool>? worktreeMade = null;
         try
         {
             var spill = Path.Combine(paths.OutputsDir, task.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
             Directory.CreateDirectory(spill);
             // Not awaited here: the engine's first model call needs no files, so it goes out while git checks the worktree out.
-            var worktree = EnsureWorktreeAsync(task, linked.Token);
+            var worktree = worktreeMade = EnsureWorktreeAsync(task, linked.Token);
             var path = Path.GetFullPath(task.Worktree);
             outcome = await RunEngineAsync(
                 engine,
@@ -91,7 +92,9 @@ public sealed partial class Runner(
             return; // the status stays running: the next daemon start resumes it from the journal
         }
 
-        await FinishAsync(task, journal, outcome);
+        // A worktree made by this run, whose engine ran no tool that writes, is still the clean checkout: no git status.
+        var unchanged = outcome.FilesUntouched && worktreeMade is { IsCompletedSuccessfully: true, Result: true };
+        await FinishAsync(task, journal, outcome, unchanged);
     }
 
     /// <summary>
@@ -125,26 +128,29 @@ public sealed partial class Runner(
         return outcome;
     }
 
-    private async Task EnsureWorktreeAsync(TaskInfo task, CancellationToken cancellationToken)
+    /// <summary>True when the worktree was made now: a clean checkout of its branch, with nothing to commit yet.</summary>
+    private async Task<bool> EnsureWorktreeAsync(TaskInfo task, CancellationToken cancellationToken)
     {
         if (Directory.Exists(task.Worktree))
         {
-            return;
+            return false;
         }
 
         var name = Path.GetFileName(task.Worktree);
         var slug = name[(name.IndexOf('-', StringComparison.Ordinal) + 1)..];
         await workspace.CreateWorktreeAsync(task.RepoPath, Path.GetDirectoryName(task.Worktree)!, task.Id, slug, task.BaseCommit, cancellationToken);
+        return true;
     }
 
-    private async Task FinishAsync(TaskInfo task, Journal journal, EngineOutcome outcome)
+    /// <param name="unchanged">The worktree is known to be as it was checked out: there is nothing to commit.</param>
+    private async Task FinishAsync(TaskInfo task, Journal journal, EngineOutcome outcome, bool unchanged)
     {
         string? commit = null;
         var reason = outcome.Reason;
         try
         {
             // A daemon killed while committing leaves its git running a moment longer, holding the index lock.
-            for (var tries = 1; Directory.Exists(task.Worktree); tries++)
+            for (var tries = 1; !unchanged && Directory.Exists(task.Worktree); tries++)
             {
                 try
                 {

@@ -5,6 +5,12 @@ namespace Offload.Engines;
 /// <summary>The closed set of ways a run ends.</summary>
 public abstract record EngineOutcome(OffloadTaskStatus Status, string? Summary, string? Reason)
 {
+    /// <summary>
+    /// The engine knows that nothing in the worktree was changed by this run: none of its tools that write ran.
+    /// False unless an engine says so (Claude Code's tools are its own, for one).
+    /// </summary>
+    public bool FilesUntouched { get; init; }
+
     public sealed record Succeeded(string Summary) : EngineOutcome(OffloadTaskStatus.Succeeded, Summary, null);
 
     public sealed record Failed(string Why, string? Summary = null) : EngineOutcome(OffloadTaskStatus.Failed, Summary, Why);

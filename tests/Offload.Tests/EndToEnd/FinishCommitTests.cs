@@ -17,14 +17,9 @@ public sealed class FinishCommitTests : IAsyncLifetime
     {
         var realGit = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':')
             .Select(dir => Path.Combine(dir, "git")).First(File.Exists);
-        var bin = Path.Combine(_h.Root, "bin");
-        Directory.CreateDirectory(bin);
         _log = Path.Combine(_h.Root, "git.log");
-        var script = Path.Combine(bin, "git");
         // Offload's own calls start with `-c core.hooksPath=/dev/null`; the subcommand follows.
-        File.WriteAllText(script, $"#!/bin/sh\necho \"$(pwd) $*\" >> '{_log}'\nexec '{realGit}' \"$@\"\n");
-        File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        _h.Env["PATH"] = bin + ":" + Environment.GetEnvironmentVariable("PATH");
+        _h.InstallOnPath("git", $"#!/bin/sh\necho \"$(pwd) $*\" >> '{_log}'\nexec '{realGit}' \"$@\"\n");
     }
 
     public Task InitializeAsync() => Task.CompletedTask;

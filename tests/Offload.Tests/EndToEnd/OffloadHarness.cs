@@ -119,6 +119,21 @@ public sealed class OffloadHarness : IAsyncDisposable
     }
 
     /// <summary>An HTTP client on the daemon's Unix socket, for SSE-level tests.</summary>
+    /// <summary>Writes an executable shell script named <paramref name="name"/> into a folder put first on the PATH Offload gets.</summary>
+    public void InstallOnPath(string name, string script)
+    {
+        var bin = Path.Combine(Root, "bin");
+        Directory.CreateDirectory(bin);
+        var path = Path.Combine(bin, name);
+        File.WriteAllText(path, script);
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var current = Env.TryGetValue("PATH", out var set) && set is not null ? set : Environment.GetEnvironmentVariable("PATH") ?? "";
+        if (!current.StartsWith(bin + ":", StringComparison.Ordinal))
+        {
+            Env["PATH"] = bin + ":" + current;
+        }
+    }
+
     public HttpClient SocketClient() => new(new SocketsHttpHandler
     {
         ConnectCallback = async (_, ct) =>

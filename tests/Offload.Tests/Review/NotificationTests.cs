@@ -58,13 +58,8 @@ public sealed class NotificationTests : IAsyncLifetime
         }));
 
         // a notify-send that writes down what it was asked to show
-        var bin = Path.Combine(_h.Root, "bin");
-        Directory.CreateDirectory(bin);
         _notifyLog = Path.Combine(_h.Root, "notify-send.log");
-        var script = Path.Combine(bin, "notify-send");
-        File.WriteAllText(script, $"#!/bin/sh\nprintf '%s|' \"$@\" | tr '\\n' '~' >> '{_notifyLog}'\necho >> '{_notifyLog}'\n");
-        File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        _h.Env["PATH"] = bin + ":" + Environment.GetEnvironmentVariable("PATH");
+        _h.InstallOnPath("notify-send", $"#!/bin/sh\nprintf '%s|' \"$@\" | tr '\\n' '~' >> '{_notifyLog}'\necho >> '{_notifyLog}'\n");
         return Task.CompletedTask;
     }
 

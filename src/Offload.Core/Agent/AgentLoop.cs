@@ -182,4 +182,3 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
             cancellationToken);
     }
 }
-

@@ -349,7 +349,7 @@ public sealed class SqliteTaskStore : ITaskStore
         }
     }
 
-    /// <summary>Makes a batch of writes in one transaction (under the write lock) and completes each with its outcome.</summary>
+    /// <summary>Makes a batch of writes in one transaction (by the one writer at work) and completes each with its outcome.</summary>
     private void WriteBatch(List<PendingWrite> batch)
     {
         var outcomes = new (object? Result, Exception? Error)[batch.Count];
@@ -411,15 +411,6 @@ public sealed class SqliteTaskStore : ITaskStore
         public Func<DateTimeOffset, object> Write { get; } = write;
 
         public TaskCompletionSource<object> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        /// <summary>Another caller is the writer: this one waits for <see cref="Done"/>.</summary>
-        public bool IsWaiting { get; private set; }
-
-        public PendingWrite Waiting()
-        {
-            IsWaiting = true;
-            return this;
-        }
     }
 
     /// <summary>Takes the next seq (fenced by attempt when given), writes the event, and updates the task's projection.</summary>

@@ -243,7 +243,7 @@ public sealed partial class ReviewService(
         return await QueuedAsync(id, cancellationToken);
     }, cancellationToken);
 
-    /// <summary>The task as queued, read before the scheduler is woken, so the answer says what was done (queued) and never races the start of the run.</summary>
+    /// <summary>The task as queued, read before this wakes the scheduler, so the answer says what was done (queued) rather than how far the run got.</summary>
     private async Task<TaskInfo> QueuedAsync(long id, CancellationToken cancellationToken)
     {
         var queued = await tasks.GetAsync(id, cancellationToken);

@@ -35,13 +35,13 @@ public sealed partial class Runner(
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancel, deadline.Token);
         var clock = new WallClock(deadline, timeout is { } limit ? TimeSpan.FromSeconds(limit) : null, time);
         EngineOutcome outcome;
-        Task<bool>? worktreeMade = null;
+        var worktreeMade = Task.FromResult(false);
         try
         {
             var spill = Path.Combine(paths.OutputsDir, task.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
             Directory.CreateDirectory(spill);
             // Not awaited here: the engine's first model call needs no files, so it goes out while git checks the worktree out.
-            var worktree = worktreeMade = EnsureWorktreeAsync(task, linked.Token);
+            worktreeMade = EnsureWorktreeAsync(task, linked.Token);
             var path = Path.GetFullPath(task.Worktree);
             outcome = await RunEngineAsync(
                 engine,
@@ -49,7 +49,7 @@ public sealed partial class Runner(
                 {
                     TurnEnded = (turn, ct) => Checkpoints.SaveAsync(workspace, journal, path, turn, ct),
                     Clock = clock,
-                    WorktreeReady = worktree,
+                    WorktreeReady = worktreeMade,
                 },
                 linked.Token);
         }

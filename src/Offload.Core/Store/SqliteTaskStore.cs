@@ -198,8 +198,8 @@ public sealed class SqliteTaskStore : ITaskStore
         return Task.FromResult<IReadOnlyList<TaskInfo>>(items);
     }
 
-    public async Task<int> BeginAttemptAsync(long taskId, CancellationToken cancellationToken = default) =>
-        await WriteGroupedAsync(_ => (object)NextAttempt(taskId), cancellationToken) is int attempt ? attempt : throw new InvalidOperationException();
+    public Task<int> BeginAttemptAsync(long taskId, CancellationToken cancellationToken = default) =>
+        WriteGroupedAsync(_ => NextAttempt(taskId), cancellationToken);
 
     public Task<AgentEvent> BeginAttemptAsync(long taskId, AgentEvent first, CancellationToken cancellationToken = default) =>
         WriteGroupedAsync(now => InsertEvent(taskId, NextAttempt(taskId), first, now), cancellationToken);

@@ -39,17 +39,18 @@ public sealed partial class GitWorkspace
 
     private static async Task<IReadOnlyDictionary<string, string>?> ReadAllAsync(string repoRoot, string commit, IReadOnlyList<string> names)
     {
-        var read = await Task.WhenAll(names.Select(async name => (Name: name, Text: await ReadOneAsync(repoRoot, commit, name))));
-        if (read.Any(r => r.Text is null))
+        var read = await Task.WhenAll(names.Select(async name => (Name: name, File: await ReadOneAsync(repoRoot, commit, name))));
+        if (read.Any(r => !r.File.Answered)
+            || (read.Any(r => r.File.Text is null) && await TryResolveCommitAsync(repoRoot, commit, CancellationToken.None) is null))
         {
-            return null;
+            return null; // git failed, or "missing" meant the commit itself is gone
         }
 
-        return read.Where(r => r.Text!.Length > 0).ToDictionary(r => r.Name, r => r.Text![1..], StringComparer.Ordinal);
+        return read.Where(r => r.File.Text is not null).ToDictionary(r => r.Name, r => r.File.Text!, StringComparer.Ordinal);
     }
 
-    /// <summary>"" when the file is not there, "+" and its text when it is, null when git failed.</summary>
-    private static async Task<string?> ReadOneAsync(string repoRoot, string commit, string name)
+    /// <summary>The file's text, or null when the commit has no such file; not answered when git failed.</summary>
+    private static async Task<(bool Answered, string? Text)> ReadOneAsync(string repoRoot, string commit, string name)
     {
         // --batch answers "<sha> blob <size>\n<content>\n", or "<object> missing" (or "symlink …" for a link leaving the tree).
         GitResult result;
@@ -59,25 +60,16 @@ public sealed partial class GitWorkspace
         }
         catch (WorkspaceException)
         {
-            return null;
+            return (false, null);
         }
 
         if (!result.Ok)
         {
-            return null;
+            return (false, null);
         }
 
         var headerEnd = result.Stdout.IndexOf('\n', StringComparison.Ordinal);
-        var header = headerEnd < 0 ? result.Stdout : result.Stdout[..headerEnd];
-        var fields = header.Split(' ');
-        if (fields.Length == 3 && fields[1] == "blob")
-        {
-            return "+" + result.Stdout[(headerEnd + 1)..^1];
-        }
-
-        // The base commit itself missing means git cannot say; a file missing from it is an answer.
-        return header.EndsWith(" missing", StringComparison.Ordinal) && await TryResolveCommitAsync(repoRoot, commit, CancellationToken.None) is null
-            ? null
-            : "";
+        var fields = (headerEnd < 0 ? result.Stdout : result.Stdout[..headerEnd]).Split(' ');
+        return fields.Length == 3 && fields[1] == "blob" ? (true, result.Stdout[(headerEnd + 1)..^1]) : (true, null);
     }
 }

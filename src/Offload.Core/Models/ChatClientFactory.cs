@@ -1,16 +1,15 @@
 using System.ClientModel;
 using System.ClientModel.Primitives;
 using System.Runtime.CompilerServices;
-using Anthropic.Core;
 using Microsoft.Extensions.AI;
 using OpenAI;
 
 namespace Offload.Models;
 
 /// <summary>
-/// Turns a <see cref="ModelRef"/> into a ready <see cref="IChatClient"/>: Anthropic through the official SDK (with
-/// prompt caching; <see cref="AnthropicChatClient"/>), OpenAI-compatible servers through Microsoft.Extensions.AI.OpenAI, <c>sim:</c> through the
-/// in-process Simulator, each wrapped in a <see cref="RetryingChatClient"/>. The SDKs' own retries are off so
+/// Turns a <see cref="ModelRef"/> into a ready <see cref="IChatClient"/>: Anthropic through <see cref="AnthropicChatClient"/>
+/// (with prompt caching), OpenAI-compatible servers through Microsoft.Extensions.AI.OpenAI, <c>sim:</c> through the
+/// in-process Simulator, each wrapped in a <see cref="RetryingChatClient"/>. The OpenAI SDK's own retries are off so
 /// that one policy, with its <see cref="ModelRetry"/> notices, decides. Configuration problems surface here, before any
 /// call, as <see cref="ModelConfigException"/>.
 /// </summary>
@@ -62,17 +61,8 @@ public sealed class ChatClientFactory(SimulatorHost? simulator = null, TimeProvi
         return Anthropic(model.Name, key, baseUrl, settings);
     }
 
-    private static IChatClient Anthropic(string modelName, string key, string baseUrl, ModelSettings settings)
-    {
-        var options = new ClientOptions
-        {
-            ApiKey = key,
-            BaseUrl = baseUrl.TrimEnd('/'),
-            MaxRetries = 0,
-            Handlers = [new FailedResponseProbe.Handler()],
-        };
-        return new AnthropicChatClient(options, modelName, settings.MaxOutputTokens);
-    }
+    private static IChatClient Anthropic(string modelName, string key, string baseUrl, ModelSettings settings) =>
+        new AnthropicChatClient(baseUrl, key, modelName, settings.MaxOutputTokens);
 
     private static IChatClient CreateOpenAI(
         ModelRef model, ProviderSettings? provider, ModelSettings settings, Func<string, string?> getEnv)

@@ -40,3 +40,93 @@ public sealed class ModelCallException(
 
 /// <summary>One retry about to happen: the retry number (1 for the first retry), how long it waits, and why.</summary>
 public sealed record ModelRetry(int Try, TimeSpan Delay, string Reason);
+
+/// <summary>
+/// A provider refused or failed a model call: an HTTP error (<see cref="StatusCode"/>) or an error event inside the
+/// stream (no status, <see cref="ErrorType"/> says which). <see cref="RetryingChatClient"/> decides whether it is retried.
+/// </summary>
+public sealed class ModelProviderException(int? statusCode, string? errorType, string message, TimeSpan? retryAfter)
+    : Exception(message)
+{
+    public int? StatusCode { get; } = statusCode;
+
+    /// <summary>The provider's error type, e.g. <c>overloaded_error</c> or <c>invalid_request_error</c>.</summary>
+    public string? ErrorType { get; } = errorType;
+
+    /// <summary>How long the provider asked to be left alone (<c>Retry-After</c>), if it did.</summary>
+    public TimeSpan? RetryAfter { get; } = retryAfter;
+
+    /// <summary>The error of a response that failed: its status, its body's <c>error.type</c> and <c>error.message</c> (or the body as it is), its <c>Retry-After</c>.</summary>
+    public static async Task<ModelProviderException> FromResponseAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        string body;
+        try
+        {
+            body = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException)
+        {
+            body = "";
+        }
+
+        var (type, message) = ParseError(body);
+        var status = (int)response.StatusCode;
+        return new ModelProviderException(status, type, message ?? $"HTTP {status} {response.ReasonPhrase}", RetryAfterOf(response));
+    }
+
+    /// <summary>The <c>error.type</c> and <c>error.message</c> of an Anthropic or OpenAI error body; the body itself when it is not one.</summary>
+    public static (string? Type, string? Message) ParseError(string? body)
+    {
+        if (string.IsNullOrWhiteSpace(body))
+        {
+            return (null, null);
+        }
+
+        try
+        {
+            using var json = System.Text.Json.JsonDocument.Parse(body);
+            return json.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object
+                && json.RootElement.TryGetProperty("error", out var error)
+                && error.ValueKind == System.Text.Json.JsonValueKind.Object
+                && error.TryGetProperty("message", out var message)
+                && message.ValueKind == System.Text.Json.JsonValueKind.String
+                ? (error.TryGetProperty("type", out var type) && type.ValueKind == System.Text.Json.JsonValueKind.String ? type.GetString() : null, message.GetString())
+                : (null, body);
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return (null, body);
+        }
+    }
+
+    /// <summary>A response's <c>retry-after-ms</c> or <c>Retry-After</c> (seconds or an HTTP date).</summary>
+    public static TimeSpan? RetryAfterOf(HttpResponseMessage response)
+    {
+        if (response.Headers.TryGetValues("retry-after-ms", out var ms)
+            && double.TryParse(ms.FirstOrDefault(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var millis)
+            && millis >= 0)
+        {
+            return TimeSpan.FromMilliseconds(millis);
+        }
+
+        return response.Headers.TryGetValues("retry-after", out var values) ? ParseRetryAfter(values.FirstOrDefault()) : null;
+    }
+
+    /// <summary>A <c>Retry-After</c> value: seconds, or an HTTP date (a wait of zero once it has passed).</summary>
+    public static TimeSpan? ParseRetryAfter(string? value)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            return null;
+        }
+
+        if (double.TryParse(value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var seconds))
+        {
+            return seconds >= 0 ? TimeSpan.FromSeconds(seconds) : null;
+        }
+
+        return DateTimeOffset.TryParse(value, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var at)
+            ? (at - DateTimeOffset.UtcNow) is var wait && wait > TimeSpan.Zero ? wait : TimeSpan.Zero
+            : null;
+    }
+}

@@ -30,7 +30,6 @@ public sealed class RetryingChatClient(
         for (var attempt = 1; ; attempt++)
         {
             using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            using var probe = FailedResponseProbe.Begin();
             Failure failure;
             try
             {
@@ -52,7 +51,7 @@ public sealed class RetryingChatClient(
             }
             catch (Exception e) when (!cancellationToken.IsCancellationRequested)
             {
-                failure = Classify(e, idle.IsCancellationRequested, probe);
+                failure = Classify(e, idle.IsCancellationRequested);
                 if (!failure.Transient)
                 {
                     throw Persistent(failure, e);
@@ -86,7 +85,6 @@ public sealed class RetryingChatClient(
         for (var attempt = 1; ; attempt++)
         {
             using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            using var probe = FailedResponseProbe.Begin();
             var yielded = false;
             Failure failure;
             var stream = base.GetStreamingResponseAsync(history, options, idle.Token).GetAsyncEnumerator(idle.Token);
@@ -102,7 +100,7 @@ public sealed class RetryingChatClient(
                     }
                     catch (Exception e) when (!cancellationToken.IsCancellationRequested)
                     {
-                        var classified = Classify(e, idle.IsCancellationRequested, probe);
+                        var classified = Classify(e, idle.IsCancellationRequested);
                         if (!classified.Transient)
                         {
                             throw Persistent(classified, e);
@@ -181,20 +179,25 @@ public sealed class RetryingChatClient(
             $"the provider kept failing ({failure.Reason}, {attempts} tries); try again later or `offload retry`",
             e);
 
-    private static Failure Classify(Exception e, bool idleFired, FailedResponseProbe probe)
+    private static Failure Classify(Exception e, bool idleFired)
     {
         if (idleFired)
         {
             return new Failure(true, null, "no data arrived from the model for too long", "stream stalled", null);
         }
 
-        var retryAfter = probe.RetryAfter;
         switch (e)
         {
-            case Anthropic.Exceptions.AnthropicApiException api:
+            case ModelProviderException { StatusCode: { } status } http:
+                return FromStatus(status, http.Message, http.RetryAfter);
+
+            case ModelProviderException stream:
             {
-                var status = (int)api.StatusCode;
-                return FromStatus(status, ErrorMessage(api.ResponseBody) ?? api.Message, retryAfter);
+                var type = stream.ErrorType ?? "";
+                var refused = type.Contains("invalid_request", StringComparison.OrdinalIgnoreCase)
+                    || type.Contains("authentication", StringComparison.OrdinalIgnoreCase)
+                    || type.Contains("permission", StringComparison.OrdinalIgnoreCase);
+                return new Failure(!refused, null, stream.Message, "error event in the stream", stream.RetryAfter);
             }
 
             case System.ClientModel.ClientResultException result when result.Status != 0:
@@ -210,17 +213,7 @@ public sealed class RetryingChatClient(
                     // A streamed response's body has not been buffered and cannot be read here.
                 }
 
-                return FromStatus(result.Status, ErrorMessage(body) ?? result.Message, RetryAfter(raw?.Headers) ?? retryAfter);
-            }
-
-            case Anthropic.Exceptions.AnthropicSseException sse:
-            {
-                var message = ErrorMessage(sse.Message) ?? sse.Message;
-                var type = sse.ErrorType?.ToString() ?? sse.Message;
-                var refused = type.Contains("invalid_request", StringComparison.OrdinalIgnoreCase)
-                    || type.Contains("authentication", StringComparison.OrdinalIgnoreCase)
-                    || type.Contains("permission", StringComparison.OrdinalIgnoreCase);
-                return new Failure(!refused, null, message, "error event in the stream", retryAfter);
+                return FromStatus(result.Status, ModelProviderException.ParseError(body).Message ?? result.Message, RetryAfter(raw?.Headers));
             }
         }
 
@@ -229,18 +222,17 @@ public sealed class RetryingChatClient(
             switch (cause)
             {
                 case HttpRequestException { StatusCode: { } code }:
-                    return FromStatus((int)code, cause.Message, retryAfter);
-                case HttpRequestException or IOException or System.Net.Sockets.SocketException
-                    or System.ClientModel.ClientResultException or Anthropic.Exceptions.AnthropicIOException:
-                    return new Failure(true, null, cause.Message, "connection failed", retryAfter);
-                case JsonException or Anthropic.Exceptions.AnthropicInvalidDataException or FormatException:
-                    return new Failure(true, null, cause.Message, "malformed response", retryAfter);
+                    return FromStatus((int)code, cause.Message, null);
+                case HttpRequestException or IOException or System.Net.Sockets.SocketException or System.ClientModel.ClientResultException:
+                    return new Failure(true, null, cause.Message, "connection failed", null);
+                case JsonException or FormatException:
+                    return new Failure(true, null, cause.Message, "malformed response", null);
                 case OperationCanceledException or TimeoutException:
-                    return new Failure(true, null, cause.Message, "request timed out", retryAfter);
+                    return new Failure(true, null, cause.Message, "request timed out", null);
             }
         }
 
-        return new Failure(false, null, e.Message, "unexpected error", retryAfter);
+        return new Failure(false, null, e.Message, "unexpected error", null);
     }
 
     private static Failure FromStatus(int status, string message, TimeSpan? retryAfter)
@@ -255,31 +247,6 @@ public sealed class RetryingChatClient(
         return new Failure(transient, status, message, reason, retryAfter);
     }
 
-    /// <summary>The <c>error.message</c> of an Anthropic or OpenAI error body, if it is one.</summary>
-    private static string? ErrorMessage(string? body)
-    {
-        if (string.IsNullOrWhiteSpace(body))
-        {
-            return null;
-        }
-
-        try
-        {
-            using var json = JsonDocument.Parse(body);
-            return json.RootElement.ValueKind == JsonValueKind.Object
-                && json.RootElement.TryGetProperty("error", out var error)
-                && error.ValueKind == JsonValueKind.Object
-                && error.TryGetProperty("message", out var message)
-                && message.ValueKind == JsonValueKind.String
-                ? message.GetString()
-                : body;
-        }
-        catch (JsonException)
-        {
-            return body;
-        }
-    }
-
     private static TimeSpan? RetryAfter(System.ClientModel.Primitives.PipelineResponseHeaders? headers)
     {
         if (headers is null)
@@ -292,68 +259,8 @@ public sealed class RetryingChatClient(
             return TimeSpan.FromMilliseconds(millis);
         }
 
-        return headers.TryGetValue("retry-after", out var value) ? FailedResponseProbe.ParseRetryAfter(value) : null;
+        return headers.TryGetValue("retry-after", out var value) ? ModelProviderException.ParseRetryAfter(value) : null;
     }
 
     private sealed record Failure(bool Transient, int? Status, string Message, string Reason, TimeSpan? RetryAfter);
-}
-
-/// <summary>
-/// Remembers the <c>Retry-After</c> of the last failed HTTP response of the current model call. The Anthropic
-/// SDK's exceptions carry the status and body but not the headers, so its client gets this handler; the
-/// retrying client opens a probe per attempt and the handler, running in the same async flow, fills it.
-/// </summary>
-internal sealed class FailedResponseProbe : IDisposable
-{
-    private static readonly AsyncLocal<FailedResponseProbe?> s_current = new();
-    private readonly FailedResponseProbe? _previous;
-
-    private FailedResponseProbe(FailedResponseProbe? previous) => _previous = previous;
-
-    public TimeSpan? RetryAfter { get; private set; }
-
-    public static FailedResponseProbe Begin()
-    {
-        var probe = new FailedResponseProbe(s_current.Value);
-        s_current.Value = probe;
-        return probe;
-    }
-
-    public void Dispose() => s_current.Value = _previous;
-
-    public static TimeSpan? ParseRetryAfter(string? value)
-    {
-        if (string.IsNullOrWhiteSpace(value))
-        {
-            return null;
-        }
-
-        if (double.TryParse(value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var seconds))
-        {
-            return seconds >= 0 ? TimeSpan.FromSeconds(seconds) : null;
-        }
-
-        return DateTimeOffset.TryParse(value, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var at)
-            ? (at - DateTimeOffset.UtcNow) is var wait && wait > TimeSpan.Zero ? wait : TimeSpan.Zero
-            : null;
-    }
-
-    /// <summary>The handler placed in the Anthropic SDK's HTTP pipeline.</summary>
-    public sealed class Handler : DelegatingHandler
-    {
-        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
-        {
-            var response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
-            if (!response.IsSuccessStatusCode && s_current.Value is { } probe)
-            {
-                probe.RetryAfter = response.Headers.RetryAfter is RetryConditionHeaderValue header
-                    ? header.Delta ?? (header.Date is { } date ? Max(date - DateTimeOffset.UtcNow) : null)
-                    : response.Headers.TryGetValues("retry-after", out var raw) ? ParseRetryAfter(raw.FirstOrDefault()) : null;
-            }
-
-            return response;
-        }
-
-        private static TimeSpan Max(TimeSpan wait) => wait > TimeSpan.Zero ? wait : TimeSpan.Zero;
-    }
 }

@@ -7,7 +7,7 @@ using Offload.Models;
 namespace Offload.Tests.Models;
 
 /// <summary>
-/// <see cref="AnthropicChatClient"/> against the Simulator over HTTP: what it sends (compared with the SDK's own
+/// <see cref="AnthropicChatClient"/> against the Simulator over HTTP: what it sends (compared with the official SDK's
 /// <c>AsIChatClient</c>, as the Simulator recorded both), what it reads back, and that it keeps each message's wire
 /// form correctly as a conversation grows, is rewound or changes.
 /// </summary>
@@ -66,9 +66,9 @@ public sealed class AnthropicChatClientTests
         Assert.Equal(usage.Input + 80, responses[0].Usage!.InputTokenCount);
         Assert.Equal((0, 0), (ModelUsage.From(responses[1].Usage).CacheRead, ModelUsage.From(responses[1].Usage).CacheWrite));
 
-        // The same conversation through the SDK adapter (marked by PromptCachingChatClient) sends the same messages.
+        // The same conversation through the SDK adapter (marked by SdkPromptCachingChatClient) sends the same messages.
         var ours = kit.ModelRequests("anthropic");
-        var sdk = new PromptCachingChatClient(new AnthropicClient(new ClientOptions { ApiKey = "test-key", BaseUrl = kit.Server.BaseUrl.ToString().TrimEnd('/'), MaxRetries = 0 })
+        var sdk = new SdkPromptCachingChatClient(new AnthropicClient(new ClientOptions { ApiKey = "test-key", BaseUrl = kit.Server.BaseUrl.ToString().TrimEnd('/'), MaxRetries = 0 })
             .AsIChatClient("scenario", kit.Settings().MaxOutputTokens));
         var lengths = ours.Select(r => Body(r).GetProperty("messages").GetArrayLength()).ToList();
         foreach (var length in lengths)
@@ -92,11 +92,12 @@ public sealed class AnthropicChatClientTests
             // The tools are the adapter's, with a breakpoint after the last one.
             var tool = mine.GetProperty("tools")[0];
             Assert.Equal("ephemeral", tool.GetProperty("cache_control").GetProperty("type").GetString());
-            Assert.True(JsonElement.DeepEquals(tool.GetProperty("input_schema"), reference.GetProperty("tools")[0].GetProperty("input_schema")));
+            var schema = reference.GetProperty("tools")[0].GetProperty("input_schema");
+            Assert.True(JsonElement.DeepEquals(tool.GetProperty("input_schema"), schema), $"{tool.GetProperty("input_schema")}\nvs the SDK adapter's\n{schema}");
         }
 
         // Both system blocks (the system message and the instructions) are there; the breakpoint is after the last
-        // (PromptCachingChatClient marks the last system message, which here comes before the instructions).
+        // (SdkPromptCachingChatClient marks the last system message, which here comes before the instructions).
         var system = Body(ours[^1]).GetProperty("system");
         Assert.Equal(["You are a careful coding agent.", "Be brief."], system.EnumerateArray().Select(b => b.GetProperty("text").GetString()));
         Assert.Equal("ephemeral", system[1].GetProperty("cache_control").GetProperty("type").GetString());
@@ -176,17 +177,39 @@ public sealed class AnthropicChatClientTests
     }
 
     [Fact]
-    public async Task ContentItDoesNotWrite_GoesThroughTheSdkAdapter()
+    public async Task ImagesAndDocuments_AreSentAsBase64Blocks_AsTheSdkAdapterSendsThem()
     {
         await using var kit = await ModelTestKit.StartAsync("""{ "name": "text", "turns": [ { "text": "A red square." } ] }""");
         using var client = kit.Client("anthropic");
-        List<ChatMessage> history = [new(ChatRole.User, [new TextContent("What is this?"), new DataContent(new byte[] { 0x89, 0x50, 0x4E, 0x47 }, "image/png")])];
+        List<ChatMessage> history = [new(ChatRole.User, [
+            new TextContent("What is this?"),
+            new DataContent(new byte[] { 0x89, 0x50, 0x4E, 0x47 }, "image/png"),
+            new DataContent("%PDF-1.4"u8.ToArray(), "application/pdf"),
+        ])];
 
         var response = await client.GetResponseAsync(history);
 
         Assert.Equal("A red square.", response.Text);
-        var content = Body(Assert.Single(kit.ModelRequests("anthropic"))).GetProperty("messages")[0].GetProperty("content");
-        Assert.Equal(["text", "image"], content.EnumerateArray().Select(b => b.GetProperty("type").GetString()));
+        var sdk = new SdkPromptCachingChatClient(new AnthropicClient(new ClientOptions { ApiKey = "test-key", BaseUrl = kit.Server.BaseUrl.ToString().TrimEnd('/'), MaxRetries = 0 })
+            .AsIChatClient("scenario", kit.Settings().MaxOutputTokens));
+        await sdk.GetResponseAsync(history);
+        var requests = kit.ModelRequests("anthropic");
+        Assert.Equal(2, requests.Count);
+        var (mine, reference) = (Body(requests[0]).GetProperty("messages"), Body(requests[1]).GetProperty("messages"));
+        Assert.True(JsonElement.DeepEquals(mine, reference), $"{mine}\nvs the SDK adapter's\n{reference}");
+        Assert.Equal(["text", "image", "document"], mine[0].GetProperty("content").EnumerateArray().Select(b => b.GetProperty("type").GetString()));
+    }
+
+    [Fact]
+    public void ContentItCannotSend_IsRefusedBeforeAnyCall()
+    {
+        using var client = new AnthropicChatClient("http://127.0.0.1:9", "test-key", "scenario", 1000);
+        List<ChatMessage> history = [new(ChatRole.User, [new DataContent(new byte[] { 1, 2, 3 }, "audio/wav")])];
+
+        var error = Assert.Throws<NotSupportedException>(() => client.GetStreamingResponseAsync(history));
+
+        Assert.Contains("DataContent", error.Message);
+        Assert.Contains("images and PDF documents", error.Message);
     }
 
     private static List<string?> Texts(JsonElement blocks) => [.. blocks.EnumerateArray().Select(b => b.GetProperty("text").GetString())];

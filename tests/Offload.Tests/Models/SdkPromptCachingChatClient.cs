@@ -2,15 +2,16 @@ using System.Runtime.CompilerServices;
 using Anthropic.Models.Messages;
 using Microsoft.Extensions.AI;
 
-namespace Offload.Models;
+namespace Offload.Tests.Models;
 
 /// <summary>
-/// Puts Anthropic prompt-cache breakpoints where an agent loop repeats itself: after the last tool definition,
+/// For the official SDK's <c>AsIChatClient</c>, the reference <see cref="Offload.Models.AnthropicChatClient"/> is compared with:
+/// puts Anthropic prompt-cache breakpoints where an agent loop repeats itself: after the last tool definition,
 /// after the system prompt, and after the newest message, so each turn reads the conversation so far from the
 /// cache. Three of the four breakpoints the API allows. The caller's messages, contents and tools are never
 /// changed (a breakpoint left on an old message would pile up past the limit); marked copies are sent instead.
 /// </summary>
-public sealed class PromptCachingChatClient(IChatClient inner) : DelegatingChatClient(inner)
+public sealed class SdkPromptCachingChatClient(IChatClient inner) : DelegatingChatClient(inner)
 {
     public override Task<ChatResponse> GetResponseAsync(
         IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>

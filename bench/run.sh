@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds Offload as it ships (scripts/publish.sh: Native AOT CLI, ReadyToRun daemon) and runs the benchmarks against it.
+# Builds Offload as it ships (scripts/publish.sh: the CLI and the daemon as Native AOT) and runs the benchmarks against it.
 #   bench/run.sh            all figures (a few minutes on 2 cores)
 #   bench/run.sh --quick    fewer runs and turns
 #   bench/run.sh --only background,memory,cpu,logs,many,cli,prompt   [--claude PATH|none]

@@ -136,12 +136,12 @@ internal sealed class AnthropicApi : ModelApi
         var content = new JsonArray();
         if (reply.Text.Length > 0 || !reply.UsesTools)
         {
-            content.Add(new JsonObject { ["type"] = "text", ["text"] = reply.Text });
+            content.Add((JsonNode)new JsonObject { ["type"] = "text", ["text"] = reply.Text });
         }
 
         for (var i = 0; i < reply.ToolCalls.Count; i++)
         {
-            content.Add(new JsonObject
+            content.Add((JsonNode)new JsonObject
             {
                 ["type"] = "tool_use",
                 ["id"] = ToolCallId(reply.TurnIndex, i),

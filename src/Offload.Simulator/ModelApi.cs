@@ -62,7 +62,16 @@ internal abstract class ModelApi
 
     protected static JsonNode ToNode(JsonElement element) => JsonNode.Parse(element.GetRawText())!;
 
-    protected static string InputJson(JsonElement element) => JsonSerializer.Serialize(element, JsonOptions);
+    internal static string InputJson(JsonElement element)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = JsonOptions.Encoder }))
+        {
+            element.WriteTo(writer);
+        }
+
+        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
 }
 
 internal readonly record struct SseEvent(string? Name, string Data);

@@ -156,7 +156,7 @@ internal sealed class OpenAIApi : ModelApi
             var calls = new JsonArray();
             for (var i = 0; i < reply.ToolCalls.Count; i++)
             {
-                calls.Add(new JsonObject
+                calls.Add((JsonNode)new JsonObject
                 {
                     ["id"] = ToolCallId(reply.TurnIndex, i),
                     ["type"] = "function",

@@ -228,7 +228,7 @@ public sealed class SimulatorServer : IAsyncDisposable
 
         var text = turn?.Text ?? scenario.FinalText;
         var toolCalls = turn?.ToolCalls ?? [];
-        var outputChars = text.Length + toolCalls.Sum(c => c.Name.Length + JsonSerializer.Serialize(c.Input).Length);
+        var outputChars = text.Length + toolCalls.Sum(c => c.Name.Length + ModelApi.InputJson(c.Input).Length);
         var reply = new Reply(
             api.MessageIdPrefix + Guid.NewGuid().ToString("N")[..24],
             conversation.Model ?? scenario.Name,
@@ -391,7 +391,7 @@ public sealed class SimulatorServer : IAsyncDisposable
                 item["body"] = r.Body;
             }
 
-            items.Add(item);
+            items.Add((JsonNode)item);
         }
 
         await WriteJsonAsync(context, 200, new JsonObject { ["items"] = items }.ToJsonString(), cancellationToken).ConfigureAwait(false);

@@ -113,5 +113,5 @@ public static class Conversation
     }
 
     public static JsonElement ToInput(IDictionary<string, object?>? arguments) =>
-        JsonSerializer.SerializeToElement(arguments ?? new Dictionary<string, object?>(), OffloadJson.Options);
+        JsonSerializer.SerializeToElement(arguments ?? new Dictionary<string, object?>(), OffloadJson.Info<IDictionary<string, object?>>());
 }

@@ -11,24 +11,24 @@ namespace Offload.Config;
 public sealed record OffloadConfig
 {
     /// <summary>How many tasks run at once; the rest wait in order.</summary>
-    public int MaxParallel { get; init; } = 4;
+    public int MaxParallel { get; set; } = 4;
 
-    public string DefaultEngine { get; init; } = "builtin";
+    public string DefaultEngine { get; set; } = "builtin";
 
-    public LimitSettings Limits { get; init; } = new();
+    public LimitSettings Limits { get; set; } = new();
 
-    public ModelSettings Models { get; init; } = new();
+    public ModelSettings Models { get; set; } = new();
 
-    public NotificationSettings Notifications { get; init; } = new();
+    public NotificationSettings Notifications { get; set; } = new();
 
     /// <summary>Settings of the engines other than builtin; read from the user's config only, never a repository's.</summary>
-    public EngineSettings Engines { get; init; } = new();
+    public EngineSettings Engines { get; set; } = new();
 
     /// <summary>Permission rules in Claude Code's syntax (<c>"permissions": {"allow": ["Bash(npm test:*)"]}</c>); docs/permissions.md.</summary>
-    public Agent.Permissions.PermissionLists Permissions { get; init; } = new();
+    public Agent.Permissions.PermissionLists Permissions { get; set; } = new();
 
     /// <summary>How the builtin agent's shell commands are confined (docs/sandbox.md); only the user's config sets it.</summary>
-    public Agent.Tools.SandboxSettings Sandbox { get; init; } = new();
+    public Agent.Tools.SandboxSettings Sandbox { get; set; } = new();
 
     public static OffloadConfig Load(string path)
     {
@@ -39,7 +39,7 @@ public sealed record OffloadConfig
 
         try
         {
-            return JsonSerializer.Deserialize<OffloadConfig>(File.ReadAllText(path), ConfigJson) ?? new OffloadConfig();
+            return JsonSerializer.Deserialize(File.ReadAllText(path), OffloadJson.Info<OffloadConfig>(ConfigJson)) ?? new OffloadConfig();
         }
         catch (JsonException e)
         {
@@ -74,13 +74,13 @@ public sealed record OffloadConfig
 /// <summary>Budgets for one task; <c>run</c> flags override them.</summary>
 public sealed record LimitSettings
 {
-    public int? MaxTurns { get; init; } = 200;
+    public int? MaxTurns { get; set; } = 200;
     public decimal? MaxCostUsd { get; init; }
-    public int? TimeoutSeconds { get; init; } = 4 * 60 * 60;
+    public int? TimeoutSeconds { get; set; } = 4 * 60 * 60;
     /// <summary>The same tool call with the same input this many times in a row stops the task.</summary>
-    public int RepeatLimit { get; init; } = 5;
-    public int BashTimeoutSeconds { get; init; } = 120;
-    public int MaxToolOutputChars { get; init; } = 30_000;
+    public int RepeatLimit { get; set; } = 5;
+    public int BashTimeoutSeconds { get; set; } = 120;
+    public int MaxToolOutputChars { get; set; } = 30_000;
 
     public LimitSettings Overlay(LimitSettings other) => new()
     {
@@ -95,7 +95,7 @@ public sealed record LimitSettings
 
 public sealed record EngineSettings
 {
-    public ClaudeEngineSettings Claude { get; init; } = new();
+    public ClaudeEngineSettings Claude { get; set; } = new();
 }
 
 /// <summary>The <c>claude</c> engine: the real Claude Code CLI. docs/claude-engine.md.</summary>
@@ -105,13 +105,13 @@ public sealed record ClaudeEngineSettings
     public string? Path { get; init; }
 
     /// <summary>Extra arguments added to every <c>claude -p</c> run, e.g. <c>["--effort", "high"]</c>.</summary>
-    public List<string> Args { get; init; } = [];
+    public List<string> Args { get; set; } = [];
 
     /// <summary>Claude Code's <c>--permission-mode</c>: edits in the task's own worktree are accepted; commands not allowed by a rule ask.</summary>
-    public string PermissionMode { get; init; } = "acceptEdits";
+    public string PermissionMode { get; set; } = "acceptEdits";
 
     /// <summary>Names of further environment variables to pass to Claude Code (e.g. cloud provider settings).</summary>
-    public List<string> Env { get; init; } = [];
+    public List<string> Env { get; set; } = [];
 }
 
 /// <summary>
@@ -121,7 +121,7 @@ public sealed record ClaudeEngineSettings
 /// </summary>
 public sealed record NotificationSettings
 {
-    public bool Desktop { get; init; } = true;
+    public bool Desktop { get; set; } = true;
 
     public string? WebhookUrl { get; init; }
 

@@ -27,7 +27,7 @@ public static class Api
             catch (Exception e) when (ToApiError(e) is { } error && !context.Response.HasStarted)
             {
                 context.Response.StatusCode = error.Status;
-                await context.Response.WriteAsJsonAsync(error.Body, OffloadJson.Options);
+                await context.Response.WriteAsJsonAsync(error.Body, OffloadJson.Info<ApiError>());
             }
         });
 
@@ -43,7 +43,7 @@ public static class Api
 
         v1.MapPost("/tasks", async (HttpRequest request, TaskService tasks, CancellationToken ct) =>
         {
-            var body = await JsonSerializer.DeserializeAsync<CreateTaskRequest>(request.Body, OffloadJson.Options, ct)
+            var body = await JsonSerializer.DeserializeAsync(request.Body, OffloadJson.Info<CreateTaskRequest>(), ct)
                        ?? throw new OffloadException(ErrorCodes.BadInput, "the request has no body");
             return Json(await tasks.CreateAsync(body, ct), StatusCodes.Status201Created);
         });
@@ -138,7 +138,7 @@ public static class Api
 
     private static async Task WriteEventAsync(HttpResponse response, AgentEvent e, bool sse, CancellationToken ct)
     {
-        var json = JsonSerializer.Serialize(e, OffloadJson.Options);
+        var json = JsonSerializer.Serialize(e, OffloadJson.Info<AgentEvent>());
         var text = sse
             ? $"id: {e.Seq}\nevent: {json.AsSpan(9, json.IndexOf('"', 9) - 9)}\ndata: {json}\n\n"
             : json + "\n";
@@ -146,7 +146,7 @@ public static class Api
     }
 
     private static IResult Json<T>(T value, int status = StatusCodes.Status200OK) =>
-        Results.Json(value, OffloadJson.Options, statusCode: status);
+        Results.Json(value, OffloadJson.Info<T>(), statusCode: status);
 
     private static (int Status, ApiError Body)? ToApiError(Exception e) => e switch
     {

@@ -50,6 +50,7 @@ public static class DaemonHost
         builder.Services.Configure<Microsoft.AspNetCore.Http.Json.JsonOptions>(o =>
         {
             o.SerializerOptions.DefaultIgnoreCondition = OffloadJson.Options.DefaultIgnoreCondition;
+            o.SerializerOptions.TypeInfoResolverChain.Insert(0, OffloadJsonContext.Default);
         });
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
 
@@ -110,7 +111,7 @@ public static class DaemonHost
             {
                 context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable; // the CLI starts a new daemon and asks again
                 await context.Response.WriteAsJsonAsync(
-                    new ApiError(ErrorCodes.Daemon, "the daemon is stopping", "run the command again; it starts a new daemon"), OffloadJson.Options);
+                    new ApiError(ErrorCodes.Daemon, "the daemon is stopping", "run the command again; it starts a new daemon"), OffloadJson.Info<ApiError>());
             }
         });
         Api.Map(app);

@@ -65,7 +65,7 @@ public sealed partial class Notifier(EventHub hub, ITaskStore store, Func<Offloa
         {
             try
             {
-                using var response = await _http.PostAsJsonAsync(settings.WebhookUrl, notification, OffloadJson.Options, cancellationToken);
+                using var response = await _http.PostAsJsonAsync(settings.WebhookUrl, notification, OffloadJson.Info<TaskNotification>(), cancellationToken);
                 if (!response.IsSuccessStatusCode)
                 {
                     LogWebhookFailed(notification.Id, $"HTTP {(int)response.StatusCode}");

@@ -37,7 +37,7 @@ public static class ReviewApi
     }
 
     private static async Task<T?> ReadAsync<T>(HttpRequest request, CancellationToken ct) where T : class =>
-        request.ContentLength == 0 ? null : await JsonSerializer.DeserializeAsync<T>(request.Body, OffloadJson.Options, ct);
+        request.ContentLength == 0 ? null : await JsonSerializer.DeserializeAsync(request.Body, OffloadJson.Info<T>(), ct);
 
-    private static IResult Json<T>(T value) => Results.Json(value, OffloadJson.Options);
+    private static IResult Json<T>(T value) => Results.Json(value, OffloadJson.Info<T>());
 }

@@ -7,21 +7,21 @@ namespace Offload.Models;
 public sealed record ModelSettings
 {
     /// <summary>The model used when a task names none, as <c>provider:model</c>.</summary>
-    public string DefaultModel { get; init; } = ModelCatalog.DefaultModel;
+    public string DefaultModel { get; set; } = ModelCatalog.DefaultModel;
 
     /// <summary>
     /// Providers by name: new OpenAI-compatible servers (vLLM, llama.cpp, a gateway) or overrides of the built-in
     /// ones (another base URL or key variable for <c>anthropic</c>, <c>openai</c>, <c>ollama</c>).
     /// </summary>
-    public Dictionary<string, ProviderSettings> Providers { get; init; } = [];
+    public Dictionary<string, ProviderSettings> Providers { get; set; } = [];
 
     /// <summary>Prices by model name that add to or replace <see cref="ModelCatalog.Prices"/>.</summary>
-    public Dictionary<string, ModelPrice> Prices { get; init; } = [];
+    public Dictionary<string, ModelPrice> Prices { get; set; } = [];
 
-    public RetrySettings Retry { get; init; } = new();
+    public RetrySettings Retry { get; set; } = new();
 
     /// <summary>The most tokens one model answer may have (Anthropic requires a value).</summary>
-    public int MaxOutputTokens { get; init; } = 32_000;
+    public int MaxOutputTokens { get; set; } = 32_000;
 
     /// <summary>The provider settings for <paramref name="provider"/>, matched without regard to case.</summary>
     public ProviderSettings? FindProvider(string provider) =>
@@ -94,12 +94,12 @@ public sealed record ProviderSettings
 public sealed record RetrySettings
 {
     /// <summary>Attempts in all, the first one included.</summary>
-    public int MaxTries { get; init; } = 6;
+    public int MaxTries { get; set; } = 6;
 
-    public TimeSpan BaseDelay { get; init; } = TimeSpan.FromSeconds(1);
+    public TimeSpan BaseDelay { get; set; } = TimeSpan.FromSeconds(1);
 
-    public TimeSpan MaxDelay { get; init; } = TimeSpan.FromSeconds(60);
+    public TimeSpan MaxDelay { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>A stream that sends nothing for this long is given up and retried.</summary>
-    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(90);
+    public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromSeconds(90);
 }

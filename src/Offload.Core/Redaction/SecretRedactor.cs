@@ -92,7 +92,7 @@ public sealed class SecretRedactor
             File.WriteAllText(spill, clean);
         }
 
-        var json = JsonSerializer.Serialize(e, OffloadJson.Options);
+        var json = JsonSerializer.Serialize(e, OffloadJson.Info<AgentEvent>());
         if (!_secrets.Any(secret => json.Contains(secret.Value, StringComparison.Ordinal) || json.Contains(Encoded(secret.Value), StringComparison.Ordinal)))
         {
             return e;
@@ -100,7 +100,7 @@ public sealed class SecretRedactor
 
         var node = JsonNode.Parse(json)!;
         RedactStrings(node);
-        return node.Deserialize<AgentEvent>(OffloadJson.Options)!;
+        return node.Deserialize(OffloadJson.Info<AgentEvent>())!;
     }
 
     /// <summary>Replaces secrets inside string values only, so the event's shape (names, the type) never changes.</summary>
@@ -139,7 +139,7 @@ public sealed class SecretRedactor
         }
     }
 
-    private static string Encoded(string value) => JsonSerializer.Serialize(value, OffloadJson.Options)[1..^1];
+    private static string Encoded(string value) => JsonSerializer.Serialize(value, OffloadJson.Info<string>())[1..^1];
 
     private static string Placeholder(string name) => $"[redacted {name}]";
 }

@@ -435,7 +435,7 @@ public sealed class SqliteTaskStore : ITaskStore
         }
 
         var appended = (BeforeAppend is { } transform ? transform(body) : body) with { TaskId = taskId, Seq = seq, Attempt = currentAttempt, At = now };
-        var json = JsonSerializer.Serialize(appended, OffloadJson.Options);
+        var json = JsonSerializer.Serialize(appended, OffloadJson.Info<AgentEvent>());
         var type = json.AsSpan(9, json.IndexOf('"', 9) - 9).ToString(); // {"type":"…" is always first
         Prepared("INSERT INTO events (task_id, seq, attempt, type, at, data) VALUES ($id, $seq, $attempt, $type, $at, $data)",
             ("$id", taskId), ("$seq", seq), ("$attempt", currentAttempt), ("$type", type), ("$at", Format(now)), ("$data", json)).ExecuteNonQuery();
@@ -499,7 +499,7 @@ public sealed class SqliteTaskStore : ITaskStore
         using var reader = command.ExecuteReader();
         while (reader.Read())
         {
-            events.Add(JsonSerializer.Deserialize<AgentEvent>(reader.GetString(0), OffloadJson.Options)!);
+            events.Add(JsonSerializer.Deserialize(reader.GetString(0), OffloadJson.Info<AgentEvent>())!);
         }
 
         return Task.FromResult<IReadOnlyList<AgentEvent>>(events);

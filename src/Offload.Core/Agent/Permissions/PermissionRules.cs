@@ -9,9 +9,9 @@ namespace Offload.Agent.Permissions;
 /// </summary>
 public sealed record PermissionLists
 {
-    public List<string> Allow { get; init; } = [];
-    public List<string> Ask { get; init; } = [];
-    public List<string> Deny { get; init; } = [];
+    public List<string> Allow { get; set; } = [];
+    public List<string> Ask { get; set; } = [];
+    public List<string> Deny { get; set; } = [];
 
     public PermissionLists Concat(PermissionLists other) => new()
     {
@@ -67,7 +67,7 @@ public sealed record PermissionRules(IReadOnlyList<PermissionRule> Allow, IReadO
     {
         try
         {
-            return JsonSerializer.Deserialize<SettingsFile>(File.ReadAllText(file), SettingsJson)?.Permissions ?? new PermissionLists();
+            return JsonSerializer.Deserialize(File.ReadAllText(file), Protocol.OffloadJson.Info<SettingsFile>(SettingsJson))?.Permissions ?? new PermissionLists();
         }
         catch (JsonException e)
         {
@@ -75,12 +75,13 @@ public sealed record PermissionRules(IReadOnlyList<PermissionRule> Allow, IReadO
         }
     }
 
-    private sealed record SettingsFile([property: JsonPropertyName("permissions")] PermissionLists? Permissions);
+    internal sealed record SettingsFile([property: JsonPropertyName("permissions")] PermissionLists? Permissions);
 
     private static readonly JsonSerializerOptions SettingsJson = new()
     {
         PropertyNameCaseInsensitive = true,
         ReadCommentHandling = JsonCommentHandling.Skip,
         AllowTrailingCommas = true,
+        TypeInfoResolver = Protocol.OffloadJsonContext.Default,
     };
 }

@@ -131,7 +131,7 @@ public sealed partial class ClaudeEngine(
             {
                 // Offload's own rules, in the same syntax, added to Claude Code's settings (which merge deny lists from every
                 // source): so a deny holds even for what Claude Code allows by itself (acceptEdits lets rm, mv… run in the worktree).
-                args.AddRange(["--settings", System.Text.Json.JsonSerializer.Serialize(new { permissions = new { allow = own.Allow, ask = own.Ask, deny = own.Deny } })]);
+                args.AddRange(["--settings", new System.Text.Json.Nodes.JsonObject { ["permissions"] = new System.Text.Json.Nodes.JsonObject { ["allow"] = Strings(own.Allow), ["ask"] = Strings(own.Ask), ["deny"] = Strings(own.Deny) } }.ToJsonString()]);
             }
             if (maxTurns is { } turns)
             {
@@ -402,4 +402,7 @@ public sealed partial class ClaudeEngine(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "task {TaskId}: Claude Code exited with code {Exit} without a result: {Stderr}")]
     private partial void LogNoResult(long taskId, int exit, string stderr);
+
+    private static System.Text.Json.Nodes.JsonArray Strings(IEnumerable<string> values) =>
+        new([.. values.Select(v => (System.Text.Json.Nodes.JsonNode?)System.Text.Json.Nodes.JsonValue.Create(v))]);
 }

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Security.Cryptography;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -49,13 +50,18 @@ public sealed class ClaudePermissionServer(PermissionGate gate, Daemon.Permissio
         internal CancellationToken Cancel { get; } = cancel;
 
         /// <summary>The <c>--mcp-config</c> JSON that points Claude Code at the tool.</summary>
-        public string McpConfig() => JsonSerializer.Serialize(new
+        public string McpConfig() => new JsonObject
         {
-            mcpServers = new Dictionary<string, object>
+            ["mcpServers"] = new JsonObject
             {
-                [ServerName] = new { type = "http", url = Url.ToString(), headers = new Dictionary<string, string> { ["Authorization"] = "Bearer " + Token } },
+                [ServerName] = new JsonObject
+                {
+                    ["type"] = "http",
+                    ["url"] = Url.ToString(),
+                    ["headers"] = new JsonObject { ["Authorization"] = "Bearer " + Token },
+                },
             },
-        });
+        }.ToJsonString();
 
         public void Dispose() => server._runs.TryRemove(Token, out _);
     }
@@ -119,17 +125,8 @@ public sealed class ClaudePermissionServer(PermissionGate gate, Daemon.Permissio
     {
         Name = ToolName,
         Description = "Answers Claude Code's permission prompts for an Offload task: Offload's rules first, then the user (offload approve / offload deny).",
-        InputSchema = JsonSerializer.SerializeToElement(new
-        {
-            type = "object",
-            properties = new
-            {
-                tool_name = new { type = "string" },
-                input = new { type = "object" },
-                tool_use_id = new { type = "string" },
-            },
-            required = new[] { "tool_name", "input" },
-        }),
+        InputSchema = JsonElement.Parse(
+            """{"type":"object","properties":{"tool_name":{"type":"string"},"input":{"type":"object"},"tool_use_id":{"type":"string"}},"required":["tool_name","input"]}"""),
     };
 
     private async Task<CallToolResult> CallAsync(CallToolRequestParams? request, CancellationToken cancellationToken)
@@ -137,12 +134,12 @@ public sealed class ClaudePermissionServer(PermissionGate gate, Daemon.Permissio
         var header = _http?.HttpContext?.Request.Headers.Authorization.ToString() ?? "";
         if (request?.Name != ToolName || !header.StartsWith("Bearer ", StringComparison.Ordinal) || !_runs.TryGetValue(header["Bearer ".Length..], out var run))
         {
-            return Answer(new { behavior = "deny", message = "Offload has no run waiting for this permission prompt." });
+            return Answer(new JsonObject { ["behavior"] = "deny", ["message"] = "Offload has no run waiting for this permission prompt." });
         }
 
         var args = request.Arguments ?? new Dictionary<string, JsonElement>();
         var tool = args.TryGetValue("tool_name", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString()! : "?";
-        var input = args.TryGetValue("input", out var i) ? i.Clone() : JsonSerializer.SerializeToElement(new { });
+        var input = args.TryGetValue("input", out var i) ? i.Clone() : JsonElement.Parse("{}");
         var callId = args.TryGetValue("tool_use_id", out var id) && id.ValueKind == JsonValueKind.String ? id.GetString()! : "";
 
         var decision = run.Policy.Decide(tool, input);
@@ -155,7 +152,7 @@ public sealed class ClaudePermissionServer(PermissionGate gate, Daemon.Permissio
         // asks precisely about what its settings do not allow (commands, files outside the worktree, its settings).
         if (decision.Behavior == PermissionBehavior.Allow && decision.Rule is not null)
         {
-            return Answer(new { behavior = "allow", updatedInput = input });
+            return Answer(new JsonObject { ["behavior"] = "allow", ["updatedInput"] = JsonNode.Parse(input.GetRawText()) });
         }
 
         var why = decision is { Behavior: PermissionBehavior.Ask, Rule: { } rule } ? $"the rule {rule.Describe()} asks first" : "Claude Code asks before this call";
@@ -171,18 +168,18 @@ public sealed class ClaudePermissionServer(PermissionGate gate, Daemon.Permissio
             run.Policy.Approve(PermissionRule.AlwaysAllowFor(tool, input, run.Run.Worktree));
         }
 
-        return Answer(new { behavior = "allow", updatedInput = input });
+        return Answer(new JsonObject { ["behavior"] = "allow", ["updatedInput"] = JsonNode.Parse(input.GetRawText()) });
     }
 
     private static CallToolResult Deny(Registration run, string callId, string message)
     {
         run.Stream.DeniedThroughOffload.Add(callId);
-        return Answer(new { behavior = "deny", message });
+        return Answer(new JsonObject { ["behavior"] = "deny", ["message"] = message });
     }
 
-    private static CallToolResult Answer(object decision) => new()
+    private static CallToolResult Answer(JsonObject decision) => new()
     {
-        Content = [new TextContentBlock { Text = JsonSerializer.Serialize(decision) }],
+        Content = [new TextContentBlock { Text = decision.ToJsonString() }],
     };
 
     public async ValueTask DisposeAsync()

@@ -92,7 +92,7 @@ public sealed class ClaudeStream(int turn, string taskModel)
                     var name = Str(block, "name") ?? "?";
                     _toolNames[callId] = name;
                     events.Add(new ToolCalled(Turn, callId, name,
-                        block.TryGetProperty("input", out var input) ? input.Clone() : JsonSerializer.SerializeToElement(new { })));
+                        block.TryGetProperty("input", out var input) ? input.Clone() : JsonElement.Parse("{}")));
                     break;
             }
         }

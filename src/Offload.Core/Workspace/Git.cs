@@ -30,6 +30,28 @@ public static class Git
         string? standardInput = null,
         CancellationToken cancellationToken = default)
     {
+        var startInfo = StartInfo(workingDirectory, arguments, environment);
+        startInfo.StandardOutputEncoding = Encoding.UTF8;
+        var (exitCode, stdout, stderr) = await RunAsync(startInfo, standardInput, process => process.StandardOutput.ReadToEndAsync(CancellationToken.None), cancellationToken);
+        return new GitResult(exitCode, stdout, stderr);
+    }
+
+    /// <summary>Runs git and returns its standard output as bytes (for object contents, which need not be text).</summary>
+    public static async Task<(int ExitCode, byte[] Stdout, string Stderr)> RunBytesAsync(
+        string workingDirectory, IEnumerable<string> arguments, string? standardInput = null, CancellationToken cancellationToken = default)
+    {
+        return await RunAsync(StartInfo(workingDirectory, arguments, null), standardInput, ReadAllBytesAsync, cancellationToken);
+
+        static async Task<byte[]> ReadAllBytesAsync(Process process)
+        {
+            using var buffer = new MemoryStream();
+            await process.StandardOutput.BaseStream.CopyToAsync(buffer, CancellationToken.None);
+            return buffer.ToArray();
+        }
+    }
+
+    private static ProcessStartInfo StartInfo(string workingDirectory, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment)
+    {
         var startInfo = new ProcessStartInfo("git")
         {
             WorkingDirectory = workingDirectory,
@@ -37,7 +59,6 @@ public static class Git
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
-            StandardOutputEncoding = Encoding.UTF8,
             StandardErrorEncoding = Encoding.UTF8,
         };
         // No hooks, ever: core.hooksPath may point into a task's worktree (husky does), where the agent writes,
@@ -65,6 +86,12 @@ public static class Git
             }
         }
 
+        return startInfo;
+    }
+
+    private static async Task<(int ExitCode, T Stdout, string Stderr)> RunAsync<T>(
+        ProcessStartInfo startInfo, string? standardInput, Func<Process, Task<T>> readStdout, CancellationToken cancellationToken)
+    {
         cancellationToken.ThrowIfCancellationRequested();
         using var process = new Process { StartInfo = startInfo };
         try
@@ -79,7 +106,7 @@ public static class Git
                 innerException: e);
         }
 
-        var stdout = process.StandardOutput.ReadToEndAsync(CancellationToken.None);
+        var stdout = readStdout(process);
         var stderr = process.StandardError.ReadToEndAsync(CancellationToken.None);
         try
         {
@@ -107,7 +134,7 @@ public static class Git
             throw;
         }
 
-        return new GitResult(process.ExitCode, await stdout, await stderr);
+        return (process.ExitCode, await stdout, await stderr);
     }
 
     /// <summary>Runs git and returns its standard output; a non-zero exit becomes a <c>git_failed</c> error.</summary>

@@ -41,12 +41,13 @@ public sealed partial class GitWorkspace
     }
 
     /// <summary>
-    /// Makes the worktree the way <c>git worktree add</c> does, but so that many can be made at once, with one git
+    /// Makes the worktree the way <c>git worktree add</c> does, but so that many can be made at once, without a git
     /// process each: the metadata folder <c>&lt;common&gt;/worktrees/&lt;name&gt;</c> (gitdir, commondir, HEAD on the
     /// unborn branch, locked while it is made) is written elsewhere and renamed into place, so other git commands
     /// never see it half-written (what made concurrent <c>worktree add</c>s fail), and no git process has to list
-    /// every worktree. <c>git checkout -b</c> then creates the branch (refusing one that exists) and the files in a
-    /// staging folder next to the final one, which is renamed into place when complete.
+    /// every worktree. The branch (refused if it exists), the files and the index are then written in a staging folder
+    /// next to the final one, which is renamed into place when complete: by Offload for a plain repository
+    /// (<c>GitWorkspace.Checkout.cs</c>), by <c>git checkout -b</c> otherwise.
     /// </summary>
     private static async Task<WorktreeInfo> CreateWorktreeDirectlyAsync(
         string repoRoot, GitDirs dirs, string path, string branch, string baseCommit, long taskId, CancellationToken cancellationToken)
@@ -75,22 +76,21 @@ public sealed partial class GitWorkspace
             Directory.CreateDirectory(staging);
             File.WriteAllText(Path.Combine(staging, ".git"), $"gitdir: {metadata}\n");
             // The branch may be this task's own, made by an attempt that stopped before its folder was in place.
-            string[] checkout = resumeBranch
-                ? ["reset", "--hard", "--no-recurse-submodules", "--quiet"]
-                : ["checkout", "--quiet", "--no-track", "--no-recurse-submodules", "-b", branch, baseCommit];
-            checkoutStarted = !resumeBranch;
-            var result = await Git.RunAsync(staging, checkout, cancellationToken: cancellationToken);
-            if (!result.Ok)
+            var source = resumeBranch ? null : await CheckoutSourceAsync(repoRoot, dirs, baseCommit, cancellationToken);
+            if (source is not null)
             {
-                branchTaken = result.Stderr.Contains("already exists", StringComparison.Ordinal);
-                throw branchTaken
-                    ? BranchTaken(repoRoot, branch, taskId)
-                    : await TryResolveCommitAsync(repoRoot, baseCommit, CancellationToken.None) is null
-                        ? BaseMissing(repoRoot, baseCommit)
-                        : new WorkspaceException(
-                            WorkspaceErrors.GitFailed,
-                            $"could not create the worktree for task {taskId} at {path}: {result.Stderr.Trim()}. "
-                            + "Run `git worktree prune` in the repository and try again.");
+                checkoutStarted = true;
+                if (!CreateBranchRef(dirs, branch, baseCommit, source))
+                {
+                    branchTaken = true;
+                    throw BranchTaken(repoRoot, branch, taskId);
+                }
+
+                WriteFiles(staging, metadata, source);
+            }
+            else
+            {
+                await CheckoutWithGitAsync();
             }
 
             var copied = await CopyWorktreeIncludesAsync(repoRoot, staging, cancellationToken);
@@ -119,6 +119,27 @@ public sealed partial class GitWorkspace
             }
 
             throw;
+        }
+
+        async Task CheckoutWithGitAsync()
+        {
+            string[] checkout = resumeBranch
+                ? ["reset", "--hard", "--no-recurse-submodules", "--quiet"]
+                : ["checkout", "--quiet", "--no-track", "--no-recurse-submodules", "-b", branch, baseCommit];
+            checkoutStarted = !resumeBranch;
+            var result = await Git.RunAsync(staging, checkout, cancellationToken: cancellationToken);
+            if (!result.Ok)
+            {
+                branchTaken = result.Stderr.Contains("already exists", StringComparison.Ordinal);
+                throw branchTaken
+                    ? BranchTaken(repoRoot, branch, taskId)
+                    : await TryResolveCommitAsync(repoRoot, baseCommit, CancellationToken.None) is null
+                        ? BaseMissing(repoRoot, baseCommit)
+                        : new WorkspaceException(
+                            WorkspaceErrors.GitFailed,
+                            $"could not create the worktree for task {taskId} at {path}: {result.Stderr.Trim()}. "
+                            + "Run `git worktree prune` in the repository and try again.");
+            }
         }
     }
 

@@ -20,6 +20,12 @@ public sealed partial class GitWorkspace
 
     private static readonly ConcurrentDictionary<string, SourceSlot> Sources = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// Writing files blocks its thread: as many writers as CPUs, so a hundred tasks starting together leave the thread
+    /// pool free for the API, the model streams and the store.
+    /// </summary>
+    private static readonly SemaphoreSlim FileWriters = new(Environment.ProcessorCount);
+
     /// <summary>A commit's files, ready to be written; with the identity and reflog setting of the repository's config.</summary>
     private sealed record CheckoutSource(IReadOnlyList<SourceFile> Files, string Identity, bool LogRefUpdates);
 
@@ -223,6 +229,19 @@ public sealed partial class GitWorkspace
     }
 
     /// <summary>Writes the files into <paramref name="root"/> (modes subject to the umask, as git's are) and the worktree's index.</summary>
+    private static async Task WriteFilesAsync(string root, string metadata, CheckoutSource source, CancellationToken cancellationToken)
+    {
+        await FileWriters.WaitAsync(cancellationToken);
+        try
+        {
+            WriteFiles(root, metadata, source);
+        }
+        finally
+        {
+            FileWriters.Release();
+        }
+    }
+
     private static void WriteFiles(string root, string metadata, CheckoutSource source)
     {
         HashSet<string> made = new(StringComparer.Ordinal) { root };

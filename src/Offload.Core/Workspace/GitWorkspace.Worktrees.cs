@@ -86,7 +86,7 @@ public sealed partial class GitWorkspace
                     throw BranchTaken(repoRoot, branch, taskId);
                 }
 
-                WriteFiles(staging, metadata, source);
+                await WriteFilesAsync(staging, metadata, source, cancellationToken);
             }
             else
             {

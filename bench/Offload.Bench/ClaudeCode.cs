@@ -126,12 +126,6 @@ public sealed class ClaudeCode : IAsyncDisposable
             }
         }
 
-        try
-        {
-            Directory.Delete(Root, recursive: true);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-        }
+        Leftovers.Add(Root);
     }
 }

@@ -44,7 +44,15 @@ var claude = claudePath == "none" ? null : ClaudeCode.Find(claudePath);
 Console.Out.WriteLine($"offload-bench: {offload}{(quick ? " (quick)" : "")}; claude: {claude ?? "not found"}; {Environment.ProcessorCount} CPUs; load {File.ReadAllText("/proc/loadavg").Trim()}");
 var clock = System.Diagnostics.Stopwatch.StartNew();
 var bench = new Bench(offload, claude, quick, Console.Out);
-await bench.RunAsync(only);
+try
+{
+    await bench.RunAsync(only);
+}
+finally
+{
+    Leftovers.DeleteAll();
+}
+
 Report.Print(bench.Figures, Console.Out);
 Console.Out.WriteLine();
 Console.Out.WriteLine($"offload-bench: {clock.Elapsed.TotalSeconds:0} s; load {File.ReadAllText("/proc/loadavg").Trim()}");

@@ -230,19 +230,7 @@ public sealed class Sandbox : IAsyncDisposable
         }
 
         _api.Dispose();
-        if (Environment.GetEnvironmentVariable("OFFLOAD_BENCH_KEEP") == "1")
-        {
-            Console.Error.WriteLine($"offload-bench: kept {Root} (OFFLOAD_BENCH_KEEP=1)");
-            return;
-        }
-
-        try
-        {
-            Directory.Delete(Root, recursive: true);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-        }
+        Leftovers.Add(Root);
     }
 }
 

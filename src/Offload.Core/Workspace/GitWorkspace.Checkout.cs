@@ -155,7 +155,8 @@ public sealed partial class GitWorkspace
 
     /// <summary>
     /// <c>ls-tree -r -z -l</c>: "&lt;mode&gt; &lt;type&gt; &lt;id&gt; &lt;size&gt;\t&lt;path&gt;\0" per file. Null when git
-    /// must do the checkout: a submodule, a <c>.gitattributes</c>, an unusual mode, a path that is not UTF-8, too much.
+    /// must do the checkout: a submodule, a <c>.gitattributes</c>, an unusual mode, a path that is not UTF-8 or that git
+    /// would refuse to write (<c>..</c>, <c>.git</c>), too much.
     /// </summary>
     private static List<(int Mode, string Id, byte[] Path)>? ParseTree(byte[] listing)
     {
@@ -183,7 +184,7 @@ public sealed partial class GitWorkspace
                 _ => 0, // a submodule (160000) or something odder
             } : 0;
             if (mode == 0 || fields[1] != "blob" || !long.TryParse(fields[3], NumberStyles.None, CultureInfo.InvariantCulture, out var size)
-                || !System.Text.Unicode.Utf8.IsValid(path) || path.AsSpan().EndsWith(".gitattributes"u8) || (bytes += size) > MaxDirectBytes || files.Count >= MaxDirectFiles)
+                || !System.Text.Unicode.Utf8.IsValid(path) || !Plain(Encoding.UTF8.GetString(path)) || (bytes += size) > MaxDirectBytes || files.Count >= MaxDirectFiles)
             {
                 return null;
             }
@@ -192,6 +193,13 @@ public sealed partial class GitWorkspace
         }
 
         return files;
+
+        // git's checkout refuses or treats specially: ".", "..", ".git" in any spelling, attributes, submodules' list
+        static bool Plain(string path) => !path.Contains('\\') && path.Split('/').All(part =>
+            part.Length > 0 && part is not ("." or "..")
+            && !part.TrimEnd(' ', '.').Equals(".git", StringComparison.OrdinalIgnoreCase)
+            && !part.Equals("git~1", StringComparison.OrdinalIgnoreCase)
+            && part is not (".gitattributes" or ".gitmodules"));
     }
 
     /// <summary>The blobs' contents through one <c>cat-file --batch</c>: "&lt;id&gt; blob &lt;size&gt;\n&lt;content&gt;\n" each.</summary>

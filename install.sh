@@ -2,7 +2,8 @@
 # Builds Offload and installs the `offload` command.
 #   ./install.sh              → /usr/local/bin/offload as root, else ~/.local/bin/offload
 #   PREFIX=/opt/x ./install.sh → /opt/x/bin/offload
-# Needs the .NET 10 SDK and git; a C toolchain (clang or gcc) makes the CLI a fast-starting native program.
+# Needs the .NET 10 SDK and git; a C toolchain (clang or gcc) makes the CLI and the daemon native programs (fast to
+# start, half the memory); without one both are built with ReadyToRun instead.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -16,7 +17,14 @@ LIB="$PREFIX/lib/offload"
 BIN="$PREFIX/bin"
 
 echo "install.sh: building Offload (Release)…"
-scripts/publish.sh "$LIB" >/dev/null
+# Built aside and swapped in whole, so files of an earlier version never linger beside the new ones; a failed
+# build leaves the installed version as it was. A daemon still running keeps its files until it stops.
+rm -rf "$LIB.new"
+scripts/publish.sh "$LIB.new" >/dev/null
+rm -rf "$LIB.old"
+if [ -d "$LIB" ]; then mv "$LIB" "$LIB.old"; fi
+mv "$LIB.new" "$LIB"
+rm -rf "$LIB.old"
 mkdir -p "$BIN"
 ln -sf "$LIB/offload" "$BIN/offload"
 echo "install.sh: installed $BIN/offload (program files in $LIB)"

@@ -549,6 +549,19 @@ public sealed partial class AnthropicChatClient
             return new WireMessage(message.Role, parts, blocks == 0 ? null : buffer.WrittenSpan.ToArray());
         }
 
+        private static bool IsMedia(string mediaType) => mediaType.StartsWith("image/", StringComparison.OrdinalIgnoreCase) || mediaType == "application/pdf";
+
+        /// <summary>An image or document block: <c>{"type":"image"|"document","source":{…}}</c>.</summary>
+        private static void WriteMedia(Utf8JsonWriter writer, string mediaType, Action<Utf8JsonWriter> writeSource)
+        {
+            writer.WriteStartObject();
+            writer.WriteString("type"u8, mediaType == "application/pdf" ? "document"u8 : "image"u8);
+            writer.WriteStartObject("source"u8);
+            writeSource(writer);
+            writer.WriteEndObject();
+            writer.WriteEndObject();
+        }
+
         /// <summary>Writes one content as a block; false when it makes none (blank text, usage).</summary>
         private static bool WriteBlock(Utf8JsonWriter writer, AIContent content, bool assistant)
         {
@@ -620,25 +633,21 @@ public sealed partial class AnthropicChatClient
                     writer.WriteEndObject();
                     return true;
 
-                case DataContent data when data.HasTopLevelMediaType("image") || data.MediaType == "application/pdf":
-                    writer.WriteStartObject();
-                    writer.WriteString("type"u8, data.HasTopLevelMediaType("image") ? "image"u8 : "document"u8);
-                    writer.WriteStartObject("source"u8);
-                    writer.WriteString("type"u8, "base64"u8);
-                    writer.WriteString("media_type"u8, data.MediaType);
-                    writer.WriteBase64String("data"u8, data.Data.Span);
-                    writer.WriteEndObject();
-                    writer.WriteEndObject();
+                case DataContent data when IsMedia(data.MediaType):
+                    WriteMedia(writer, data.MediaType, source =>
+                    {
+                        source.WriteString("type"u8, "base64"u8);
+                        source.WriteString("media_type"u8, data.MediaType);
+                        source.WriteBase64String("data"u8, data.Data.Span);
+                    });
                     return true;
 
-                case UriContent uri when uri.HasTopLevelMediaType("image") || uri.MediaType == "application/pdf":
-                    writer.WriteStartObject();
-                    writer.WriteString("type"u8, uri.HasTopLevelMediaType("image") ? "image"u8 : "document"u8);
-                    writer.WriteStartObject("source"u8);
-                    writer.WriteString("type"u8, "url"u8);
-                    writer.WriteString("url"u8, uri.Uri.ToString());
-                    writer.WriteEndObject();
-                    writer.WriteEndObject();
+                case UriContent uri when IsMedia(uri.MediaType):
+                    WriteMedia(writer, uri.MediaType, source =>
+                    {
+                        source.WriteString("type"u8, "url"u8);
+                        source.WriteString("url"u8, uri.Uri.ToString());
+                    });
                     return true;
 
                 case UsageContent:

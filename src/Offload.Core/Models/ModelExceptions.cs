@@ -1,3 +1,6 @@
+using System.Globalization;
+using System.Text.Json;
+
 namespace Offload.Models;
 
 /// <summary>
@@ -84,16 +87,16 @@ public sealed class ModelProviderException(int? statusCode, string? errorType, s
 
         try
         {
-            using var json = System.Text.Json.JsonDocument.Parse(body);
-            return json.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object
+            using var json = JsonDocument.Parse(body);
+            return json.RootElement.ValueKind == JsonValueKind.Object
                 && json.RootElement.TryGetProperty("error", out var error)
-                && error.ValueKind == System.Text.Json.JsonValueKind.Object
+                && error.ValueKind == JsonValueKind.Object
                 && error.TryGetProperty("message", out var message)
-                && message.ValueKind == System.Text.Json.JsonValueKind.String
-                ? (error.TryGetProperty("type", out var type) && type.ValueKind == System.Text.Json.JsonValueKind.String ? type.GetString() : null, message.GetString())
+                && message.ValueKind == JsonValueKind.String
+                ? (error.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String ? type.GetString() : null, message.GetString())
                 : (null, body);
         }
-        catch (System.Text.Json.JsonException)
+        catch (JsonException)
         {
             return (null, body);
         }
@@ -103,7 +106,7 @@ public sealed class ModelProviderException(int? statusCode, string? errorType, s
     public static TimeSpan? RetryAfterOf(HttpResponseMessage response)
     {
         if (response.Headers.TryGetValues("retry-after-ms", out var ms)
-            && double.TryParse(ms.FirstOrDefault(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var millis)
+            && double.TryParse(ms.FirstOrDefault(), NumberStyles.Float, CultureInfo.InvariantCulture, out var millis)
             && millis >= 0)
         {
             return TimeSpan.FromMilliseconds(millis);
@@ -120,12 +123,12 @@ public sealed class ModelProviderException(int? statusCode, string? errorType, s
             return null;
         }
 
-        if (double.TryParse(value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var seconds))
+        if (double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds))
         {
             return seconds >= 0 ? TimeSpan.FromSeconds(seconds) : null;
         }
 
-        return DateTimeOffset.TryParse(value, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var at)
+        return DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at)
             ? (at - DateTimeOffset.UtcNow) is var wait && wait > TimeSpan.Zero ? wait : TimeSpan.Zero
             : null;
     }

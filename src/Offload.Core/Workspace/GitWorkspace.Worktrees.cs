@@ -79,13 +79,13 @@ public sealed partial class GitWorkspace
             var source = resumeBranch ? null : await CheckoutSourceAsync(repoRoot, dirs, baseCommit, cancellationToken);
             if (source is not null)
             {
-                checkoutStarted = true;
                 if (!CreateBranchRef(dirs, branch, baseCommit, source))
                 {
                     branchTaken = true;
                     throw BranchTaken(repoRoot, branch, taskId);
                 }
 
+                checkoutStarted = true; // the branch is this attempt's: deleted again below if the rest fails
                 await WriteFilesAsync(staging, metadata, source, cancellationToken);
             }
             else

@@ -55,10 +55,10 @@ public sealed partial class GitWorkspace
         }
 
         var key = dirs.CommonDir + "\n" + commit;
-        var slot = Sources.GetOrAdd(key, key =>
+        var slot = Sources.GetOrAdd(key, k =>
         {
             var made = new SourceSlot(ReadSourceAsync(repoRoot, dirs, commit));
-            _ = ForgetWhenIdleAsync(key, made);
+            _ = ForgetWhenIdleAsync(k, made);
             return made;
         });
         Volatile.Write(ref slot.LastUse, Environment.TickCount64);

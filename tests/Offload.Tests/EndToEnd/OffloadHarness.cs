@@ -26,10 +26,19 @@ public sealed class OffloadHarness : IAsyncDisposable
     public static string Executable => Path.Combine(
         Environment.GetEnvironmentVariable("OFFLOAD_TEST_PROGRAMS") is { Length: > 0 } published ? published : AppContext.BaseDirectory, "offload");
 
+    /// <summary>
+    /// The uid (and gid) every process of this harness runs as, through <c>setpriv</c>, when a test run as root plays a
+    /// plain user; null: the test's own user.
+    /// </summary>
+    public int? RunAsUid { get; }
+
     /// <param name="parentDir">Where the temp folder goes (default: the system temp folder). Sandbox tests use
     /// /var/tmp, since a sandboxed command sees a private /tmp.</param>
-    public OffloadHarness(string? parentDir = null)
+    /// <param name="runAsUid">Run git, offload and so the daemon as this uid (gid the same), owning the temp folder: a
+    /// root test process plays a plain user (<see cref="GiveToUser"/> hands it files the test writes later).</param>
+    public OffloadHarness(string? parentDir = null, int? runAsUid = null)
     {
+        RunAsUid = runAsUid;
         Root = parentDir is null
             ? Directory.CreateTempSubdirectory("offload-e2e-").FullName
             : Directory.CreateDirectory(Path.Combine(parentDir, "offload-e2e-" + Path.GetRandomFileName().Replace(".", "", StringComparison.Ordinal))).FullName;
@@ -53,11 +62,24 @@ public sealed class OffloadHarness : IAsyncDisposable
             ["GIT_COMMITTER_NAME"] = "Test",
             ["GIT_COMMITTER_EMAIL"] = "test@example.com",
         };
+        GiveToUser();
         Git("init", "-q", "-b", "main");
         File.WriteAllText(Path.Combine(Repo, "README.md"), "# sample\n");
         File.WriteAllText(Path.Combine(Repo, "app.py"), "print('hello')\n");
         Git("add", "-A");
         Git("commit", "-q", "-m", "initial");
+    }
+
+    /// <summary>Makes everything under <see cref="Root"/> the <see cref="RunAsUid"/> user's (nothing when there is none).</summary>
+    public void GiveToUser()
+    {
+        if (RunAsUid is not { } uid)
+        {
+            return;
+        }
+
+        var chown = RunProcessAsTest("chown", ["-R", $"{uid}:{uid}", Root], Root).GetAwaiter().GetResult();
+        Assert.True(chown.ExitCode == 0, chown.ToString());
     }
 
     public string SocketPath => Path.Combine(OffloadHome, "run", "offload.sock");
@@ -97,9 +119,9 @@ public sealed class OffloadHarness : IAsyncDisposable
         return JsonSerializer.Deserialize<TaskInfo>(result.Stdout, OffloadJson.Options)!;
     }
 
-    public async Task<TaskInfo> WaitAsync(long id)
+    public async Task<TaskInfo> WaitAsync(long id, TimeSpan? timeout = null)
     {
-        var result = await OffloadAsync("wait", "--json", id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var result = await RunProcess(Executable, ["wait", "--json", id.ToString(System.Globalization.CultureInfo.InvariantCulture)], Repo, null, timeout ?? TimeSpan.FromSeconds(90));
         return JsonSerializer.Deserialize<TaskInfo[]>(result.Stdout, OffloadJson.Options)![0];
     }
 
@@ -145,8 +167,14 @@ public sealed class OffloadHarness : IAsyncDisposable
     })
     { BaseAddress = new Uri("http://offload/"), Timeout = TimeSpan.FromSeconds(60) };
 
-    private ProcessStartInfo StartInfo(string file, IEnumerable<string> args, string workDir)
+    private ProcessStartInfo StartInfo(string file, IEnumerable<string> args, string workDir, bool asTest = false)
     {
+        if (RunAsUid is { } uid && !asTest)
+        {
+            args = [$"--reuid={uid}", $"--regid={uid}", "--clear-groups", "--", file, .. args];
+            file = "setpriv";
+        }
+
         var info = new ProcessStartInfo(file)
         {
             WorkingDirectory = workDir,
@@ -175,9 +203,12 @@ public sealed class OffloadHarness : IAsyncDisposable
         return info;
     }
 
-    private async Task<CliResult> RunProcess(string file, IEnumerable<string> args, string workDir, string? stdin, TimeSpan timeout)
+    private Task<CliResult> RunProcessAsTest(string file, IEnumerable<string> args, string workDir) =>
+        RunProcess(file, args, workDir, null, TimeSpan.FromSeconds(30), asTest: true);
+
+    private async Task<CliResult> RunProcess(string file, IEnumerable<string> args, string workDir, string? stdin, TimeSpan timeout, bool asTest = false)
     {
-        using var process = Process.Start(StartInfo(file, args, workDir))!;
+        using var process = Process.Start(StartInfo(file, args, workDir, asTest))!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         if (stdin is not null)

@@ -160,7 +160,9 @@ public sealed class EscapeSuiteTests
 
         // Signals and ptrace to the daemon and everything else.
         yield return new("signal", "SIGKILL to the daemon", $"kill -9 {w.DaemonPid} && {{ok}}");
-        yield return new("signal", "SIGKILL to every process it can see", "kill -9 -1");
+        // Not `kill -9 -1`: should a sandbox ever not hold, that would take the test machine down with it.
+        yield return new("signal", "SIGKILL to another task's process", $"kill -9 {w.VictimPid} && {{ok}}");
+        yield return new("signal", "SIGSTOP to the daemon's process group", $"kill -STOP -{w.DaemonPid} && {{ok}}; kill -CONT -{w.DaemonPid}");
         yield return new("signal", "ptrace attach to the daemon",
             $"python3 -c \"import ctypes,sys; l=ctypes.CDLL(None, use_errno=True); sys.exit(0 if l.ptrace(16, {w.DaemonPid}, 0, 0) == 0 else 1)\" && {{ok}}");
 
@@ -193,6 +195,7 @@ public sealed class EscapeSuiteTests
         public required int DnsPort { get; init; }
         public required string RunSocket { get; init; }
         public required int DaemonPid { get; init; }
+        public required int VictimPid { get; init; }
         public required Dictionary<string, string> Canaries { get; init; }
         public required Func<string> Damage { get; init; }
 
@@ -284,6 +287,9 @@ public sealed class EscapeSuiteTests
             unix.Listen();
             File.SetUnixFileMode(runSocket, (UnixFileMode)Convert.ToInt32("777", 8));
             unix.Blocking = false;
+            // Another task's command, as far as signals go: a process of the same user outside this task's sandbox.
+            var victim = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("setpriv",
+                h.RunAsUid is { } uid ? [$"--reuid={uid}", $"--regid={uid}", "--clear-groups", "--", "sleep", "900"] : ["--", "sleep", "900"]))!;
             var mainBefore = h.Git("rev-parse", "main");
             var configBefore = File.ReadAllText(Path.Combine(h.Repo, ".git", "config"));
             var homeBefore = Snapshot(h.Home);
@@ -347,6 +353,13 @@ public sealed class EscapeSuiteTests
                     found.AppendLine("  [setuid] a setuid or setgid file is left in the worktree");
                 }
 
+                if (victim.HasExited)
+                {
+                    found.AppendLine("  [signal] another process of the user was killed");
+                }
+
+                victim.Kill();
+                victim.Dispose();
                 tcp.Stop();
                 udp.Dispose();
                 dns.Dispose();
@@ -359,7 +372,7 @@ public sealed class EscapeSuiteTests
             {
                 H = h, Outside = outside, TcpPort = ((IPEndPoint)tcp.LocalEndpoint).Port, UdpPort = ((IPEndPoint)udp.Client.LocalEndPoint!).Port,
                 DnsPort = ((IPEndPoint)dns.Client.LocalEndPoint!).Port,
-                RunSocket = runSocket, DaemonPid = pid, Canaries = canaries, Damage = Damage,
+                RunSocket = runSocket, DaemonPid = pid, VictimPid = victim.Id, Canaries = canaries, Damage = Damage,
             };
         }
 

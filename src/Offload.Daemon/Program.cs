@@ -52,6 +52,11 @@ static async Task<int> RunDaemonAsync(CancellationToken cancellationToken)
     {
         return Fail(e.Message, null);
     }
+    catch (ConfigException e)
+    {
+        Fail(e.Message, e.Hint);
+        return Usage;
+    }
 }
 
 static async Task<int> ServeSimulatorAsync(string[] args, CancellationToken cancellationToken)

@@ -81,6 +81,34 @@ public sealed class Scenario
         }
     }
 
+    /// <summary>
+    /// Whether <paramref name="name"/> (a model name after <c>sim:</c>) names a scenario: a builtin one, or a scenario
+    /// <c>.json</c> file; a file is read and parsed. The daemon asks this when a task is created, so that a typo is
+    /// refused then, not found by the first model call.
+    /// </summary>
+    /// <exception cref="KeyNotFoundException">No builtin scenario or scenario file has that name.</exception>
+    /// <exception cref="FormatException">The file is not a valid scenario.</exception>
+    /// <exception cref="IOException">The file cannot be read.</exception>
+    public static Scenario Find(string name)
+    {
+        if (BuiltinNames.Contains(name, StringComparer.Ordinal))
+        {
+            return Builtin(name);
+        }
+
+        if (IsFileName(name) && File.Exists(name))
+        {
+            return Load(name);
+        }
+
+        throw new KeyNotFoundException(IsFileName(name)
+            ? $"There is no scenario file {name}{(Directory.Exists(name) ? " (it is a folder)" : "")}."
+            : $"There is no builtin scenario '{name}' (builtin: {string.Join(", ", BuiltinNames)}); a scenario file is named by its path, ending in .json.");
+    }
+
+    /// <summary>A model name the Simulator reads as the path of a scenario file.</summary>
+    public static bool IsFileName(string name) => name.EndsWith(".json", StringComparison.OrdinalIgnoreCase);
+
     /// <exception cref="KeyNotFoundException">No builtin scenario has that name; the message lists the names.</exception>
     public static Scenario Builtin(string name)
     {

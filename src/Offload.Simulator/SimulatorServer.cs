@@ -321,7 +321,7 @@ public sealed class SimulatorServer : IAsyncDisposable
             return _fileScenarios.GetOrAdd("builtin:" + name, static (_, n) => Scenario.Builtin(n), name);
         }
 
-        if (name.EndsWith(".json", StringComparison.OrdinalIgnoreCase) && File.Exists(name))
+        if (Scenario.IsFileName(name) && File.Exists(name))
         {
             var fullPath = Path.GetFullPath(name);
             return _fileScenarios.GetOrAdd(fullPath, static p => Scenario.Load(p));

@@ -80,6 +80,17 @@ public sealed class DaemonClient : IDisposable
             return running;
         }
 
+        try
+        {
+            // The daemon reads the user's config once, at start, and would refuse to start; saying so here names the
+            // file and place at once, as a bad-input error (a running daemon keeps the config it started with).
+            OffloadConfig.Load(Paths.ConfigFile);
+        }
+        catch (ConfigException e)
+        {
+            throw new CliException(ExitCodes.BadInput, e.Message, e.Hint);
+        }
+
         var logStart = File.Exists(Paths.DaemonLog) ? new FileInfo(Paths.DaemonLog).Length : 0;
         var pid = StartDaemonProcess();
         var deadline = Stopwatch.StartNew();

@@ -36,9 +36,20 @@ var root = new RootCommand("""
     HelpCommand.Create(),
 };
 
+if (args.Length == 0)
+{
+    args = ["--help"]; // `offload` alone: what it is and its commands
+}
+
+var parse = root.Parse(args);
+if (parse.Action is System.CommandLine.Invocation.ParseErrorAction)
+{
+    return Usage.Refuse(parse, Console.Error); // every command's usage errors: exit 2, what was wrong, its synopsis
+}
+
 try
 {
-    return await root.Parse(args).InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+    return await parse.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
 }
 catch (CliException e)
 {
@@ -53,4 +64,11 @@ catch (CliException e)
 catch (OperationCanceledException)
 {
     return ExitCodes.Interrupted;
+}
+catch (Exception e)
+{
+    // A bug or something nobody foresaw: the message, not a stack trace, and the documented code for it.
+    Console.Error.WriteLine($"offload: unexpected error: {e.Message}");
+    Console.Error.WriteLine("  next: run the command again; if it happens again, `offload doctor` checks the set-up and the daemon's log says more");
+    return ExitCodes.Error;
 }

@@ -14,15 +14,18 @@ public sealed class ModelGateway(ModelSettings settings, Func<string, string?> g
 
     /// <summary>
     /// The model a new task will use: the one asked for, else the configured default. Refused
-    /// up front (malformed, unknown provider, missing key) so <c>offload run</c> fails at once.
+    /// up front (malformed, unknown provider, missing key, a Simulator scenario that does not exist or does not
+    /// parse) so <c>offload run</c> fails at once and creates nothing. A scenario file's relative path is taken from
+    /// <paramref name="workDir"/> (where the user typed the command; the daemon runs from <c>/</c>) and stored whole.
     /// </summary>
-    public string Resolve(string? model, string engine)
+    public string Resolve(string? model, string engine, string? workDir = null)
     {
-        if (engine == "claude")
-        {
-            return Engines.Claude.ClaudeModel.Resolve(model, Settings);
-        }
+        var resolved = engine == "claude" ? Engines.Claude.ClaudeModel.Resolve(model, Settings) : ResolveBuiltin(model, engine);
+        return resolved.StartsWith("sim:", StringComparison.Ordinal) ? "sim:" + FindScenario(resolved["sim:".Length..], workDir) : resolved;
+    }
 
+    private string ResolveBuiltin(string? model, string engine)
+    {
         var name = string.IsNullOrWhiteSpace(model) ? Settings.DefaultModel : model.Trim();
         var parsed = ModelRef.Parse(name, Settings);
         if (engine == "builtin")
@@ -41,6 +44,26 @@ public sealed class ModelGateway(ModelSettings settings, Func<string, string?> g
         }
 
         return parsed.ToString();
+    }
+
+    /// <summary>The scenario's name as the Simulator will look it up (a file's full path), once it is known to exist and parse.</summary>
+    private static string FindScenario(string name, string? workDir)
+    {
+        if (Simulator.Scenario.IsFileName(name) && workDir is not null)
+        {
+            name = Path.GetFullPath(name, workDir);
+        }
+
+        try
+        {
+            Simulator.Scenario.Find(name);
+            return name;
+        }
+        catch (Exception e) when (e is KeyNotFoundException or FormatException or IOException or UnauthorizedAccessException)
+        {
+            throw new OffloadException(ErrorCodes.NoModel, $"sim:{name} is not a Simulator scenario: {char.ToLowerInvariant(e.Message[0])}{e.Message[1..].TrimEnd('.')}; nothing was started",
+                $"use a builtin one (--model sim:{string.Join(", sim:", Simulator.Scenario.BuiltinNames)}) or the path of a scenario .json file (docs/simulator.md)");
+        }
     }
 
     public IChatClient Create(string model, Func<ModelRetried, Task> onRetry) =>

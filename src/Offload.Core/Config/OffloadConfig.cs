@@ -30,6 +30,8 @@ public sealed record OffloadConfig
     /// <summary>How the builtin agent's shell commands are confined (docs/sandbox.md); only the user's config sets it.</summary>
     public Agent.Tools.SandboxSettings Sandbox { get; set; } = new();
 
+    /// <summary>The file's settings, or the defaults when there is no file (or only whitespace in it).</summary>
+    /// <exception cref="ConfigException">The file cannot be read, does not parse, or sets a limit out of range.</exception>
     public static OffloadConfig Load(string path)
     {
         if (!File.Exists(path))
@@ -37,14 +39,60 @@ public sealed record OffloadConfig
             return new OffloadConfig();
         }
 
+        string text;
         try
         {
-            return JsonSerializer.Deserialize(File.ReadAllText(path), OffloadJson.Info<OffloadConfig>(ConfigJson)) ?? new OffloadConfig();
+            text = File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException(path, null, null, $"it cannot be read: {e.Message}", e);
+        }
+
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return new OffloadConfig();
+        }
+
+        OffloadConfig config;
+        try
+        {
+            config = JsonSerializer.Deserialize(text, OffloadJson.Info<OffloadConfig>(ConfigJson)) ?? new OffloadConfig();
         }
         catch (JsonException e)
         {
-            throw new InvalidOperationException($"{path} is not valid config JSON: {e.Message}. Fix the file or move it aside.", e);
+            throw ConfigException.FromJson(path, e);
         }
+
+        if (config.OutOfRange() is { } problem)
+        {
+            throw new ConfigException(path, null, null, problem);
+        }
+
+        return config;
+    }
+
+    /// <summary>The first setting whose value cannot work (a limit of 0 or below stops every task at once), or null.</summary>
+    private string? OutOfRange()
+    {
+        (string Name, object? Value)[] sections =
+            [("limits", Limits), ("models", Models), ("notifications", Notifications), ("engines", Engines), ("permissions", Permissions), ("sandbox", Sandbox)];
+        if (sections.FirstOrDefault(s => s.Value is null) is { Name: { } empty })
+        {
+            return $"{empty} is null; it should be an object ({{…}}) or be left out";
+        }
+
+        (string Name, decimal? Value)[] positive =
+        [
+            ("maxParallel", MaxParallel),
+            ("limits.maxTurns", Limits.MaxTurns),
+            ("limits.maxCostUsd", Limits.MaxCostUsd),
+            ("limits.timeoutSeconds", Limits.TimeoutSeconds),
+            ("limits.repeatLimit", Limits.RepeatLimit),
+            ("limits.bashTimeoutSeconds", Limits.BashTimeoutSeconds),
+            ("limits.maxToolOutputChars", Limits.MaxToolOutputChars),
+        ];
+        return positive.FirstOrDefault(s => s.Value <= 0) is { Name: not null } bad ? $"{bad.Name} must be above 0 (it is {bad.Value})" : null;
     }
 
     /// <summary>The user's config with a repository's <c>.offload/config.json</c> laid over it.</summary>

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Offload.Config;
 using Offload.Models;
 using Offload.Protocol;
 using Offload.Store;
@@ -158,6 +159,7 @@ public static class Api
             _ => 400,
         }, o.ToApiError()),
         ModelConfigException m => (400, new ApiError(ErrorCodes.NoModel, m.Message)),
+        ConfigException c => (400, new ApiError(ErrorCodes.BadInput, c.Message, c.Hint)),
         WorkspaceException w => (409, new ApiError(w.Code, w.Message)),
         JsonException j => (400, new ApiError(ErrorCodes.BadInput, $"the request is not valid JSON: {j.Message}")),
         _ => null,

@@ -25,11 +25,11 @@ public static class DaemonHost
 
     public static async Task<int> RunAsync(OffloadPaths paths, Func<string, string?> getEnv, CancellationToken cancellationToken = default)
     {
+        var config = OffloadConfig.Load(paths.ConfigFile); // first: a config that does not parse changes nothing
         using var daemonLock = DaemonLock.Acquire(paths);
         using var store = SqliteTaskStore.Open(paths.Database);
         Directory.CreateDirectory(paths.WorktreesDir);
         Directory.CreateDirectory(paths.OutputsDir);
-        var config = OffloadConfig.Load(paths.ConfigFile);
         if (File.Exists(paths.Socket))
         {
             File.Delete(paths.Socket); // we hold the lock, so no live daemon owns it

@@ -213,6 +213,7 @@ public sealed partial class ReviewService(
             throw new OffloadException(ErrorCodes.BadInput, "the reply is over 1 MiB", "put large material in a file in the worktree and point the reply at it");
         }
 
+        TaskService.RefuseNul(request.Text, "the reply");
         var task = await RequireEndedAsync(id, "reply to", cancellationToken);
         CheckCaps(request.MaxTurns, request.MaxCostUsd, request.TimeoutSeconds);
         var limits = config().WithRepository(task.RepoPath).Limits;

@@ -34,6 +34,13 @@ public sealed class TaskService(
                 "put large material in a file in the repository and point the prompt at it");
         }
 
+        RefuseNul(request.Prompt, "the prompt");
+        if (request.Name is not null)
+        {
+            RefuseNul(request.Name, "the name");
+        }
+
+        RefuseLimitsNotAboveZero(request.MaxTurns, request.MaxCostUsd, request.TimeoutSeconds);
         var title = Title(request.Name ?? request.Prompt);
         var slug = GitWorkspace.Slug(title);
         var (repo, commonDir) = await ResolveAsync(request.RepoPath, request.BaseRef, cancellationToken);
@@ -44,7 +51,7 @@ public sealed class TaskService(
             throw new OffloadException(ErrorCodes.BadInput, $"unknown engine '{engine}'", $"use --engine {string.Join(" or --engine ", scheduler.EngineNames)}");
         }
 
-        var model = models.Resolve(request.Model, engine);
+        var model = models.Resolve(request.Model, engine, request.RepoPath);
         var task = await store.CreateTaskAsync(new NewTask(
             title, request.Prompt, model, engine, repo.Root, repo.BaseRef, repo.BaseCommit,
             id => Place(repo.Root, commonDir, paths.WorktreesDir, id, slug),
@@ -56,6 +63,34 @@ public sealed class TaskService(
 
         scheduler.Wake();
         return task;
+    }
+
+    /// <summary>
+    /// Text with a NUL byte is refused: it is not text a person typed (a binary file read by mistake), and git, argv (the
+    /// claude engine's prompt) and C strings would cut it off there without a word.
+    /// </summary>
+    public static void RefuseNul(string text, string what)
+    {
+        if (text.IndexOf('\0', StringComparison.Ordinal) is var at and >= 0)
+        {
+            throw new OffloadException(ErrorCodes.BadInput,
+                $"{what} contains a NUL byte (at character {at + 1:N0}), so it is not text; was a binary file read by mistake?",
+                "give plain text; to show the agent a binary file, put it in the repository and name its path");
+        }
+    }
+
+    /// <summary>A budget of 0 or below would stop the task before its first turn ("limited") instead of saying so now.</summary>
+    public static void RefuseLimitsNotAboveZero(int? maxTurns, decimal? maxCostUsd, int? timeoutSeconds)
+    {
+        var bad = maxTurns is <= 0 ? $"--max-turns {maxTurns}"
+            : maxCostUsd is <= 0 ? $"--max-cost {maxCostUsd}"
+            : timeoutSeconds is <= 0 ? $"--timeout {timeoutSeconds}s"
+            : null;
+        if (bad is not null)
+        {
+            throw new OffloadException(ErrorCodes.BadInput, $"{bad} is not a limit: limits must be above 0; nothing was started",
+                "e.g. --max-turns 50, --max-cost 2.50, --timeout 30m; leave the option out for the configured default");
+        }
     }
 
     private async Task<NewTaskRepo> ResolveAsync(string path, string? baseRef, CancellationToken cancellationToken)

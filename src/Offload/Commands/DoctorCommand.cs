@@ -21,7 +21,7 @@ public static class DoctorCommand
         command.SetAction(async (parse, ct) =>
         {
             var paths = OffloadPaths.FromEnvironment();
-            var checks = new List<DoctorCheck> { CheckSandbox(), await CheckGitAsync(ct), await CheckDaemonAsync(paths, ct), CheckSocketDir(paths), CheckClaude(paths) };
+            var checks = new List<DoctorCheck> { CheckSandbox(), await CheckGitAsync(ct), await CheckDaemonAsync(paths, ct), CheckSocketDir(paths), CheckConfig(paths), CheckClaude(paths) };
             checks.Add(Environment.GetEnvironmentVariable("ANTHROPIC_API_KEY") is { Length: > 0 }
                 ? new DoctorCheck("anthropic-key", "ok", "ANTHROPIC_API_KEY is set")
                 : new DoctorCheck("anthropic-key", "info", "ANTHROPIC_API_KEY is not set: anthropic: models need it (other providers and sim: models do not)",
@@ -110,6 +110,19 @@ public static class DoctorCommand
         return problems.Count == 0
             ? new DoctorCheck("socket-dir", "ok", $"{paths.RuntimeDir} is 0700 and yours; the daemon also refuses other users by uid")
             : new DoctorCheck("socket-dir", "fail", string.Join("; ", problems), $"chmod 700 {paths.RuntimeDir}, then `offload daemon stop` (the next command restarts it with a 0600 socket)");
+    }
+
+    private static DoctorCheck CheckConfig(OffloadPaths paths)
+    {
+        try
+        {
+            OffloadConfig.Load(paths.ConfigFile);
+            return new DoctorCheck("config", "ok", File.Exists(paths.ConfigFile) ? $"{paths.ConfigFile} is valid" : $"no config file ({paths.ConfigFile}): the defaults apply");
+        }
+        catch (ConfigException e)
+        {
+            return new DoctorCheck("config", "fail", e.Message, e.Hint);
+        }
     }
 
     private static DoctorCheck CheckClaude(OffloadPaths paths)

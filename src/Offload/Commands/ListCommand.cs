@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Globalization;
 using Offload.Protocol;
 
 namespace Offload.Cli.Commands;
@@ -8,7 +9,22 @@ public static class ListCommand
     public static Command Create()
     {
         var all = new Option<bool>("--all", "-a") { Description = "Include discarded tasks" };
-        var limit = new Option<int>("--limit", "-n") { Description = "How many tasks to show, newest first", DefaultValueFactory = _ => 50 };
+        var limit = new Option<int>("--limit", "-n")
+        {
+            Description = "How many tasks to show, newest first",
+            HelpName = "N",
+            DefaultValueFactory = _ => 50,
+            CustomParser = r =>
+            {
+                if (int.TryParse(r.Tokens[0].Value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0)
+                {
+                    return n;
+                }
+
+                r.AddError($"--limit takes a whole number above 0, not '{r.Tokens[0].Value}'");
+                return 0;
+            },
+        };
         var json = Common.JsonOption();
         var command = new Command("list", "List tasks: id, status, age, turns, tokens, cost, title") { all, limit, json };
         command.Aliases.Add("ls");

@@ -9,9 +9,9 @@ public static class RetryCommand
     {
         var id = Common.TaskIdArgument();
         var model = new Option<string?>("--model", "-m") { Description = "Use another model for the new attempt" };
-        var maxTurns = new Option<int?>("--max-turns") { Description = "The task's new turn limit" };
-        var maxCost = new Option<decimal?>("--max-cost") { Description = "The task's new cost limit in US dollars (all spending so far counts)" };
-        var timeout = new Option<string?>("--timeout") { Description = "The wall-clock limit of the run, e.g. 20m" };
+        var maxTurns = Common.MaxTurnsOption("The task's new turn limit");
+        var maxCost = Common.MaxCostOption("The task's new cost limit in US dollars (all spending so far counts)");
+        var timeout = Common.TimeoutOption("The wall-clock limit of the run, e.g. 20m");
         var json = Common.JsonOption();
         var command = new Command("retry", "Start a finished task again from its base in a fresh attempt; the earlier one stays on record (`show` lists attempts)")
         {
@@ -19,7 +19,7 @@ public static class RetryCommand
         };
         command.SetAction(async (parse, ct) =>
         {
-            var request = new RetryRequest(parse.GetValue(model), parse.GetValue(maxTurns), parse.GetValue(maxCost), RunCommand.ParseDuration(parse.GetValue(timeout)));
+            var request = new RetryRequest(parse.GetValue(model), parse.GetValue(maxTurns), parse.GetValue(maxCost), parse.GetValue(timeout));
             return await Common.WithClientAsync(async client =>
             {
                 var task = await client.PostAsync<TaskInfo>($"v1/tasks/{parse.GetValue(id)}/retry", request, ct);

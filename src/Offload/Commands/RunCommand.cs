@@ -14,9 +14,9 @@ public static class RunCommand
         var engine = new Option<string?>("--engine") { Description = "builtin (default) or claude" };
         var baseRef = new Option<string?>("--base") { Description = "Start from this commit or branch (default: the current HEAD)" };
         var name = new Option<string?>("--name") { Description = "A title for the task (default: the prompt's first line)" };
-        var maxTurns = new Option<int?>("--max-turns") { Description = "Stop after this many model turns (status limited)" };
-        var maxCost = new Option<decimal?>("--max-cost") { Description = "Stop once the task has cost this many US dollars" };
-        var timeout = new Option<string?>("--timeout") { Description = "Stop after this much wall-clock time, e.g. 90s, 20m, 2h (time spent waiting for your approval does not count)" };
+        var maxTurns = Common.MaxTurnsOption("Stop after this many model turns (status limited)");
+        var maxCost = Common.MaxCostOption("Stop once the task has cost this many US dollars");
+        var timeout = Common.TimeoutOption("Stop after this much wall-clock time, e.g. 90s, 20m, 2h (time spent waiting for your approval does not count)");
         var json = Common.JsonOption();
         var command = new Command("run", "Hand a task to a background agent; returns at once with its id")
         {
@@ -27,7 +27,7 @@ public static class RunCommand
             var text = ReadPrompt(parse.GetValue(prompt), parse.GetValue(file));
             var request = new CreateTaskRequest(
                 text, Directory.GetCurrentDirectory(), parse.GetValue(model), parse.GetValue(engine), parse.GetValue(baseRef),
-                parse.GetValue(name), parse.GetValue(maxTurns), parse.GetValue(maxCost), ParseDuration(parse.GetValue(timeout)));
+                parse.GetValue(name), parse.GetValue(maxTurns), parse.GetValue(maxCost), parse.GetValue(timeout));
             return await Common.WithClientAsync(async client =>
             {
                 var task = await client.PostAsync<TaskInfo>("v1/tasks", request, ct);
@@ -66,41 +66,35 @@ public static class RunCommand
 
             if (!file.Exists)
             {
-                throw new CliException(ExitCodes.BadInput, $"the prompt file {file.FullName} does not exist");
+                throw new CliException(ExitCodes.BadInput, $"the prompt file {file.FullName} does not exist{(Directory.Exists(file.FullName) ? " (it is a folder)" : "")}");
             }
 
-            return File.ReadAllText(file.FullName);
+            byte[] bytes;
+            try
+            {
+                bytes = File.ReadAllBytes(file.FullName);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new CliException(ExitCodes.BadInput, $"the prompt file {file.FullName} cannot be read: {e.Message}");
+            }
+
+            return Text(bytes, $"the prompt file {file.FullName}");
         }
 
         if (argument == "-")
         {
-            return Console.In.ReadToEnd();
+            return Text(Common.ReadStdin(), "the prompt read from stdin");
         }
 
-        return argument ?? throw new CliException(ExitCodes.BadInput, "no prompt given",
-            "offload run \"what the agent should do\"   (or --file PATH, or - to read stdin)");
+        return Text(argument ?? throw new CliException(ExitCodes.BadInput, "no prompt given",
+            "offload run \"what the agent should do\"   (or --file PATH, or - to read stdin)"), "the prompt");
     }
 
-    internal static int? ParseDuration(string? text)
-    {
-        if (string.IsNullOrWhiteSpace(text))
-        {
-            return null;
-        }
+    private static string Text(byte[] bytes, string what) => Text(Common.Utf8(bytes, what), what);
 
-        var t = text.Trim().ToLowerInvariant();
-        var unit = t[^1] switch { 's' => 1, 'm' => 60, 'h' => 3600, 'd' => 86400, _ => 0 };
-        var number = unit == 0 ? t : t[..^1];
-        if (unit == 0)
-        {
-            unit = 1;
-        }
-
-        if (!double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) || value <= 0)
-        {
-            throw new CliException(ExitCodes.BadInput, $"'{text}' is not a duration", "write it like 90s, 20m or 2h");
-        }
-
-        return (int)Math.Ceiling(value * unit);
-    }
+    private static string Text(string text, string what) => text.Contains('\0', StringComparison.Ordinal)
+        ? throw new CliException(ExitCodes.BadInput, $"{what} contains a NUL byte, so it is not text; was a binary file given by mistake?",
+            "give plain text; to show the agent a binary file, put it in the repository and name its path in the prompt")
+        : text;
 }

@@ -7,7 +7,7 @@ public static class WaitCommand
 {
     public static Command Create()
     {
-        var ids = new Argument<long[]>("ids") { Description = "The tasks to wait for", Arity = ArgumentArity.OneOrMore };
+        var ids = Common.TaskIdsArgument("The tasks to wait for");
         var json = Common.JsonOption();
         var command = new Command("wait", "Block until the tasks end; exit 0 only if all succeeded (8 failed, 9 limited, 10 cancelled)") { ids, json };
         command.SetAction(async (parse, ct) => await Common.WithClientAsync(async client =>

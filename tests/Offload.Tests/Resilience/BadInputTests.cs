@@ -22,10 +22,32 @@ public sealed class BadInputTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await _h.DisposeAsync();
 
-    /// <summary>The repository and Offload's task list, to compare before and after.</summary>
+    /// <summary>The repository, the worktrees folder and Offload's task list, to compare before and after.</summary>
     private async Task<string> StateAsync() =>
         _h.Git("rev-parse", "HEAD") + _h.Git("status", "--porcelain") + _h.Git("branch", "--list", "--all") +
+        _h.Git("worktree", "list", "--porcelain") + string.Join("\n", Worktrees()) +
         (await _h.OffloadAsync("ls", "--all", "--json")).Stdout;
+
+    private IEnumerable<string> Worktrees()
+    {
+        var folder = Path.Combine(_h.OffloadHome, "data", "worktrees");
+        return Directory.Exists(folder) ? Directory.EnumerateFileSystemEntries(folder).Order(StringComparer.Ordinal) : [];
+    }
+
+    /// <summary>The error's first line says what was wrong (every phrase in it), in words: no stack frame, no .NET type.</summary>
+    private static void AssertOneLineError(CliResult result, int exitCode, params string[] says)
+    {
+        AssertError(result, exitCode);
+        var first = result.Stderr.Split('\n')[0];
+        foreach (var text in says)
+        {
+            Assert.Contains(text, first);
+        }
+
+        Assert.DoesNotContain("   at ", result.Stderr);
+        Assert.DoesNotContain("System.", result.Stderr);
+        Assert.DoesNotContain("Exception", result.Stderr);
+    }
 
     private static void AssertError(CliResult result, int exitCode, params string[] says)
     {
@@ -169,6 +191,247 @@ public sealed class BadInputTests : IAsyncLifetime
 
         AssertError(run, 7, why, next);
         Assert.Equal(before, await StateAsync());
+    }
+
+    [Theory]
+    [InlineData("--max-turns", "-3")]
+    [InlineData("--max-turns", "0")]
+    [InlineData("--max-cost", "-1")]
+    [InlineData("--max-cost", "0")]
+    [InlineData("--timeout", "0")]
+    [InlineData("--timeout", "-5m")]
+    public async Task Run_WithALimitOfZeroOrBelow_ExitsWithBadInput_AndCreatesNothing(string option, string value)
+    {
+        var before = await StateAsync();
+
+        var run = await _h.OffloadAsync("run", "--model", "sim:echo", option, value, "do it");
+
+        AssertOneLineError(run, 2, option, $"'{value}'", "above 0");
+        Assert.Equal(before, await StateAsync());
+    }
+
+    [Theory]
+    [InlineData("reply")]
+    [InlineData("retry")]
+    public async Task ReplyOrRetry_WithALimitOfZeroOrBelow_ExitsWithBadInput_AndLeavesTheTaskAsItWas(string verb)
+    {
+        var task = await _h.RunTaskAsync("sim:echo", "say something");
+        Assert.Equal(OffloadTaskStatus.Succeeded, (await _h.WaitAsync(task.Id)).Status);
+        var before = await StateAsync() + (await _h.OffloadAsync("logs", "--json", Id(task.Id))).Stdout;
+
+        foreach (var (option, value) in new[] { ("--max-turns", "-3"), ("--max-cost", "-1"), ("--timeout", "0s") })
+        {
+            string[] args = verb == "reply" ? ["reply", Id(task.Id), option, value, "go on"] : ["retry", Id(task.Id), option, value];
+            AssertOneLineError(await _h.OffloadAsync(args), 2, option, $"'{value}'", "above 0");
+        }
+
+        Assert.Equal(before, await StateAsync() + (await _h.OffloadAsync("logs", "--json", Id(task.Id))).Stdout);
+    }
+
+    [Fact]
+    public async Task TheApi_RefusesLimitsOfZeroOrBelow_AndPromptsWithNulBytes_StoringNothing()
+    {
+        // argv cannot carry a NUL byte, so a prompt "argument" with one can only come through the API
+        var before = await StateAsync();
+        using var http = _h.SocketClient();
+        CreateTaskRequest[] requests =
+        [
+            new("do it", _h.Repo, "sim:echo", MaxTurns: -3),
+            new("do it", _h.Repo, "sim:echo", MaxCostUsd: -1m),
+            new("do it", _h.Repo, "sim:echo", TimeoutSeconds: 0),
+            new("do\0it", _h.Repo, "sim:echo"),
+            new("do it", _h.Repo, "sim:echo", Name: "a\0name"),
+        ];
+
+        foreach (var request in requests)
+        {
+            using var response = await http.PostAsync("v1/tasks", JsonContent(request));
+            var error = JsonSerializer.Deserialize<ApiError>(await response.Content.ReadAsStringAsync(), OffloadJson.Options)!;
+            Assert.Equal(400, (int)response.StatusCode);
+            Assert.Equal("bad_input", error.Code);
+        }
+
+        Assert.Equal(before, await StateAsync());
+    }
+
+    private static StringContent JsonContent<T>(T value) =>
+        new(JsonSerializer.Serialize(value, OffloadJson.Options), Encoding.UTF8, "application/json");
+
+    [Theory]
+    [InlineData("stdin")]
+    [InlineData("file")]
+    public async Task Run_WithAPromptContainingANulByte_ExitsWithBadInput_AndCreatesNothing(string from)
+    {
+        var file = Path.Combine(_h.Root, "prompt.bin");
+        File.WriteAllText(file, "look at this\0\u0001\u0002 PNG data");
+        var before = await StateAsync();
+
+        var run = from == "stdin"
+            ? await _h.OffloadInAsync(_h.Repo, "look at this\0 PNG data", "run", "--model", "sim:echo", "-")
+            : await _h.OffloadAsync("run", "--model", "sim:echo", "--file", file);
+
+        AssertOneLineError(run, 2, "prompt", "NUL byte", "not text");
+        Assert.Equal(before, await StateAsync());
+    }
+
+    [Fact]
+    public async Task Run_WithAPromptFileThatIsNotUtf8_ExitsWithBadInput_AndCreatesNothing()
+    {
+        var file = Path.Combine(_h.Root, "latin1.txt");
+        File.WriteAllBytes(file, Encoding.Latin1.GetBytes("fix the caf\u00e9 page\n"));
+        var before = await StateAsync();
+
+        var run = await _h.OffloadAsync("run", "--model", "sim:echo", "--file", file);
+
+        AssertOneLineError(run, 2, file, "is not UTF-8 text", "byte 12");
+        Assert.Equal(before, await StateAsync());
+    }
+
+    [Fact]
+    public async Task Reply_WithANulByte_ExitsWithBadInput_AndLeavesTheTaskAsItWas()
+    {
+        var task = await _h.RunTaskAsync("sim:echo", "say something");
+        Assert.Equal(OffloadTaskStatus.Succeeded, (await _h.WaitAsync(task.Id)).Status);
+        var before = await StateAsync() + (await _h.OffloadAsync("logs", "--json", Id(task.Id))).Stdout;
+
+        var reply = await _h.OffloadInAsync(_h.Repo, "and now\0 this", "reply", Id(task.Id), "-");
+
+        AssertOneLineError(reply, 2, "reply", "NUL byte");
+        using var http = _h.SocketClient();
+        using var response = await http.PostAsync($"v1/tasks/{task.Id}/reply", JsonContent(new ReplyRequest("and now\0 this")));
+        Assert.Equal(400, (int)response.StatusCode);
+        Assert.Equal(before, await StateAsync() + (await _h.OffloadAsync("logs", "--json", Id(task.Id))).Stdout);
+    }
+
+    public static TheoryData<string, string, string> UnknownScenarios => new()
+    {
+        { "builtin", "sim:no-such", "no builtin scenario 'no-such'" },
+        { "builtin", "sim:/no/such/scenario.json", "no scenario file /no/such/scenario.json" },
+        { "builtin", "sim:scenario-that-does-not-parse.json", "turns must be an array" },
+        { "claude", "sim:no-such", "no builtin scenario 'no-such'" },
+        { "claude", "sim:/no/such/scenario.json", "no scenario file /no/such/scenario.json" },
+    };
+
+    [Theory]
+    [MemberData(nameof(UnknownScenarios))]
+    public async Task Run_WithASimulatorScenarioThatDoesNotExistOrParse_ExitsWithModelError_AndCreatesNothing(string engine, string model, string why)
+    {
+        File.WriteAllText(Path.Combine(_h.Repo, "scenario-that-does-not-parse.json"), """{ "turns": 3 }""");
+        _h.Git("add", "-A");
+        _h.Git("commit", "-q", "-m", "a scenario file");
+        var before = await StateAsync();
+
+        var run = await _h.OffloadAsync("run", "--engine", engine, "--model", model, "do it");
+
+        AssertOneLineError(run, 7, model.Replace("sim:scenario", $"sim:{_h.Repo}/scenario", StringComparison.Ordinal), why, "nothing was started");
+        Assert.Contains("--model sim:demo", run.Stderr);
+        Assert.Equal(before, await StateAsync());
+    }
+
+    [Fact]
+    public async Task Run_WithAScenarioFileNamedRelatively_FindsItWhereTheCommandWasTyped()
+    {
+        var sub = Directory.CreateDirectory(Path.Combine(_h.Repo, "sub")).FullName;
+        File.WriteAllText(Path.Combine(sub, "mine.json"), JsonSerializer.Serialize(Scenario(Final("found it"))));
+
+        var run = await _h.OffloadInAsync(sub, null, "run", "--json", "--model", "sim:mine.json", "do it");
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var task = JsonSerializer.Deserialize<TaskInfo>(run.Stdout, OffloadJson.Options)!;
+        Assert.Equal("sim:" + Path.Combine(sub, "mine.json"), task.Model);
+        var done = await _h.WaitAsync(task.Id);
+        Assert.Equal(OffloadTaskStatus.Succeeded, done.Status);
+        Assert.Equal("found it", done.Summary);
+    }
+
+    [Fact]
+    public async Task Retry_WithAnUnknownScenario_ExitsWithModelError_AndStartsNoAttempt()
+    {
+        var task = await _h.RunTaskAsync("sim:echo", "say something");
+        Assert.Equal(OffloadTaskStatus.Succeeded, (await _h.WaitAsync(task.Id)).Status);
+        var before = await StateAsync() + (await _h.OffloadAsync("logs", "--json", Id(task.Id))).Stdout;
+
+        var retry = await _h.OffloadAsync("retry", Id(task.Id), "--model", "sim:no-such");
+
+        AssertOneLineError(retry, 7, "sim:no-such", "no builtin scenario 'no-such'");
+        Assert.Equal(before, await StateAsync() + (await _h.OffloadAsync("logs", "--json", Id(task.Id))).Stdout);
+    }
+
+    public static TheoryData<string, string> BrokenConfigs => new()
+    {
+        { "{\n  \"limits\": ", "line 2, column 13: the file ends inside an object or a list" },
+        { "{\n  \"limits\": { \"maxTurns\": }\n}", "line 2, column 27: '}' is an invalid start of a value (at limits.maxTurns)" },
+        { "{\n  \"limits\": { \"maxTurns\": \"many\" }\n}", "line 2, column 35: limits.maxTurns should be a whole number" },
+        { "{ \"limits\": { \"maxTurns\": -3 } }", "limits.maxTurns must be above 0 (it is -3)" },
+        { "{ \"limits\": null }", "limits is null" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BrokenConfigs))]
+    public async Task Run_WithARepositoryConfigThatIsNotValid_ExitsWithBadInput_NamingFileAndLine_AndCreatesNothing(string config, string why)
+    {
+        var file = Path.Combine(_h.Repo, ".offload", "config.json");
+        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+        File.WriteAllText(file, config);
+        var before = await StateAsync();
+
+        var run = await _h.OffloadAsync("run", "--model", "sim:echo", "do it");
+
+        AssertOneLineError(run, 2, $"the config file {file} is not valid: {why}");
+        Assert.Contains($"next: fix {file}", run.Stderr);
+        Assert.Equal(before, await StateAsync());
+        File.Delete(file);
+        var next = await _h.RunTaskAsync("sim:echo", "now it works");
+        Assert.Equal(OffloadTaskStatus.Succeeded, (await _h.WaitAsync(next.Id)).Status);
+    }
+
+    [Fact]
+    public async Task Reply_WithARepositoryConfigThatDoesNotParse_ExitsWithBadInput_AndLeavesTheTaskAsItWas()
+    {
+        var task = await _h.RunTaskAsync("sim:echo", "say something");
+        Assert.Equal(OffloadTaskStatus.Succeeded, (await _h.WaitAsync(task.Id)).Status);
+        var file = Path.Combine(_h.Repo, ".offload", "config.json");
+        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+        File.WriteAllText(file, "{ \"limits\": ");
+        var before = await StateAsync() + (await _h.OffloadAsync("logs", "--json", Id(task.Id))).Stdout;
+
+        var reply = await _h.OffloadAsync("reply", Id(task.Id), "go on");
+
+        AssertOneLineError(reply, 2, $"the config file {file} is not valid: line 1, column 13");
+        Assert.Equal(before, await StateAsync() + (await _h.OffloadAsync("logs", "--json", Id(task.Id))).Stdout);
+    }
+
+    [Fact]
+    public async Task AUserConfigThatDoesNotParse_RefusesToStartTheDaemon_NamingFileAndLine_WhileARunningDaemonKeepsItsConfig()
+    {
+        var task = await _h.RunTaskAsync("sim:echo", "before the config broke");
+        Assert.Equal(OffloadTaskStatus.Succeeded, (await _h.WaitAsync(task.Id)).Status);
+        var file = Path.Combine(_h.OffloadHome, "config", "config.json");
+        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+        File.WriteAllText(file, "{\n  \"maxParallel\": 2,\n  \"limits\": { \"maxTurns\": 10 \n");
+
+        // the running daemon read its config when it started, and goes on with it
+        var meanwhile = await _h.RunTaskAsync("sim:echo", "while the config is broken");
+        Assert.Equal(OffloadTaskStatus.Succeeded, (await _h.WaitAsync(meanwhile.Id)).Status);
+        Assert.Equal(0, (await _h.OffloadAsync("daemon", "stop")).ExitCode);
+        var db = File.ReadAllBytes(Path.Combine(_h.OffloadHome, "data", "offload.db"));
+
+        foreach (var args in new[] { new[] { "ls" }, ["run", "--model", "sim:echo", "do it"], ["show", Id(task.Id)] })
+        {
+            var result = await _h.OffloadAsync(args);
+            AssertOneLineError(result, 2, $"the config file {file} is not valid: line 4, column 1", "missing");
+            Assert.Contains($"next: fix {file}", result.Stderr);
+            Assert.False(File.Exists(_h.SocketPath), "a daemon started");
+        }
+
+        Assert.Equal(db, File.ReadAllBytes(Path.Combine(_h.OffloadHome, "data", "offload.db")));
+        Assert.Equal(["offload/1-before-the-config-broke", "offload/2-while-the-config-is-broken"],
+            _h.Git("branch", "--list", "offload/*", "--format=%(refname:short)").Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        var foreground = await _h.OffloadAsync("daemon", "run");
+        AssertOneLineError(foreground, 2, $"the config file {file} is not valid: line 4, column 1");
+
+        File.WriteAllText(file, "{ \"maxParallel\": 2 }");
+        Assert.Equal(2, JsonDocument.Parse((await _h.OffloadAsync("ls", "--json")).Stdout).RootElement.GetArrayLength());
     }
 
     [Fact]

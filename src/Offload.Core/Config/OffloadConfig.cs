@@ -43,7 +43,7 @@ public sealed record OffloadConfig
         }
         catch (JsonException e)
         {
-            throw new InvalidOperationException($"{path} is not valid config JSON: {e.Message}. Fix the file or move it aside.", e);
+            throw new ConfigFileException(path, e);
         }
     }
 
@@ -82,6 +82,12 @@ public sealed record LimitSettings
     public int BashTimeoutSeconds { get; set; } = 120;
     public int MaxToolOutputChars { get; set; } = 30_000;
 
+    /// <summary>
+    /// Daemon starts in a row that find the task running without progress (no model answer or tool result stored since
+    /// the last) before it ends failed: a task whose pickup takes the daemon down is not run forever. The user's config only.
+    /// </summary>
+    public int MaxRestarts { get; set; } = 3;
+
     public LimitSettings Overlay(LimitSettings other) => new()
     {
         MaxTurns = other.MaxTurns ?? MaxTurns,
@@ -90,6 +96,7 @@ public sealed record LimitSettings
         RepeatLimit = other.RepeatLimit,
         BashTimeoutSeconds = other.BashTimeoutSeconds,
         MaxToolOutputChars = other.MaxToolOutputChars,
+        MaxRestarts = MaxRestarts,
     };
 }
 

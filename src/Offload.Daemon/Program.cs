@@ -52,6 +52,10 @@ static async Task<int> RunDaemonAsync(CancellationToken cancellationToken)
     {
         return Fail(e.Message, null);
     }
+    catch (DiskFullException e)
+    {
+        return Fail($"{e.Message}: the daemon cannot start without room for its database", e.Hint);
+    }
 }
 
 static async Task<int> ServeSimulatorAsync(string[] args, CancellationToken cancellationToken)

@@ -57,6 +57,10 @@ static async Task<int> RunDaemonAsync(CancellationToken cancellationToken)
         Fail(e.Message, e.Hint);
         return Usage;
     }
+    catch (DiskFullException e)
+    {
+        return Fail($"{e.Message}: the daemon cannot start without room for its database", e.Hint);
+    }
 }
 
 static async Task<int> ServeSimulatorAsync(string[] args, CancellationToken cancellationToken)

@@ -104,6 +104,13 @@ public sealed class DaemonClient : IDisposable
             if (pid is { } daemon && !ProcessAlive(daemon))
             {
                 var (reason, hint) = StartFailure(logStart);
+                if (!reason.StartsWith("disk full at ", StringComparison.Ordinal) && Store.DiskFullException.IsFull(Paths.DataDir))
+                {
+                    // On a full disk its own words may not have reached its log: the lack of room is the reason.
+                    var full = new Store.DiskFullException(Paths.DataDir);
+                    (reason, hint) = ($"{full.Message}: the daemon cannot start without room for its database", full.Hint);
+                }
+
                 if (!reason.Contains("is already running", StringComparison.Ordinal))
                 {
                     throw new CliException(ExitCodes.Daemon, $"the daemon could not start: {reason}",

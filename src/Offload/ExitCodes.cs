@@ -23,7 +23,7 @@ public static class ExitCodes
         2    bad input: a usage error, an empty or oversized prompt, a bad option value
         3    no such task
         4    the task's state does not allow it (e.g. cancelling a task that already ended, diffing a discarded one), or a new task's branch or worktree folder already exists
-        5    the daemon cannot be started (its reason is shown: e.g. a folder it cannot create, a database file that is not Offload's) or reached, or another version answers
+        5    the daemon cannot be started (its reason is shown: e.g. a folder it cannot create, a database file that is not Offload's) or reached, another version answers, or its disk is full ("disk full at PATH")
         6    repository problem: not a git repository, no commits, a base that does not resolve
         7    model problem: malformed --model, unknown provider, missing API key
         8    wait: a task failed
@@ -39,7 +39,7 @@ public static class ExitCodes
         "not_found" => NotFound,
         "conflict" or "branch_exists" or "worktree_exists" => Conflict,
         "dirty_tree" or "merge_conflict" or "detached_head" => MergeRefused,
-        "daemon" => Daemon,
+        "daemon" or "disk_full" => Daemon,
         "repository" or "not_a_repo" or "no_commits" or "bad_base" => Repository,
         "no_model" => NoModel,
         _ => Error,

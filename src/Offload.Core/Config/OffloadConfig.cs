@@ -130,6 +130,12 @@ public sealed record LimitSettings
     public int BashTimeoutSeconds { get; set; } = 120;
     public int MaxToolOutputChars { get; set; } = 30_000;
 
+    /// <summary>
+    /// Daemon starts in a row that find the task running without progress (no model answer or tool result stored since
+    /// the last) before it ends failed: a task whose pickup takes the daemon down is not run forever. The user's config only.
+    /// </summary>
+    public int MaxRestarts { get; set; } = 3;
+
     public LimitSettings Overlay(LimitSettings other) => new()
     {
         MaxTurns = other.MaxTurns ?? MaxTurns,
@@ -138,6 +144,7 @@ public sealed record LimitSettings
         RepeatLimit = other.RepeatLimit,
         BashTimeoutSeconds = other.BashTimeoutSeconds,
         MaxToolOutputChars = other.MaxToolOutputChars,
+        MaxRestarts = MaxRestarts,
     };
 }
 

@@ -160,6 +160,8 @@ public static class Api
         }, o.ToApiError()),
         ModelConfigException m => (400, new ApiError(ErrorCodes.NoModel, m.Message)),
         ConfigException c => (400, new ApiError(ErrorCodes.BadInput, c.Message, c.Hint)),
+        DiskFullException d => (507, new ApiError(ErrorCodes.DiskFull, $"{d.Message}: the daemon could not store this; nothing changed", d.Hint)),
+        StoreWriteException s => (500, new ApiError(ErrorCodes.Internal, $"{s.Message}; nothing changed", "run the command again; the daemon's log says more")),
         WorkspaceException w => (409, new ApiError(w.Code, w.Message)),
         JsonException j => (400, new ApiError(ErrorCodes.BadInput, $"the request is not valid JSON: {j.Message}")),
         _ => null,

@@ -151,14 +151,14 @@ public sealed class DaemonLock : IDisposable
                 "make the folder writable, or point OFFLOAD_HOME (or XDG_RUNTIME_DIR / XDG_DATA_HOME) at one that is");
         }
 
+        FileStream file;
         try
         {
-            var file = new FileStream(paths.LockFile, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-            file.SetLength(0);
-            var pid = System.Text.Encoding.ASCII.GetBytes($"{Environment.ProcessId}\n");
-            file.Write(pid);
-            file.Flush();
-            return new DaemonLock(file);
+            file = new FileStream(paths.LockFile, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException e) when (DiskFullException.Find(e, paths.RuntimeDir) is { } full)
+        {
+            throw new OffloadException(ErrorCodes.DiskFull, full.Message, full.Hint);
         }
         catch (IOException)
         {
@@ -170,6 +170,21 @@ public sealed class DaemonLock : IDisposable
         {
             throw new OffloadException(ErrorCodes.Daemon, $"cannot write {paths.LockFile}: {e.Message}",
                 "make the folder writable, or point OFFLOAD_HOME at one that is");
+        }
+
+        try
+        {
+            file.SetLength(0);
+            file.Write(System.Text.Encoding.ASCII.GetBytes($"{Environment.ProcessId}\n"));
+            file.Flush();
+            return new DaemonLock(file);
+        }
+        catch (IOException e)
+        {
+            file.Dispose();
+            throw DiskFullException.Find(e, paths.RuntimeDir) is { } full
+                ? new OffloadException(ErrorCodes.DiskFull, full.Message, full.Hint)
+                : new OffloadException(ErrorCodes.Daemon, $"cannot write {paths.LockFile}: {e.Message}", "make the folder writable, or point OFFLOAD_HOME at one that is");
         }
     }
 

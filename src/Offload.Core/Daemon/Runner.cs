@@ -21,6 +21,13 @@ public sealed partial class Runner(
     TimeProvider time,
     ILogger<Runner> logger)
 {
+    /// <summary>
+    /// Runs one attempt to its final status, or leaves the task <c>running</c> to be resumed from its journal: when the
+    /// daemon stops, or when the store cannot write (<see cref="DiskFullException"/>, <see cref="StoreWriteException"/>:
+    /// thrown to the <see cref="Scheduler"/>, which resumes the task once a write can be made; nothing after the failed
+    /// write is on record, as after a crash). Any other exception from this method is a bug the scheduler records as the
+    /// task's failure.
+    /// </summary>
     public async Task RunAsync(TaskInfo task, IEngine engine, CancellationToken cancel, CancellationToken softStop, Func<bool> userCancelled)
     {
         // The attempt and its "running" in one write: with many tasks starting at once, they share the group commit.
@@ -28,7 +35,17 @@ public sealed partial class Runner(
         hub.Publish(running);
         var journal = new Journal(store, hub, task.Id, running.Attempt);
         var history = await store.ReadEventsAsync(task.Id, 0, (int)(running.Seq - 1), CancellationToken.None); // the journal before this attempt
-        var settings = config().WithRepository(task.RepoPath);
+        OffloadConfig settings;
+        try
+        {
+            settings = config().WithRepository(task.RepoPath);
+        }
+        catch (ConfigException e)
+        {
+            // The repository's .offload/config.json stopped parsing after the task was queued: say so, and where.
+            await FinishAsync(task, journal, new EngineOutcome.Failed($"{e.Message}; {e.Hint}"), unchanged: false);
+            return;
+        }
 
         var timeout = task.TimeoutSeconds ?? settings.Limits.TimeoutSeconds;
         using var deadline = timeout is { } seconds ? new CancellationTokenSource(TimeSpan.FromSeconds(seconds), time) : new CancellationTokenSource();
@@ -68,6 +85,14 @@ public sealed partial class Runner(
         catch (StaleAttemptException)
         {
             return; // another attempt owns the task now
+        }
+        catch (Exception e) when (DiskFullException.Find(e, paths.DataDir) is { } full)
+        {
+            throw full; // a journal write, the worktree or a spill file found no room: the scheduler resumes the task when there is
+        }
+        catch (StoreWriteException)
+        {
+            throw;
         }
         catch (ModelCallException e)
         {

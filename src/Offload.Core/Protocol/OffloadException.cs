@@ -25,5 +25,6 @@ public static class ErrorCodes
     public const string NoModel = "no_model";
     public const string Repository = "repository";
     public const string Daemon = "daemon";
+    public const string DiskFull = "disk_full";
     public const string Internal = "internal";
 }

@@ -24,10 +24,12 @@ public sealed class SqliteTaskStore : ITaskStore
     private bool _stopping;
     private readonly TimeProvider _time;
     private readonly Dictionary<string, SqliteCommand> _prepared = new(StringComparer.Ordinal);
+    private readonly string _folder; // where the database is: the place a full disk is reported at
 
-    private SqliteTaskStore(string connectionString, SqliteConnection writer, TimeProvider time)
+    private SqliteTaskStore(string connectionString, SqliteConnection writer, TimeProvider time, string folder)
     {
         _connectionString = connectionString;
+        _folder = folder;
         _writer = writer;
         _time = time;
         _writerThread = new Thread(WriteLoop) { IsBackground = true, Name = "offload store writer" };
@@ -60,6 +62,11 @@ public sealed class SqliteTaskStore : ITaskStore
             writer.Dispose();
             throw;
         }
+        catch (SqliteException e) when (DiskFullException.Find(e, Path.GetDirectoryName(Path.GetFullPath(path))!) is { } full)
+        {
+            writer.Dispose();
+            throw full; // the database is fine: it needs room to open
+        }
         catch (SqliteException e)
         {
             writer.Dispose();
@@ -68,7 +75,7 @@ public sealed class SqliteTaskStore : ITaskStore
                 "Move it aside (or set OFFLOAD_HOME to another folder) and start again.");
         }
 
-        return new SqliteTaskStore(connectionString, writer, time ?? TimeProvider.System);
+        return new SqliteTaskStore(connectionString, writer, time ?? TimeProvider.System, Path.GetDirectoryName(Path.GetFullPath(path))!);
     }
 
     /// <summary>Refuses a file that is not SQLite at all before SQLite gets a chance to touch it.</summary>
@@ -385,9 +392,10 @@ public sealed class SqliteTaskStore : ITaskStore
         }
         catch (Exception e)
         {
+            var failure = WriteFailure(e);
             foreach (var write in batch)
             {
-                write.Done.TrySetException(e); // the transaction as a whole failed: none of the batch was stored
+                write.Done.TrySetException(failure); // the transaction as a whole failed: none of the batch was stored
             }
 
             return;
@@ -397,7 +405,7 @@ public sealed class SqliteTaskStore : ITaskStore
         {
             if (outcomes[i].Error is { } error)
             {
-                batch[i].Done.TrySetException(error);
+                batch[i].Done.TrySetException(WriteFailure(error));
             }
             else
             {
@@ -405,6 +413,14 @@ public sealed class SqliteTaskStore : ITaskStore
             }
         }
     }
+
+    /// <summary>A failure of SQLite itself, as the callers see it: a full disk (with where), or a write to try again later.</summary>
+    private Exception WriteFailure(Exception e) => e switch
+    {
+        _ when DiskFullException.Find(e, _folder) is { } full => full,
+        SqliteException sqlite => new StoreWriteException($"the database in {_folder} could not store a write: {sqlite.Message}", sqlite),
+        _ => e,
+    };
 
     private sealed class PendingWrite(Func<DateTimeOffset, object> write)
     {
@@ -515,8 +531,17 @@ public sealed class SqliteTaskStore : ITaskStore
         return Task.FromResult(command.ExecuteScalar() as string);
     }
 
-    public Task MarkSeenAsync(long taskId, CancellationToken cancellationToken = default) =>
-        WriteAsync("UPDATE tasks SET seen = 1 WHERE id = $id AND seen = 0", taskId, null, cancellationToken);
+    public async Task MarkSeenAsync(long taskId, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await WriteAsync("UPDATE tasks SET seen = 1 WHERE id = $id AND seen = 0", taskId, null, cancellationToken);
+        }
+        catch (DiskFullException)
+        {
+            // a report is still shown on a full disk; the flag is set by the next look
+        }
+    }
 
     public Task SetDiscardedAsync(long taskId, CancellationToken cancellationToken = default) =>
         WriteAsync("UPDATE tasks SET discarded = 1 WHERE id = $id", taskId, null, cancellationToken);

@@ -239,7 +239,13 @@ public sealed class LostWorkTests : IAsyncLifetime
         Assert.False(Directory.Exists(task.Worktree));
 
         _h.Git("switch", "-q", "main");
+        var tip = _h.Git("rev-parse", task.Branch).Trim();
         var done = await ReplyAsync(task, "one more thing");
         Assert.Equal(OffloadTaskStatus.Succeeded, done.Status);
+        // Made again from the branch, which has the turn's work: not from the older checkpoint of that turn.
+        var restored = Assert.Single((await _h.EventsAsync(task.Id)).OfType<WorktreeRestored>());
+        Assert.Equal((tip, (int?)null, (string?)null), (restored.BranchCommit, restored.Turn, restored.Checkpoint));
+        Assert.Equal(tip, _h.Git("rev-parse", task.Branch).Trim());
+        Assert.Equal("", _h.Git("-C", task.Worktree, "status", "--porcelain", "--untracked-files=all"));
     }
 }

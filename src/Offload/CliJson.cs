@@ -40,6 +40,7 @@ namespace Offload.Cli;
 [JsonSerializable(typeof(IReadOnlyList<CommandRun>))]
 [JsonSerializable(typeof(IReadOnlyList<AttemptInfo>))]
 [JsonSerializable(typeof(IReadOnlyList<MergeRecord>))]
+[JsonSerializable(typeof(IReadOnlyList<WorktreeRestoreRecord>))]
 [JsonSerializable(typeof(PermissionRequested))]
 [JsonSerializable(typeof(System.Text.Json.Nodes.JsonObject))]
 [JsonSerializable(typeof(DoctorReport))]

@@ -29,7 +29,7 @@ public static class ExitCodes
         8    wait: a task failed
         9    wait: a task was stopped by a limit (turns, cost, time, repetition)
         10   wait: a task was cancelled
-        11   merge/apply refused: your uncommitted changes touch the task's files, the merge conflicts, or HEAD is detached; nothing was changed
+        11   merge/apply refused: your uncommitted changes touch the task's files, the task's worktree has changes not on its branch, the merge conflicts, or HEAD is detached; nothing was changed
         130  interrupted (Ctrl-C)
         """;
 
@@ -38,7 +38,7 @@ public static class ExitCodes
         "bad_input" => BadInput,
         "not_found" => NotFound,
         "conflict" or "branch_exists" or "worktree_exists" => Conflict,
-        "dirty_tree" or "merge_conflict" or "detached_head" => MergeRefused,
+        "dirty_tree" or "merge_conflict" or "detached_head" or "uncommitted_work" => MergeRefused,
         "daemon" or "disk_full" => Daemon,
         "repository" or "not_a_repo" or "no_commits" or "bad_base" => Repository,
         "no_model" => NoModel,

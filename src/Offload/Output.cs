@@ -71,12 +71,20 @@ public static class Output
             PermissionRequested p => Paint($"needs approval: {p.Tool} {OneLine(p.Input.GetRawText(), 120)} (offload approve {e.TaskId} / offload deny {e.TaskId})", "33"),
             PermissionAnswered p => $"permission {(p.Allowed ? "approved" : "denied")}{(p.Reason is null ? "" : ": " + p.Reason)}",
             CheckpointSaved c => Paint($"checkpoint turn {c.Turn} · {c.FilesChanged} files", "2"),
+            WorktreeRestored w => Paint(Restored(w.BranchCommit, w.Turn, w.Checkpoint), "33"),
             ErrorRaised err => Paint($"error: {err.Message}{(err.Detail is null ? "" : " · " + err.Detail)}", "31"),
             TaskFinished f => $"{Paint("finished", "1")} {Status(f.Status)}{(f.Reason is null ? "" : " · " + f.Reason)}{(f.Commit is null ? "" : " · commit " + f.Commit[..Math.Min(10, f.Commit.Length)])}",
             _ => null,
         };
         return text is null ? null : $"{Paint(time, "2")} {text}";
     }
+
+    /// <summary>How a worktree found gone was made again, for <c>logs</c> and <c>show</c>.</summary>
+    public static string Restored(string branchCommit, int? turn, string? checkpoint) =>
+        $"worktree was gone; made again from its branch at {branchCommit[..Math.Min(10, branchCommit.Length)]}"
+        + (checkpoint is null
+            ? " (no checkpoint newer than that: changes not yet checkpointed were lost with the folder)"
+            : $" and the checkpoint of turn {turn} ({checkpoint[..Math.Min(10, checkpoint.Length)]}), uncommitted as before");
 
     private static string NextSteps(long id, OffloadTaskStatus status) => status switch
     {

@@ -32,6 +32,7 @@ public sealed partial class ReviewService(
         var verb = "merge";
         var task = await RequireEndedAsync(id, verb, cancellationToken);
         var tip = await RequireTipAsync(task, cancellationToken);
+        await RequireWorktreeCommittedAsync(task, verb, cancellationToken);
         var repo = await RepoAsync(task, cancellationToken);
         var into = repo.CurrentBranch ?? "HEAD";
         string? commit;
@@ -57,6 +58,7 @@ public sealed partial class ReviewService(
         var verb = "apply";
         var task = await RequireEndedAsync(id, verb, cancellationToken);
         var tip = await RequireTipAsync(task, cancellationToken);
+        await RequireWorktreeCommittedAsync(task, verb, cancellationToken);
         IReadOnlyList<string> written;
         try
         {
@@ -113,8 +115,9 @@ public sealed partial class ReviewService(
 
     /// <summary>
     /// Frees the worktrees of discarded tasks, and of merged tasks whose branch has nothing since the merge and
-    /// whose worktree has nothing uncommitted (their branches stay, so diff and reply still work). Work that is
-    /// not merged anywhere is never touched.
+    /// whose worktree has nothing uncommitted (their branches stay, so diff and reply still work), and forgets git's
+    /// registrations of task worktrees deleted by hand (only those: the user's own worktrees are not Offload's to
+    /// prune). Work that is not merged anywhere is never touched.
     /// </summary>
     public async Task<GcResponse> GcAsync(CancellationToken cancellationToken = default)
     {
@@ -124,6 +127,20 @@ public sealed partial class ReviewService(
         while (true)
         {
             var page = await store.ListTasksAsync(new TaskQuery(IncludeDiscarded: true, After: after, Limit: 500), cancellationToken);
+            foreach (var listed in page.Items.Where(t => t.Status.IsFinal() && !Directory.Exists(t.Worktree) && Directory.Exists(t.RepoPath)))
+            {
+                // A worktree deleted by hand stays registered in git, which then refuses to delete or check out its branch.
+                var forgotten = await LockedAsync(listed.Id, async () =>
+                {
+                    var task = await tasks.GetAsync(listed.Id, cancellationToken); // not one a reply has just sent back to work
+                    return task.Status.IsFinal() && await workspace.ForgetDeletedWorktreeAsync(task.RepoPath, task.Worktree, cancellationToken);
+                }, cancellationToken);
+                if (forgotten)
+                {
+                    removed.Add(new GcItem(listed.Id, listed.Worktree, 0, "its folder was deleted by hand; unregistered from git"));
+                }
+            }
+
             foreach (var listed in page.Items.Where(t => t.Status.IsFinal() && Directory.Exists(t.Worktree)))
             {
                 await LockedAsync(listed.Id, async () =>
@@ -231,7 +248,7 @@ public sealed partial class ReviewService(
                 $"raise the limit: `offload reply {id} --max-cost {Math.Ceiling(task.Usage.CostUsd * 2 + 1)} \"…\"`");
         }
 
-        await EnsureWorktreeAsync(task, cancellationToken);
+        await EnsureWorktreeAsync(task, "reply to", cancellationToken);
         await RaiseCapsAsync(id, request.MaxTurns, request.MaxCostUsd, request.TimeoutSeconds, cancellationToken);
         foreach (var pending in Conversation.PendingCalls(await store.ReadEventsAsync(id, 0, int.MaxValue, cancellationToken)))
         {
@@ -314,7 +331,7 @@ public sealed partial class ReviewService(
         var saved = Conversation.Current(await store.ReadEventsAsync(id, 0, int.MaxValue, cancellationToken))
             .OfType<CheckpointSaved>().Last(c => c.Turn == turn);
 
-        await EnsureWorktreeAsync(task, cancellationToken);
+        await EnsureWorktreeAsync(task, "rewind", cancellationToken);
         await workspace.RewindAsync(task.Worktree, checkpoint.Commit, cancellationToken);
         var commit = await workspace.CommitAllAsync(task.Worktree, $"offload: rewind task {id} to turn {turn}", cancellationToken);
         await AppendAsync(id, new TaskRewound(turn, saved.Seq, checkpoint.Commit, commit), cancellationToken);
@@ -328,6 +345,7 @@ public sealed partial class ReviewService(
         var events = await store.ReadEventsAsync(id, 0, int.MaxValue, cancellationToken);
         var attempts = new List<AttemptInfo>();
         var merges = new List<MergeRecord>();
+        var restores = new List<WorktreeRestoreRecord>();
         var commands = new List<CommandRun>();
         var calls = new Dictionary<string, ToolCalled>(StringComparer.Ordinal);
         var runSeconds = 0.0;
@@ -378,6 +396,9 @@ public sealed partial class ReviewService(
                 case TaskMerged m:
                     merges.Add(new MergeRecord(m.Mode, m.Into, m.Commit, m.At));
                     break;
+                case WorktreeRestored r:
+                    restores.Add(new WorktreeRestoreRecord(r.At, r.BranchCommit, r.Turn, r.Checkpoint));
+                    break;
             }
         }
 
@@ -386,7 +407,7 @@ public sealed partial class ReviewService(
             runSeconds += (time.GetUtcNow() - stillRunning).TotalSeconds;
         }
 
-        return new TaskDetails(report.Task, report.Files, commands, attempts, merges, Math.Round(runSeconds, 3));
+        return new TaskDetails(report.Task, report.Files, commands, attempts, merges, Math.Round(runSeconds, 3), restores);
     }
 
     private static string? CommandOf(ToolCalled call) =>
@@ -443,6 +464,27 @@ public sealed partial class ReviewService(
                 $"`offload retry {task.Id}` starts it again");
     }
 
+    /// <summary>
+    /// Merge and apply take the task's branch: work that is only in its worktree (a commit that failed, the user's own
+    /// edits there) would be left out without a word, so they refuse until it is on the branch or put aside.
+    /// </summary>
+    private async Task RequireWorktreeCommittedAsync(TaskInfo task, string verb, CancellationToken cancellationToken)
+    {
+        var files = await workspace.UncommittedFilesAsync(task.Worktree, cancellationToken);
+        if (files.Count == 0)
+        {
+            return;
+        }
+
+        var named = files.Count <= 10 ? string.Join(", ", files) : string.Join(", ", files.Take(10)) + $" and {files.Count - 10} more";
+        var worktree = task.Worktree;
+        throw new OffloadException(ReviewErrors.UncommittedWork,
+            $"the worktree of task {task.Id} has changes not on its branch {task.Branch}: {named}; {verb} takes the branch and would leave them out, so nothing was changed",
+            $"to keep them, commit them onto the branch (`git -C {worktree} add -A && git -C {worktree} commit -m \"…\"`, "
+            + $"or `offload reply {task.Id} \"…\"`, whose run ends by committing them); to leave them out, `git -C {worktree} stash -u`; "
+            + $"then `offload {verb} {task.Id}` again");
+    }
+
     private async Task<RepoInfo> RepoAsync(TaskInfo task, CancellationToken cancellationToken)
     {
         try
@@ -476,14 +518,26 @@ public sealed partial class ReviewService(
         return $"{subject}{body}\n\nOffload task {task.Id} · branch {task.Branch} · model {task.Model}";
     }
 
-    private async Task EnsureWorktreeAsync(TaskInfo task, CancellationToken cancellationToken)
+    /// <summary>The worktree back after <c>gc</c> freed it or a hand deleted it (<see cref="WorktreeRecovery"/>).</summary>
+    private async Task EnsureWorktreeAsync(TaskInfo task, string verb, CancellationToken cancellationToken)
     {
-        if (Directory.Exists(task.Worktree) || await workspace.TryResolveAsync(task.RepoPath, "refs/heads/" + task.Branch, cancellationToken) is null)
+        if (Directory.Exists(task.Worktree) || await workspace.TryResolveAsync(task.RepoPath, "refs/heads/" + task.Branch, cancellationToken) is not { } tip)
         {
             return; // present, or never created: the runner creates it
         }
 
-        await workspace.RestoreWorktreeAsync(task.RepoPath, task.Worktree, task.Branch, cancellationToken);
+        WorktreeRestored restored;
+        try
+        {
+            restored = await WorktreeRecovery.RecreateAsync(
+                workspace, task, tip, await store.ReadEventsAsync(task.Id, 0, int.MaxValue, cancellationToken), cancellationToken);
+        }
+        catch (WorkspaceException e) when (e.Code == WorkspaceErrors.BranchCheckedOut)
+        {
+            throw new OffloadException(ErrorCodes.Conflict, e.Message, $"switch that checkout to another branch, then `offload {verb} {task.Id}` again");
+        }
+
+        await AppendAsync(task.Id, restored, cancellationToken);
     }
 
     private async Task RemoveAsync(TaskInfo task, bool deleteBranch, CancellationToken cancellationToken)
@@ -545,4 +599,5 @@ public static class ReviewErrors
     public const string DirtyTree = "dirty_tree";
     public const string MergeConflict = "merge_conflict";
     public const string DetachedHead = "detached_head";
+    public const string UncommittedWork = "uncommitted_work";
 }

@@ -58,7 +58,7 @@ public sealed partial class Runner(
             var spill = Path.Combine(paths.OutputsDir, task.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
             Directory.CreateDirectory(spill);
             // Not awaited here: the engine's first model call needs no files, so it goes out while git checks the worktree out.
-            worktreeMade = EnsureWorktreeAsync(task, linked.Token);
+            worktreeMade = EnsureWorktreeAsync(task, history, journal, linked.Token);
             var path = Path.GetFullPath(task.Worktree);
             outcome = await RunEngineAsync(
                 engine,
@@ -153,11 +153,22 @@ public sealed partial class Runner(
         return outcome;
     }
 
-    /// <summary>True when the worktree was made now: a clean checkout of its branch, with nothing to commit yet.</summary>
-    private async Task<bool> EnsureWorktreeAsync(TaskInfo task, CancellationToken cancellationToken)
+    /// <summary>
+    /// True when the worktree was made now: a clean checkout of its branch, with nothing to commit yet. A task that ran
+    /// before and whose folder is gone (deleted while the daemon was down) gets it back from its branch and last
+    /// checkpoint (<see cref="WorktreeRecovery"/>), journalled.
+    /// </summary>
+    private async Task<bool> EnsureWorktreeAsync(TaskInfo task, IReadOnlyList<AgentEvent> history, Journal journal, CancellationToken cancellationToken)
     {
         if (Directory.Exists(task.Worktree))
         {
+            return false;
+        }
+
+        if (history.Any(e => e is StatusChanged { To: OffloadTaskStatus.Running })
+            && await workspace.TryResolveAsync(task.RepoPath, "refs/heads/" + task.Branch, cancellationToken) is { } tip)
+        {
+            await journal.AppendAsync(await WorktreeRecovery.RecreateAsync(workspace, task, tip, history, cancellationToken), cancellationToken);
             return false;
         }
 
@@ -172,6 +183,7 @@ public sealed partial class Runner(
     {
         string? commit = null;
         var reason = outcome.Reason;
+        var status = outcome.Status;
         try
         {
             // A daemon killed while committing leaves its git running a moment longer, holding the index lock.
@@ -190,13 +202,19 @@ public sealed partial class Runner(
         }
         catch (WorkspaceException e)
         {
-            reason = $"{reason}; committing the worktree failed: {e.Message}".TrimStart(';', ' ');
+            // Work that is not on the branch never reads as done: merge and apply take the branch.
+            status = OffloadTaskStatus.Failed;
+            reason = $"{reason}; committing the worktree failed: {e.Message.Split('\n')[0].TrimEnd()} "
+                + $"The work is still in the worktree {task.Worktree}, not on branch {task.Branch}. Remove the cause "
+                + $"(an index.lock left by a git that is no longer running: delete it), then `offload reply {task.Id} \"commit your work\"`: "
+                + "a run ends by committing its worktree.";
+            reason = reason.TrimStart(';', ' ');
             await journal.AppendAsync(new ErrorRaised("commit failed", e.Message));
         }
 
         // Together or not at all: a finish on record with the task still running would be finished twice on resume.
         await journal.AppendAllAsync(
-            [new TaskFinished(outcome.Status, outcome.Summary, reason, commit), new StatusChanged(OffloadTaskStatus.Running, outcome.Status, reason)]);
+            [new TaskFinished(status, outcome.Summary, reason, commit), new StatusChanged(OffloadTaskStatus.Running, status, reason)]);
     }
 
     private static string CommitMessage(TaskInfo task, EngineOutcome outcome)

@@ -28,6 +28,7 @@ namespace Offload.Protocol;
 [JsonDerivedType(typeof(LimitsChanged), "task.limits")]
 [JsonDerivedType(typeof(TaskMerged), "task.merged")]
 [JsonDerivedType(typeof(TaskDiscarded), "task.discarded")]
+[JsonDerivedType(typeof(WorktreeRestored), "worktree.restored")]
 public abstract record AgentEvent
 {
     public long TaskId { get; init; }
@@ -61,6 +62,14 @@ public sealed record PermissionRequested(string RequestId, string Tool, JsonElem
 public sealed record PermissionAnswered(string RequestId, bool Allowed, string? Reason = null, bool Always = false) : AgentEvent;
 
 public sealed record CheckpointSaved(int Turn, string Ref, string Commit, int FilesChanged) : AgentEvent;
+
+/// <summary>
+/// The task's worktree folder was gone (deleted while the daemon was down, by a cleanup script, by hand) and was made
+/// again from its branch at <paramref name="BranchCommit"/>, with the files of the checkpoint of <paramref name="Turn"/>
+/// (<paramref name="Checkpoint"/>) when one was taken on top of that commit. Changes made after that were only in the
+/// deleted folder.
+/// </summary>
+public sealed record WorktreeRestored(string Worktree, string BranchCommit, int? Turn = null, string? Checkpoint = null) : AgentEvent;
 
 public sealed record ErrorRaised(string Message, string? Detail = null) : AgentEvent;
 

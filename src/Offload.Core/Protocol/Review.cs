@@ -42,8 +42,15 @@ public sealed record AttemptInfo(
 public sealed record MergeRecord(string Mode, string Into, string? Commit, DateTimeOffset At);
 
 /// <summary>
+/// The worktree was found gone and made again from the branch at <paramref name="BranchCommit"/>, with the files of
+/// the checkpoint of <paramref name="Turn"/> when there was one newer than that commit.
+/// </summary>
+public sealed record WorktreeRestoreRecord(DateTimeOffset At, string BranchCommit, int? Turn, string? Checkpoint);
+
+/// <summary>
 /// Everything <c>offload show</c> tells: the task, its files with line counts, the commands it ran
-/// (of the current attempt), its attempts, merges, and the time it actually spent running.
+/// (of the current attempt), its attempts, merges, the time it actually spent running, and each time its
+/// worktree had to be made again.
 /// </summary>
 public sealed record TaskDetails(
     TaskInfo Task,
@@ -51,7 +58,8 @@ public sealed record TaskDetails(
     IReadOnlyList<CommandRun> Commands,
     IReadOnlyList<AttemptInfo> Attempts,
     IReadOnlyList<MergeRecord> Merges,
-    double RunSeconds);
+    double RunSeconds,
+    IReadOnlyList<WorktreeRestoreRecord>? Restores = null);
 
 /// <summary>
 /// What a webhook receives when a task succeeds, fails, is limited or needs input. <paramref name="Text"/>

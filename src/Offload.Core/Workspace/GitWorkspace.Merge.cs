@@ -122,7 +122,14 @@ public sealed partial class GitWorkspace
         return (head, tip, tree == headTree ? null : tree);
     }
 
-    /// <summary>Staged, unstaged and untracked paths (not ignored ones) in the user's working tree.</summary>
+    /// <summary>
+    /// What a task's worktree holds that its branch does not: staged, unstaged and untracked paths (not ignored ones),
+    /// sorted; empty when the folder is gone. Merge and apply take the branch, so these would be left out.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> UncommittedFilesAsync(string worktree, CancellationToken cancellationToken = default) =>
+        Directory.Exists(worktree) ? (await UncommittedPathsAsync(worktree, cancellationToken)).Order(StringComparer.Ordinal).ToList() : [];
+
+    /// <summary>Staged, unstaged and untracked paths (not ignored ones) in a working tree.</summary>
     private static async Task<HashSet<string>> UncommittedPathsAsync(string repoRoot, CancellationToken cancellationToken)
     {
         var status = Git.SplitZ(await Git.OutputAsync(

@@ -1,6 +1,6 @@
 namespace Offload.Workspace;
 
-/// <summary>What the follow-up verbs need beyond merge and checkpoints: keeping an attempt, restoring a freed worktree.</summary>
+/// <summary>What the follow-up verbs need beyond merge and checkpoints: keeping an attempt.</summary>
 public sealed partial class GitWorkspace
 {
     public static string CheckpointRefName(long taskId, int turn) => CheckpointRef(taskId, turn);
@@ -58,23 +58,5 @@ public sealed partial class GitWorkspace
         }
 
         return tip;
-    }
-
-    /// <summary>
-    /// Checks the task's existing branch out again at <paramref name="worktree"/> (after <c>gc</c> freed it),
-    /// with the ignored files <c>.worktreeinclude</c> names. Does nothing when the folder exists.
-    /// </summary>
-    public async Task RestoreWorktreeAsync(string repoRoot, string worktree, string branch, CancellationToken cancellationToken = default)
-    {
-        if (Directory.Exists(worktree))
-        {
-            return;
-        }
-
-        await RequireCommitAsync(repoRoot, "refs/heads/" + branch, cancellationToken);
-        await Git.OutputAsync(repoRoot, ["worktree", "prune"], cancellationToken: cancellationToken);
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(worktree))!);
-        await Git.OutputAsync(repoRoot, ["worktree", "add", "--quiet", worktree, branch], cancellationToken: cancellationToken);
-        await CopyWorktreeIncludesAsync(repoRoot, worktree, cancellationToken);
     }
 }

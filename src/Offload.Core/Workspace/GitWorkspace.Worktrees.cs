@@ -41,6 +41,119 @@ public sealed partial class GitWorkspace
     }
 
     /// <summary>
+    /// Makes the worktree of a task that has its branch again, after its folder was deleted (by <c>gc</c>, a cleanup
+    /// script, a reboot's purge of the data folder): the branch checked out as it is, then, when
+    /// <paramref name="checkpoint"/> is given, the files set to that checkpoint's (uncommitted, as they were). What git
+    /// still has registered at the path is forgotten first. Refuses, changing nothing, while the branch is checked out
+    /// in another worktree (the user's own checkout): two checkouts of one branch would each move it under the other.
+    /// </summary>
+    public async Task RecreateWorktreeAsync(
+        string repoRoot, string worktree, string branch, long taskId, string? checkpoint, CancellationToken cancellationToken = default)
+    {
+        var path = Path.GetFullPath(worktree);
+        if (Directory.Exists(path))
+        {
+            return;
+        }
+
+        var tip = await RequireCommitAsync(repoRoot, "refs/heads/" + branch, cancellationToken);
+        if ((await ListWorktreesAsync(repoRoot, cancellationToken)).FirstOrDefault(w => w.Branch == branch && w.Path != path && !w.Prunable) is { } other)
+        {
+            throw new WorkspaceException(
+                WorkspaceErrors.BranchCheckedOut,
+                $"branch {branch} of task {taskId} is checked out in {other.Path}, so the task cannot get its own worktree back; nothing was changed. "
+                + $"Switch that checkout to another branch (`git -C {other.Path} switch -`), then try again.");
+        }
+
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        var dirs = await GitDirsAsync(repoRoot, cancellationToken);
+        if (!dirs.NeedsWorktreeAdd)
+        {
+            await CreateWorktreeDirectlyAsync(repoRoot, dirs, path, branch, tip, taskId, cancellationToken, (true, checkpoint));
+            return;
+        }
+
+        var gate = WorktreeGates.GetOrAdd(Path.GetFullPath(repoRoot), _ => new SemaphoreSlim(1, 1));
+        await gate.WaitAsync(cancellationToken);
+        try
+        {
+            ForgetWorktree(dirs, path);
+            await Git.OutputAsync(repoRoot, ["worktree", "add", "--quiet", path, branch], cancellationToken: cancellationToken);
+        }
+        finally
+        {
+            gate.Release();
+        }
+
+        if (checkpoint is not null)
+        {
+            await RewindAsync(path, checkpoint, cancellationToken);
+        }
+
+        await CopyWorktreeIncludesAsync(repoRoot, path, cancellationToken);
+    }
+
+    /// <summary>
+    /// Forgets git's registration of a task worktree whose folder was deleted by hand, so that its branch can be
+    /// deleted and checked out elsewhere again. Only that one: other worktrees git would prune are the user's
+    /// business. True when there was one.
+    /// </summary>
+    public async Task<bool> ForgetDeletedWorktreeAsync(string repoRoot, string worktree, CancellationToken cancellationToken = default)
+    {
+        var path = Path.GetFullPath(worktree);
+        if (Directory.Exists(path))
+        {
+            return false;
+        }
+
+        var dirs = await GitDirsAsync(repoRoot, cancellationToken);
+        var gate = WorktreeGates.GetOrAdd(Path.GetFullPath(repoRoot), _ => new SemaphoreSlim(1, 1));
+        await gate.WaitAsync(cancellationToken);
+        try
+        {
+            return ForgetWorktree(dirs, path);
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    /// <summary>Removes git's registrations of the (missing) folder <paramref name="path"/> and the staging folders of its making.</summary>
+    private static bool ForgetWorktree(GitDirs dirs, string path)
+    {
+        var registry = Path.Combine(dirs.CommonDir, "worktrees");
+        return Directory.Exists(registry) && ForgetLeftovers(registry, Path.GetDirectoryName(path)!, Path.GetFileName(path), path);
+    }
+
+    /// <summary>A worktree git has registered: its folder, the branch it has checked out (null when detached), and whether its folder is gone.</summary>
+    private sealed record RegisteredWorktree(string Path, string? Branch, bool Prunable);
+
+    private static async Task<List<RegisteredWorktree>> ListWorktreesAsync(string repoRoot, CancellationToken cancellationToken)
+    {
+        // NUL-terminated lines, a NUL alone between worktrees (git 2.36+).
+        var fields = (await Git.OutputAsync(repoRoot, ["worktree", "list", "--porcelain", "-z"], cancellationToken: cancellationToken)).Split('\0');
+        var worktrees = new List<RegisteredWorktree>();
+        foreach (var line in fields)
+        {
+            if (line.StartsWith("worktree ", StringComparison.Ordinal))
+            {
+                worktrees.Add(new RegisteredWorktree(Path.GetFullPath(line["worktree ".Length..]), null, false));
+            }
+            else if (worktrees.Count > 0 && line.StartsWith("branch refs/heads/", StringComparison.Ordinal))
+            {
+                worktrees[^1] = worktrees[^1] with { Branch = line["branch refs/heads/".Length..] };
+            }
+            else if (worktrees.Count > 0 && line.StartsWith("prunable", StringComparison.Ordinal))
+            {
+                worktrees[^1] = worktrees[^1] with { Prunable = true };
+            }
+        }
+
+        return worktrees;
+    }
+
+    /// <summary>
     /// Makes the worktree the way <c>git worktree add</c> does, but so that many can be made at once, without a git
     /// process each: the metadata folder <c>&lt;common&gt;/worktrees/&lt;name&gt;</c> (gitdir, commondir, HEAD on the
     /// unborn branch, locked while it is made) is written elsewhere and renamed into place, so other git commands
@@ -49,14 +162,18 @@ public sealed partial class GitWorkspace
     /// next to the final one, which is renamed into place when complete: by Offload for a plain repository
     /// (<c>GitWorkspace.Checkout.cs</c>), by <c>git checkout -b</c> otherwise.
     /// </summary>
-    private static async Task<WorktreeInfo> CreateWorktreeDirectlyAsync(
-        string repoRoot, GitDirs dirs, string path, string branch, string baseCommit, long taskId, CancellationToken cancellationToken)
+    /// <param name="existing">The task's branch exists and is checked out as it is (a worktree made again), the files
+    /// then set to this checkpoint's when it is not null; otherwise the branch is made at <paramref name="baseCommit"/>.</param>
+    private async Task<WorktreeInfo> CreateWorktreeDirectlyAsync(
+        string repoRoot, GitDirs dirs, string path, string branch, string baseCommit, long taskId, CancellationToken cancellationToken,
+        (bool Branch, string? Checkpoint) existing = default)
     {
         var name = Path.GetFileName(path);
         var registry = Path.Combine(dirs.CommonDir, "worktrees");
         Directory.CreateDirectory(registry);
         var resumeBranch = ForgetLeftovers(registry, Path.GetDirectoryName(path)!, name, path)
-            && await BranchExistsAsync(repoRoot, branch, cancellationToken);
+            && await BranchExistsAsync(repoRoot, branch, cancellationToken)
+            || existing.Branch;
 
         var unique = Guid.NewGuid().ToString("N")[..12];
         var staging = Path.Combine(Path.GetDirectoryName(path)!, $".{name}.creating-{unique}");
@@ -91,6 +208,10 @@ public sealed partial class GitWorkspace
             else
             {
                 await CheckoutWithGitAsync();
+                if (existing.Checkpoint is { } checkpoint)
+                {
+                    await RewindAsync(staging, checkpoint, cancellationToken); // before the folder is in place: all or nothing
+                }
             }
 
             var copied = await CopyWorktreeIncludesAsync(repoRoot, staging, cancellationToken);
@@ -150,7 +271,7 @@ public sealed partial class GitWorkspace
     /// </summary>
     private static bool ForgetLeftovers(string registry, string worktreesDir, string name, string path)
     {
-        foreach (var staging in Directory.EnumerateDirectories(worktreesDir, $".{name}.creating-*"))
+        foreach (var staging in Directory.Exists(worktreesDir) ? Directory.EnumerateDirectories(worktreesDir, $".{name}.creating-*") : [])
         {
             TryDelete(staging);
         }

@@ -28,6 +28,7 @@ public static class WorkspaceErrors
     public const string BranchExists = "branch_exists";
     public const string BranchMissing = "branch_missing";
     public const string WorktreeExists = "worktree_exists";
+    public const string BranchCheckedOut = "branch_checked_out";
     public const string Conflict = "conflict";
     public const string DirtyTree = "dirty_tree";
     public const string DetachedHead = "detached_head";

@@ -26,6 +26,7 @@ public static class ShowCommand
                 node["attempts"] = JsonSerializer.SerializeToNode(report.Attempts, CliJson.Info<IReadOnlyList<AttemptInfo>>());
                 node["merges"] = JsonSerializer.SerializeToNode(report.Merges, CliJson.Info<IReadOnlyList<MergeRecord>>());
                 node["runSeconds"] = report.RunSeconds;
+                node["restores"] = JsonSerializer.SerializeToNode(report.Restores ?? [], CliJson.Info<IReadOnlyList<WorktreeRestoreRecord>>());
                 if (question is not null)
                 {
                     node["pendingPermission"] = JsonSerializer.SerializeToNode(question, CliJson.Info<PermissionRequested>());
@@ -70,6 +71,11 @@ public static class ShowCommand
         w.WriteLine($"model     {t.Model} ({t.Engine} engine)");
         w.WriteLine($"branch    {t.Branch} (from {t.BaseRef} @ {t.BaseCommit[..Math.Min(10, t.BaseCommit.Length)]})");
         w.WriteLine($"worktree  {t.Worktree}{(t.Discarded ? " (discarded)" : "")}");
+        foreach (var r in report.Restores ?? [])
+        {
+            w.WriteLine($"          {Output.Restored(r.BranchCommit, r.Turn, r.Checkpoint)} · {r.At.ToLocalTime():yyyy-MM-dd HH:mm:ss}");
+        }
+
         w.WriteLine($"usage     {t.Turns} turns · {Output.Tokens(t.Usage.InputTokens)} in / {Output.Tokens(t.Usage.OutputTokens)} out · {Output.Cost(t.Usage.CostUsd)}");
         var started = t.StartedAt ?? t.CreatedAt;
         var queued = started - t.CreatedAt;

@@ -193,7 +193,7 @@ public sealed partial class ReviewService(
             return (false, merge is null ? "not merged" : "has commits after its merge");
         }
 
-        if (!await workspace.IsCleanAsync(task.Worktree, cancellationToken))
+        if (!await workspace.IsCleanAsync(task.RepoPath, task.Worktree, task.Branch, cancellationToken))
         {
             return (false, "has uncommitted changes in its worktree");
         }
@@ -314,8 +314,8 @@ public sealed partial class ReviewService(
             .OfType<CheckpointSaved>().Last(c => c.Turn == turn);
 
         await EnsureWorktreeAsync(task, cancellationToken);
-        await workspace.RewindAsync(task.Worktree, checkpoint.Commit, cancellationToken);
-        var commit = await workspace.CommitAllAsync(task.Worktree, $"offload: rewind task {id} to turn {turn}", cancellationToken);
+        await workspace.RewindAsync(task.RepoPath, task.Worktree, task.Branch, checkpoint.Commit, cancellationToken);
+        var commit = await workspace.CommitAllAsync(task.RepoPath, task.Worktree, task.Branch, $"offload: rewind task {id} to turn {turn}", cancellationToken);
         await AppendAsync(id, new TaskRewound(turn, saved.Seq, checkpoint.Commit, commit), cancellationToken);
         return new RewindResponse(await tasks.GetAsync(id, cancellationToken), checkpoint);
     }, cancellationToken);

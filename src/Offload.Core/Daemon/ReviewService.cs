@@ -193,9 +193,16 @@ public sealed partial class ReviewService(
             return (false, merge is null ? "not merged" : "has commits after its merge");
         }
 
-        if (!await workspace.IsCleanAsync(task.RepoPath, task.Worktree, task.Branch, cancellationToken))
+        try
         {
-            return (false, "has uncommitted changes in its worktree");
+            if (!await workspace.IsCleanAsync(task.RepoPath, task.Worktree, task.Branch, cancellationToken))
+            {
+                return (false, "has uncommitted changes in its worktree");
+            }
+        }
+        catch (WorkspaceException e) when (e.Code == WorkspaceErrors.Tampered)
+        {
+            return (false, $"its worktree's git files were changed (`offload show {task.Id}`); look at it, then `offload discard {task.Id}`");
         }
 
         return (true, reason);

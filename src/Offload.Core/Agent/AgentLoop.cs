@@ -166,7 +166,7 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
     {
         await run.WorktreeReady.WaitAsync(cancellationToken);
         var limits = run.Config.Limits;
-        var sandbox = await Sandbox.ForTaskAsync(run.Worktree, run.SpillDir, run.Config.Sandbox, cancellationToken);
+        var sandbox = await Sandbox.ForTaskAsync(run.Task.RepoPath, run.Worktree, run.Task.Branch, run.SpillDir, run.Config.Sandbox, cancellationToken);
         return new ToolContext(run.Worktree, run.SpillDir, limits.MaxToolOutputChars, TimeSpan.FromSeconds(limits.BashTimeoutSeconds),
             SandboxEnvironment.ForCommands(sandboxed: sandbox is not null), sandbox);
     }

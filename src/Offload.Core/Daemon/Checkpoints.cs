@@ -7,19 +7,24 @@ namespace Offload.Daemon;
 /// <summary>The checkpoint after a turn that changed files: the worktree saved on <c>refs/offload/&lt;id&gt;/turn-&lt;n&gt;</c>, then a <c>checkpoint</c> event.</summary>
 public static class Checkpoints
 {
-    public static async Task SaveAsync(GitWorkspace workspace, Journal journal, string worktree, int turn, CancellationToken cancellationToken)
+    /// <summary>
+    /// Saves the turn's checkpoint. A failure costs the user a rewind point, not the task, except a worktree whose git
+    /// files were changed (<see cref="WorkspaceErrors.Tampered"/>): that is journaled and ends the run.
+    /// </summary>
+    public static async Task SaveAsync(GitWorkspace workspace, Journal journal, TaskInfo task, int turn, CancellationToken cancellationToken)
     {
         Checkpoint? saved;
         try
         {
-            // Refreshes the stat data of the worktree's index (only that: what is staged stays). A fresh checkout's
-            // index is "racily clean", and the snapshot, which works on a copy of it, would otherwise re-read every file each turn.
-            await Git.RunAsync(worktree, ["update-index", "-q", "--refresh"], cancellationToken: cancellationToken);
-            saved = await workspace.CheckpointAsync(worktree, journal.TaskId, turn, cancellationToken);
+            saved = await workspace.CheckpointAsync(task.RepoPath, task.Worktree, task.Branch, journal.TaskId, turn, cancellationToken);
+        }
+        catch (WorkspaceException e) when (e.Code == WorkspaceErrors.Tampered)
+        {
+            await journal.AppendAsync(new ErrorRaised($"the git files of the worktree changed in turn {turn}", e.Message), cancellationToken);
+            throw;
         }
         catch (WorkspaceException e)
         {
-            // a missing checkpoint costs the user a rewind point, not the task
             await journal.AppendAsync(new ErrorRaised($"could not save the checkpoint of turn {turn}", e.Message), cancellationToken);
             return;
         }

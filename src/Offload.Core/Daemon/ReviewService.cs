@@ -210,9 +210,16 @@ public sealed partial class ReviewService(
             return (false, merge is null ? "not merged" : "has commits after its merge");
         }
 
-        if (!await workspace.IsCleanAsync(task.Worktree, cancellationToken))
+        try
         {
-            return (false, "has uncommitted changes in its worktree");
+            if (!await workspace.IsCleanAsync(task.RepoPath, task.Worktree, task.Branch, cancellationToken))
+            {
+                return (false, "has uncommitted changes in its worktree");
+            }
+        }
+        catch (WorkspaceException e) when (e.Code == WorkspaceErrors.Tampered)
+        {
+            return (false, $"its worktree's git files were changed (`offload show {task.Id}`); look at it, then `offload discard {task.Id}`");
         }
 
         return (true, reason);
@@ -332,8 +339,8 @@ public sealed partial class ReviewService(
             .OfType<CheckpointSaved>().Last(c => c.Turn == turn);
 
         await EnsureWorktreeAsync(task, "rewind", cancellationToken);
-        await workspace.RewindAsync(task.Worktree, checkpoint.Commit, cancellationToken);
-        var commit = await workspace.CommitAllAsync(task.Worktree, $"offload: rewind task {id} to turn {turn}", cancellationToken);
+        await workspace.RewindAsync(task.RepoPath, task.Worktree, task.Branch, checkpoint.Commit, cancellationToken);
+        var commit = await workspace.CommitAllAsync(task.RepoPath, task.Worktree, task.Branch, $"offload: rewind task {id} to turn {turn}", cancellationToken);
         await AppendAsync(id, new TaskRewound(turn, saved.Seq, checkpoint.Commit, commit), cancellationToken);
         return new RewindResponse(await tasks.GetAsync(id, cancellationToken), checkpoint);
     }, cancellationToken);

@@ -64,7 +64,7 @@ public sealed partial class Runner(
                 engine,
                 new EngineRun(task, path, history, journal, settings, spill, time.GetUtcNow(), softStop)
                 {
-                    TurnEnded = (turn, ct) => Checkpoints.SaveAsync(workspace, journal, path, turn, ct),
+                    TurnEnded = (turn, ct) => Checkpoints.SaveAsync(workspace, journal, task, turn, ct),
                     Clock = clock,
                     WorktreeReady = worktreeMade,
                 },
@@ -191,7 +191,7 @@ public sealed partial class Runner(
             {
                 try
                 {
-                    commit = await workspace.CommitAllAsync(task.Worktree, CommitMessage(task, outcome), CancellationToken.None);
+                    commit = await workspace.CommitAllAsync(task.RepoPath, task.Worktree, task.Branch, CommitMessage(task, outcome), CancellationToken.None);
                     break;
                 }
                 catch (WorkspaceException e) when (tries < 5 && e.Message.Contains("index.lock", StringComparison.Ordinal))

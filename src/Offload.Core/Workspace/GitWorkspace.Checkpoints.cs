@@ -8,16 +8,24 @@ public sealed partial class GitWorkspace
 
     /// <summary>
     /// Saves the worktree's whole state (tracked and untracked files, not ignored ones) as a commit on
-    /// <c>refs/offload/&lt;id&gt;/turn-&lt;n&gt;</c>, through a temporary index so the task branch, HEAD and the
-    /// worktree's own index stay as they are. Returns null when nothing changed since the previous
-    /// checkpoint (or since HEAD, for the first one).
+    /// <c>refs/offload/&lt;id&gt;/turn-&lt;n&gt;</c> whose parent is the task branch's tip, through a temporary index so
+    /// the task branch, HEAD and the worktree's own index stay as they are. Returns null when nothing changed since the
+    /// previous checkpoint (or since the branch's tip, for the first one). A worktree whose git files changed is refused
+    /// (<see cref="OpenTaskAsync"/>).
     /// </summary>
-    public async Task<Checkpoint?> CheckpointAsync(string worktree, long taskId, int turn, CancellationToken cancellationToken = default)
+    public async Task<Checkpoint?> CheckpointAsync(
+        string repoRoot, string worktree, string branch, long taskId, int turn, CancellationToken cancellationToken = default)
     {
-        var tree = await SnapshotTreeAsync(worktree, cancellationToken);
-        var previous = (await ReadCheckpointRefsAsync(worktree, taskId, cancellationToken)).Where(c => c.Turn != turn).Select(c => c.Sha).LastOrDefault();
-        var previousTree = (await Git.OutputAsync(
-            worktree, ["rev-parse", (previous ?? "HEAD") + "^{tree}"], cancellationToken: cancellationToken)).Trim();
+        var git = await OpenTaskAsync(repoRoot, worktree, branch, cancellationToken);
+        // Refreshes the stat data of the worktree's index (only that: what is staged stays). A fresh checkout's index is
+        // "racily clean", and the snapshot, which works on a copy of it, would otherwise re-read every file each turn.
+        await Git.RunAsync(worktree, ["update-index", "-q", "--ignore-submodules", "--refresh"], git.Environment, cancellationToken: cancellationToken);
+        var tree = await SnapshotTreeAsync(git, cancellationToken);
+        var previous = (await ReadCheckpointRefsAsync(worktree, taskId, cancellationToken, git.Environment)).Where(c => c.Turn != turn).Select(c => c.Sha).LastOrDefault();
+        var tip = (await Git.OutputAsync(
+            worktree, ["rev-parse", git.BranchRef, (previous ?? git.BranchRef) + "^{tree}"], git.Environment, cancellationToken: cancellationToken))
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var previousTree = tip[1];
         if (previousTree == tree)
         {
             return null;
@@ -25,15 +33,16 @@ public sealed partial class GitWorkspace
 
         var sha = (await Git.OutputAsync(
             worktree,
-            ["-c", "commit.gpgsign=false", "commit-tree", tree, "-p", "HEAD", "-m", $"offload checkpoint: task {taskId}, turn {turn}"],
-            OffloadIdentity,
+            ["-c", "commit.gpgsign=false", "commit-tree", tree, "-p", tip[0], "-m", $"offload checkpoint: task {taskId}, turn {turn}"],
+            WithIdentity(git.Environment),
             cancellationToken: cancellationToken)).Trim();
         await Git.OutputAsync(
             worktree,
             ["update-ref", "-m", $"offload checkpoint turn {turn}", CheckpointRef(taskId, turn), sha],
+            git.Environment,
             cancellationToken: cancellationToken);
-        var filesChanged = await CountChangedFilesAsync(worktree, previousTree, tree, cancellationToken);
-        var time = await CommitTimeAsync(worktree, sha, cancellationToken);
+        var filesChanged = await CountChangedFilesAsync(worktree, previousTree, tree, cancellationToken, git.Environment);
+        var time = await CommitTimeAsync(worktree, sha, cancellationToken, git.Environment);
         return new Checkpoint(turn, sha, time, filesChanged);
     }
 
@@ -58,21 +67,30 @@ public sealed partial class GitWorkspace
     /// checkpoint did not have deleted, ignored files left alone. The branch, HEAD and index do not move,
     /// so the rewound state shows as uncommitted changes.
     /// </summary>
-    public async Task RewindAsync(string worktree, string checkpointSha, CancellationToken cancellationToken = default)
+    public async Task RewindAsync(string repoRoot, string worktree, string branch, string checkpointSha, CancellationToken cancellationToken = default)
     {
-        if (await TryResolveCommitAsync(worktree, checkpointSha, cancellationToken) is null)
+        var git = await OpenTaskAsync(repoRoot, worktree, branch, cancellationToken);
+        if (await TryResolveCommitAsync(git.CommonDir, checkpointSha, cancellationToken) is null)
         {
             throw new WorkspaceException(
                 WorkspaceErrors.BadCheckpoint,
-                $"checkpoint {checkpointSha} is not a commit in {worktree}. List the task's checkpoints and pick one of those.");
+                $"checkpoint {checkpointSha} is not a commit in {repoRoot}. List the task's checkpoints and pick one of those.");
         }
 
-        await WithTemporaryIndexAsync(worktree, async env =>
+        await RewindFilesAsync(git, checkpointSha, cancellationToken);
+    }
+
+    /// <summary><see cref="RewindAsync"/> on a worktree Offload is still making (its folder not yet where its registration says).</summary>
+    private static async Task RewindFilesAsync(TaskGit git, string checkpointSha, CancellationToken cancellationToken)
+    {
+        await WithIndexCopyAsync(git.IndexFile, async index =>
         {
             // The temporary index first records every file now in the worktree, so that the reset
             // below knows which ones to delete, then switches index and files to the checkpoint's tree.
-            await Git.OutputAsync(worktree, ["add", "-A"], env, cancellationToken: cancellationToken);
-            await Git.OutputAsync(worktree, ["read-tree", "--reset", "-u", checkpointSha + "^{tree}"], env, cancellationToken: cancellationToken);
+            var env = git.WithIndex(index);
+            await DropNestedRepositoriesAsync(git, env, cancellationToken);
+            await Git.OutputAsync(git.Worktree, ["add", "-A"], env, cancellationToken: cancellationToken);
+            await Git.OutputAsync(git.Worktree, ["read-tree", "--reset", "-u", checkpointSha + "^{tree}"], env, cancellationToken: cancellationToken);
         });
     }
 
@@ -80,21 +98,29 @@ public sealed partial class GitWorkspace
 
     private static string CheckpointRef(long taskId, int turn) => $"{CheckpointPrefix(taskId)}turn-{turn}";
 
-    private static async Task<string> SnapshotTreeAsync(string worktree, CancellationToken cancellationToken)
+    private static async Task<string> SnapshotTreeAsync(TaskGit git, CancellationToken cancellationToken)
     {
         var tree = "";
-        await WithTemporaryIndexAsync(worktree, async env =>
+        await WithIndexCopyAsync(git.IndexFile, async index =>
         {
-            await Git.OutputAsync(worktree, ["add", "-A"], env, cancellationToken: cancellationToken);
-            tree = (await Git.OutputAsync(worktree, ["write-tree"], env, cancellationToken: cancellationToken)).Trim();
+            var env = git.WithIndex(index);
+            await DropNestedRepositoriesAsync(git, env, cancellationToken);
+            await Git.OutputAsync(git.Worktree, ["add", "-A"], env, cancellationToken: cancellationToken);
+            tree = (await Git.OutputAsync(git.Worktree, ["write-tree"], env, cancellationToken: cancellationToken)).Trim();
         });
         return tree;
     }
 
-    /// <summary>Runs <paramref name="action"/> with GIT_INDEX_FILE pointing at a copy of the worktree's index.</summary>
-    private static async Task WithTemporaryIndexAsync(string worktree, Func<IReadOnlyDictionary<string, string>, Task> action)
+    /// <summary>Runs <paramref name="action"/> with GIT_INDEX_FILE pointing at a copy of the checkout's index (the user's own checkout: merge and apply).</summary>
+    private static async Task WithTemporaryIndexAsync(string checkout, Func<IReadOnlyDictionary<string, string>, Task> action)
     {
-        var indexPath = (await Git.OutputAsync(worktree, ["rev-parse", "--path-format=absolute", "--git-path", "index"])).Trim();
+        var indexPath = (await Git.OutputAsync(checkout, ["rev-parse", "--path-format=absolute", "--git-path", "index"])).Trim();
+        await WithIndexCopyAsync(indexPath, index => action(new Dictionary<string, string> { ["GIT_INDEX_FILE"] = index }));
+    }
+
+    /// <summary>Runs <paramref name="action"/> with the path of a copy of the index <paramref name="indexPath"/>, deleted after.</summary>
+    private static async Task WithIndexCopyAsync(string indexPath, Func<string, Task> action)
+    {
         var temporary = Path.Combine(Path.GetTempPath(), $"offload-index-{Guid.NewGuid():N}");
         try
         {
@@ -103,7 +129,7 @@ public sealed partial class GitWorkspace
                 File.Copy(indexPath, temporary);
             }
 
-            await action(new Dictionary<string, string> { ["GIT_INDEX_FILE"] = temporary });
+            await action(temporary);
         }
         finally
         {
@@ -113,11 +139,12 @@ public sealed partial class GitWorkspace
     }
 
     private static async Task<List<(int Turn, string Sha, DateTimeOffset Time)>> ReadCheckpointRefsAsync(
-        string repo, long taskId, CancellationToken cancellationToken)
+        string repo, long taskId, CancellationToken cancellationToken, IReadOnlyDictionary<string, string>? environment = null)
     {
         var output = await Git.OutputAsync(
             repo,
             ["for-each-ref", "--format=%(refname)%00%(objectname)%00%(committerdate:unix)", CheckpointPrefix(taskId)],
+            environment,
             cancellationToken: cancellationToken);
         var refs = new List<(int, string, DateTimeOffset)>();
         foreach (var line in output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
@@ -136,12 +163,14 @@ public sealed partial class GitWorkspace
         return refs.OrderBy(r => r.Item1).ToList();
     }
 
-    private static async Task<int> CountChangedFilesAsync(string repo, string from, string to, CancellationToken cancellationToken) =>
+    private static async Task<int> CountChangedFilesAsync(
+        string repo, string from, string to, CancellationToken cancellationToken, IReadOnlyDictionary<string, string>? environment = null) =>
         Git.SplitZ(await Git.OutputAsync(
-            repo, ["diff-tree", "-r", "-z", "--name-only", "--no-renames", from, to], cancellationToken: cancellationToken)).Length;
+            repo, ["diff-tree", "-r", "-z", "--name-only", "--no-renames", from, to], environment, cancellationToken: cancellationToken)).Length;
 
-    private static async Task<DateTimeOffset> CommitTimeAsync(string repo, string sha, CancellationToken cancellationToken) =>
+    private static async Task<DateTimeOffset> CommitTimeAsync(
+        string repo, string sha, CancellationToken cancellationToken, IReadOnlyDictionary<string, string>? environment = null) =>
         DateTimeOffset.FromUnixTimeSeconds(long.Parse(
-            (await Git.OutputAsync(repo, ["show", "-s", "--format=%ct", sha], cancellationToken: cancellationToken)).Trim(),
+            (await Git.OutputAsync(repo, ["show", "-s", "--format=%ct", sha], environment, cancellationToken: cancellationToken)).Trim(),
             CultureInfo.InvariantCulture));
 }

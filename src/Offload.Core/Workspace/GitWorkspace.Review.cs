@@ -11,9 +11,13 @@ public sealed partial class GitWorkspace
     public Task<string?> TryResolveAsync(string repoRoot, string name, CancellationToken cancellationToken = default) =>
         TryResolveCommitAsync(repoRoot, name, cancellationToken);
 
-    /// <summary>Whether the worktree has no uncommitted changes (ignored files do not count).</summary>
-    public async Task<bool> IsCleanAsync(string worktree, CancellationToken cancellationToken = default) =>
-        (await Git.OutputAsync(worktree, ["status", "--porcelain", "--untracked-files=all"], cancellationToken: cancellationToken)).Length == 0;
+    /// <summary>Whether the task's worktree has no uncommitted changes (ignored files do not count; a nested repository by its HEAD).</summary>
+    public async Task<bool> IsCleanAsync(string repoRoot, string worktree, string branch, CancellationToken cancellationToken = default)
+    {
+        var git = await OpenTaskAsync(repoRoot, worktree, branch, cancellationToken);
+        return (await Git.OutputAsync(
+            worktree, ["status", "--porcelain", "--untracked-files=all", "--ignore-submodules=dirty"], git.Environment, cancellationToken: cancellationToken)).Length == 0;
+    }
 
     /// <summary>
     /// Ends an attempt so the next one can start from the base: whatever is uncommitted in the worktree is
@@ -26,7 +30,7 @@ public sealed partial class GitWorkspace
     {
         if (Directory.Exists(worktree))
         {
-            await CommitAllAsync(worktree, $"offload: the state of attempt {attempt} when it was retried", cancellationToken);
+            await CommitAllAsync(repoRoot, worktree, branch, $"offload: the state of attempt {attempt} when it was retried", cancellationToken);
         }
 
         var tip = await TryResolveCommitAsync(repoRoot, "refs/heads/" + branch, cancellationToken);

@@ -87,7 +87,7 @@ public sealed partial class GitWorkspace
 
         if (checkpoint is not null)
         {
-            await RewindAsync(path, checkpoint, cancellationToken);
+            await RewindAsync(repoRoot, path, branch, checkpoint, cancellationToken);
         }
 
         await CopyWorktreeIncludesAsync(repoRoot, path, cancellationToken);
@@ -210,7 +210,8 @@ public sealed partial class GitWorkspace
                 await CheckoutWithGitAsync();
                 if (existing.Checkpoint is { } checkpoint)
                 {
-                    await RewindAsync(staging, checkpoint, cancellationToken); // before the folder is in place: all or nothing
+                    // Before the folder is in place: all or nothing.
+                    await RewindFilesAsync(new TaskGit(staging, metadata, dirs.CommonDir, branch), checkpoint, cancellationToken);
                 }
             }
 

@@ -216,33 +216,50 @@ public sealed partial class GitWorkspace
             $"base commit {baseCommit} is not in {repoRoot}. Start the task again from a commit that exists.");
 
     /// <summary>
-    /// Stages everything in the worktree (ignored files stay out) and commits it as Offload.
+    /// Stages everything in the task's worktree (ignored files stay out) and commits it as Offload onto
+    /// <c>refs/heads/&lt;branch&gt;</c> itself (<c>write-tree</c>, <c>commit-tree</c>, <c>update-ref</c> from the tip it read),
+    /// whatever the worktree's files say (<see cref="OpenTaskAsync"/> refuses a worktree whose git files changed).
     /// Returns the new commit, or null when there was nothing to commit.
     /// </summary>
-    public async Task<string?> CommitAllAsync(string worktree, string message, CancellationToken cancellationToken = default)
+    public async Task<string?> CommitAllAsync(string repoRoot, string worktree, string branch, string message, CancellationToken cancellationToken = default)
     {
+        var git = await OpenTaskAsync(repoRoot, worktree, branch, cancellationToken);
+        var env = git.Environment;
         // Most runs end with nothing new since the last commit: one read-only git process says so (status takes no lock
-        // and writes nothing, GIT_OPTIONAL_LOCKS=0). Untracked files count, whatever status.showUntrackedFiles says.
+        // and writes nothing, GIT_OPTIONAL_LOCKS=0). Untracked files count, whatever status.showUntrackedFiles says;
+        // a nested repository counts by its HEAD (=dirty: git would otherwise run status inside it, with its config).
         var status = await Git.OutputAsync(
-            worktree, ["status", "--porcelain", "-z", "--untracked-files=all", "--ignore-submodules=none"], cancellationToken: cancellationToken);
+            worktree, ["status", "--porcelain", "-z", "--untracked-files=all", "--ignore-submodules=dirty"], env, cancellationToken: cancellationToken);
         if (status.Length == 0)
         {
             return null;
         }
 
-        await Git.OutputAsync(worktree, ["add", "-A"], cancellationToken: cancellationToken);
-        var staged = await Git.RunAsync(worktree, ["diff", "--cached", "--quiet"], cancellationToken: cancellationToken);
-        if (staged.Ok)
+        await DropNestedRepositoriesAsync(git, env, cancellationToken);
+        await Git.OutputAsync(worktree, ["add", "-A"], env, cancellationToken: cancellationToken);
+        var tree = (await Git.OutputAsync(worktree, ["write-tree"], env, cancellationToken: cancellationToken)).Trim();
+        var tip = (await Git.OutputAsync(worktree, ["rev-parse", git.BranchRef, git.BranchRef + "^{tree}"], env, cancellationToken: cancellationToken))
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        if (tip[1] == tree)
         {
             return null;
         }
 
-        await Git.OutputAsync(
-            worktree,
-            ["-c", "commit.gpgsign=false", "commit", "--no-verify", "--quiet", "--allow-empty-message", "-m", message],
-            OffloadIdentity,
-            cancellationToken: cancellationToken);
-        return (await Git.OutputAsync(worktree, ["rev-parse", "HEAD"], cancellationToken: cancellationToken)).Trim();
+        var commit = (await Git.OutputAsync(
+            worktree, ["-c", "commit.gpgsign=false", "commit-tree", tree, "-p", tip[0], "-m", message], WithIdentity(env), cancellationToken: cancellationToken)).Trim();
+        await Git.OutputAsync(worktree, ["update-ref", "-m", "offload: commit the task's worktree", git.BranchRef, commit, tip[0]], env, cancellationToken: cancellationToken);
+        return commit;
+    }
+
+    private static Dictionary<string, string> WithIdentity(IReadOnlyDictionary<string, string> environment)
+    {
+        var combined = new Dictionary<string, string>(environment);
+        foreach (var (name, value) in OffloadIdentity)
+        {
+            combined[name] = value;
+        }
+
+        return combined;
     }
 
     /// <summary>The task's changes as a unified diff: what <paramref name="branch"/> changed since <paramref name="baseCommit"/>.</summary>

@@ -34,4 +34,5 @@ public static class WorkspaceErrors
     public const string DetachedHead = "detached_head";
     public const string BadCheckpoint = "bad_checkpoint";
     public const string GitFailed = "git_failed";
+    public const string Tampered = "worktree_tampered";
 }

@@ -23,7 +23,7 @@ public sealed class SandboxedBashTests : IAsyncLifetime
             await git.WaitForExitAsync();
         }
 
-        var policy = await Bwrap.ForTaskAsync(Work, Path.Combine(_root, "spill"), new SandboxSettings());
+        var policy = await Bwrap.ForTaskAsync(Work, Work, "main", Path.Combine(_root, "spill"), new SandboxSettings());
         _context = new ToolContext(Work, Path.Combine(_root, "spill"), Environment: SandboxEnvironment.ForCommands(sandboxed: true), Sandbox: policy);
     }
 

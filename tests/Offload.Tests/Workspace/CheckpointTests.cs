@@ -28,7 +28,7 @@ public class CheckpointTests
         await TempRepo.GitInAsync(worktree.Path, "add", "staged.txt");
         var before = await RepoState.ReadAsync(worktree.Path);
 
-        var checkpoint = await _workspace.CheckpointAsync(worktree.Path, 1, turn: 1);
+        var checkpoint = await _workspace.CheckpointAsync(repo.Root, worktree.Path, worktree.Branch, 1, turn: 1);
 
         Assert.NotNull(checkpoint);
         Assert.Equal(before, await RepoState.ReadAsync(worktree.Path));
@@ -47,13 +47,13 @@ public class CheckpointTests
         var (repo, worktree) = await TaskAsync(2);
         using var _ = repo;
 
-        Assert.Null(await _workspace.CheckpointAsync(worktree.Path, 2, turn: 1));
+        Assert.Null(await _workspace.CheckpointAsync(repo.Root, worktree.Path, worktree.Branch, 2, turn: 1));
 
         TempRepo.WriteIn(worktree.Path, "a.txt", "a");
-        Assert.NotNull(await _workspace.CheckpointAsync(worktree.Path, 2, turn: 2));
-        Assert.Null(await _workspace.CheckpointAsync(worktree.Path, 2, turn: 3));
+        Assert.NotNull(await _workspace.CheckpointAsync(repo.Root, worktree.Path, worktree.Branch, 2, turn: 2));
+        Assert.Null(await _workspace.CheckpointAsync(repo.Root, worktree.Path, worktree.Branch, 2, turn: 3));
         TempRepo.WriteIn(worktree.Path, "ignored.log", "only an ignored file changed");
-        Assert.Null(await _workspace.CheckpointAsync(worktree.Path, 2, turn: 4));
+        Assert.Null(await _workspace.CheckpointAsync(repo.Root, worktree.Path, worktree.Branch, 2, turn: 4));
     }
 
     [Fact]
@@ -63,12 +63,12 @@ public class CheckpointTests
         using var _ = repo;
         TempRepo.WriteIn(worktree.Path, "a.txt", "a");
         TempRepo.WriteIn(worktree.Path, "b.txt", "b");
-        var first = await _workspace.CheckpointAsync(worktree.Path, 3, turn: 1);
+        var first = await _workspace.CheckpointAsync(repo.Root, worktree.Path, worktree.Branch, 3, turn: 1);
         TempRepo.WriteIn(worktree.Path, "a.txt", "a2");
-        var second = await _workspace.CheckpointAsync(worktree.Path, 3, turn: 2);
+        var second = await _workspace.CheckpointAsync(repo.Root, worktree.Path, worktree.Branch, 3, turn: 2);
         File.Delete(Path.Combine(worktree.Path, "a.txt"));
         TempRepo.WriteIn(worktree.Path, "c.txt", "c");
-        var tenth = await _workspace.CheckpointAsync(worktree.Path, 3, turn: 10);
+        var tenth = await _workspace.CheckpointAsync(repo.Root, worktree.Path, worktree.Branch, 3, turn: 10);
 
         var list = await _workspace.ListCheckpointsAsync(repo.Root, 3);
 
@@ -84,23 +84,23 @@ public class CheckpointTests
         using var _ = repo;
         TempRepo.WriteIn(worktree.Path, "keep.txt", "turn 1\n");
         TempRepo.WriteIn(worktree.Path, "one.txt", "one\n");
-        var turn1 = await _workspace.CheckpointAsync(worktree.Path, 4, turn: 1);
+        var turn1 = await _workspace.CheckpointAsync(repo.Root, worktree.Path, worktree.Branch, 4, turn: 1);
         var atTurn1 = await RepoState.ReadAsync(worktree.Path);
         TempRepo.WriteIn(worktree.Path, "keep.txt", "turn 2\n");
         File.Delete(Path.Combine(worktree.Path, "one.txt"));
         TempRepo.WriteIn(worktree.Path, "two/deep/two.txt", "two\n");
-        await _workspace.CommitAllAsync(worktree.Path, "agent committed");
+        await _workspace.CommitAllAsync(repo.Root, worktree.Path, worktree.Branch, "agent committed");
         var branchTip = await TempRepo.GitInAsync(worktree.Path, "rev-parse", "HEAD");
         TempRepo.WriteIn(worktree.Path, "three.txt", "three\n");
         TempRepo.WriteIn(worktree.Path, "run.log", "ignored output\n");
 
-        await _workspace.RewindAsync(worktree.Path, turn1!.Sha);
+        await _workspace.RewindAsync(repo.Root, worktree.Path, worktree.Branch, turn1!.Sha);
 
         var after = await RepoState.ReadAsync(worktree.Path);
         Assert.Equal(branchTip, after.Head);
         Assert.Equal("refs/heads/offload/4-t", after.Branch);
         Assert.Equal(atTurn1.Files + "\nrun.log=ignored output\n", after.Files);
-        var snapshot = await _workspace.CheckpointAsync(worktree.Path, 999, turn: 1);
+        var snapshot = await _workspace.CheckpointAsync(repo.Root, worktree.Path, worktree.Branch, 999, turn: 1);
         Assert.Equal(await repo.GitAsync("rev-parse", turn1.Sha + "^{tree}"), await repo.GitAsync("rev-parse", snapshot!.Sha + "^{tree}"));
     }
 
@@ -110,7 +110,7 @@ public class CheckpointTests
         var (repo, worktree) = await TaskAsync(5);
         using var _ = repo;
 
-        var error = await Assert.ThrowsAsync<WorkspaceException>(() => _workspace.RewindAsync(worktree.Path, new string('0', 40)));
+        var error = await Assert.ThrowsAsync<WorkspaceException>(() => _workspace.RewindAsync(repo.Root, worktree.Path, worktree.Branch, new string('0', 40)));
 
         Assert.Equal("bad_checkpoint", error.Code);
     }

@@ -17,9 +17,9 @@ public class MergeTests
         var task = await workspace.CreateWorktreeAsync(repo.Root, repo.WorktreesDir, 1, "t", head);
         TempRepo.WriteIn(task.Path, "a.txt", "line 1 by task\nline 2\nline 3\n");
         TempRepo.WriteIn(task.Path, "new.txt", "new\n");
-        await workspace.CommitAllAsync(task.Path, "task work 1");
+        await workspace.CommitAllAsync(repo.Root, task.Path, task.Branch, "task work 1");
         TempRepo.WriteIn(task.Path, "new.txt", "new, revised\n");
-        await workspace.CommitAllAsync(task.Path, "task work 2");
+        await workspace.CommitAllAsync(repo.Root, task.Path, task.Branch, "task work 2");
         return (repo, task);
     }
 
@@ -171,7 +171,7 @@ public class MergeTests
         var head = await repo.CommitAsync("base");
         var task = await _workspace.CreateWorktreeAsync(repo.Root, repo.WorktreesDir, 3, "t", head);
         File.Delete(Path.Combine(task.Path, "doomed.txt"));
-        await _workspace.CommitAllAsync(task.Path, "delete");
+        await _workspace.CommitAllAsync(repo.Root, task.Path, task.Branch, "delete");
         await repo.GitAsync("checkout", "--quiet", "--detach");
 
         var written = await _workspace.ApplyAsync(repo.Root, head, task.Branch);

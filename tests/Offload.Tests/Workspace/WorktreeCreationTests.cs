@@ -107,7 +107,7 @@ public class WorktreeCreationTests
         var worktree = await _workspace.CreateWorktreeAsync(repo.Root, repo.WorktreesDir, 9, "t", head);
         TempRepo.WriteIn(worktree.Path, "notes/new.txt", "new\n");
 
-        var commit = await _workspace.CommitAllAsync(worktree.Path, "added a file");
+        var commit = await _workspace.CommitAllAsync(repo.Root, worktree.Path, worktree.Branch, "added a file");
 
         Assert.NotNull(commit);
         Assert.Equal("notes/new.txt", await TempRepo.GitInAsync(worktree.Path, "diff-tree", "--no-commit-id", "--name-only", "-r", commit));

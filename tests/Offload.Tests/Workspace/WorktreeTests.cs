@@ -105,7 +105,7 @@ public class WorktreeTests
         Assert.False(File.Exists(Path.Combine(worktree.Path, "notes.txt")));
 
         TempRepo.WriteIn(worktree.Path, "feature.txt", "work\n");
-        var commit = await _workspace.CommitAllAsync(worktree.Path, "task 3");
+        var commit = await _workspace.CommitAllAsync(repo.Root, worktree.Path, worktree.Branch, "task 3");
 
         Assert.NotNull(commit);
         Assert.Equal("feature.txt", await TempRepo.GitInAsync(worktree.Path, "diff-tree", "--no-commit-id", "--name-only", "-r", commit));
@@ -120,8 +120,8 @@ public class WorktreeTests
         TempRepo.WriteIn(worktree.Path, "new.txt", "new\n");
         TempRepo.WriteIn(worktree.Path, "README.md", "changed\n");
 
-        var commit = await _workspace.CommitAllAsync(worktree.Path, "did the thing");
-        var again = await _workspace.CommitAllAsync(worktree.Path, "nothing");
+        var commit = await _workspace.CommitAllAsync(repo.Root, worktree.Path, worktree.Branch, "did the thing");
+        var again = await _workspace.CommitAllAsync(repo.Root, worktree.Path, worktree.Branch, "nothing");
 
         Assert.Null(again);
         Assert.Equal(commit, await TempRepo.GitInAsync(worktree.Path, "rev-parse", "offload/1-t"));
@@ -144,7 +144,7 @@ public class WorktreeTests
         File.Move(Path.Combine(worktree.Path, "old.txt"), Path.Combine(worktree.Path, "renamed.txt"));
         File.Delete(Path.Combine(worktree.Path, "gone.txt"));
         File.WriteAllBytes(Path.Combine(worktree.Path, "blob.bin"), [0, 1, 2, 0, 255]);
-        await _workspace.CommitAllAsync(worktree.Path, "changes");
+        await _workspace.CommitAllAsync(repo.Root, worktree.Path, worktree.Branch, "changes");
         repo.Write("README.md", "main moved on\n");
         await repo.CommitAsync("main moves");
 
@@ -184,10 +184,10 @@ public class WorktreeTests
         var head = await repo.GitAsync("rev-parse", "HEAD");
         var worktree = await _workspace.CreateWorktreeAsync(repo.Root, repo.WorktreesDir, 4, "t", head);
         TempRepo.WriteIn(worktree.Path, "big.txt", new string('x', 10_000));
-        await _workspace.CheckpointAsync(worktree.Path, 4, 1);
+        await _workspace.CheckpointAsync(repo.Root, worktree.Path, worktree.Branch, 4, 1);
         var otherTask = await _workspace.CreateWorktreeAsync(repo.Root, repo.WorktreesDir, 40, "t", head);
         TempRepo.WriteIn(otherTask.Path, "x.txt", "x");
-        await _workspace.CheckpointAsync(otherTask.Path, 40, 1);
+        await _workspace.CheckpointAsync(repo.Root, otherTask.Path, otherTask.Branch, 40, 1);
 
         Assert.InRange(GitWorkspace.DiskUsage(worktree.Path), 10_000, 1_000_000);
 
@@ -221,7 +221,7 @@ public class WorktreeTests
         var head = await repo.GitAsync("rev-parse", "HEAD");
         var worktree = await _workspace.CreateWorktreeAsync(repo.Root, repo.WorktreesDir, 6, "t", head);
         TempRepo.WriteIn(worktree.Path, "f.txt", "f");
-        await _workspace.CommitAllAsync(worktree.Path, "work");
+        await _workspace.CommitAllAsync(repo.Root, worktree.Path, worktree.Branch, "work");
 
         Assert.False(await _workspace.IsMergedAsync(repo.Root, worktree.Branch));
 

@@ -74,105 +74,60 @@ public static class Sandbox
     }
 
     /// <summary>
-    /// The sandbox for one task's commands, or null when bwrap is not available. Finds what
-    /// <c>git commit</c> in the worktree writes: the worktree's own git dir, the folder of its
-    /// branch's ref (and reflog), and objects, which go to a quarantine (<see cref="SandboxObjects"/>);
-    /// the rest of the repository's git dir stays read-only, so the agent cannot delete history,
-    /// move other branches, plant hooks or change the config.
+    /// The sandbox for one task's commands, or null when bwrap is not available. The task's git dir is the one Offload
+    /// computed (<see cref="GitWorkspace.OpenTaskAsync"/>, which refuses a worktree whose git files changed), never what
+    /// the worktree's <c>.git</c> says. Writable: what <c>git commit</c> on the task's branch writes, i.e. the worktree's
+    /// git dir and the folder of the branch's ref (and reflog); objects go to a quarantine (<see cref="SandboxObjects"/>).
+    /// Read-only: the rest of the repository's git dir (no deleting history, moving other branches, planting hooks or
+    /// config) and the files that say where git's data is (<see cref="TaskGit.PointerFiles"/>).
     /// </summary>
-    public static async Task<SandboxPolicy?> ForTaskAsync(string worktree, string spillDir, SandboxSettings settings, CancellationToken cancellationToken = default)
+    public static async Task<SandboxPolicy?> ForTaskAsync(
+        string repoRoot, string worktree, string branch, string spillDir, SandboxSettings settings, CancellationToken cancellationToken = default)
     {
         if (!IsAvailable)
         {
             return null;
         }
 
-        var git = ReadGitFiles(worktree) ?? await AskGitAsync(worktree, cancellationToken);
-        string? common = null;
-        string? privateObjects = null;
-        var writable = new List<string>();
-        if (git is { } found)
+        var git = await GitWorkspace.OpenTaskAsync(repoRoot, worktree, branch, cancellationToken);
+        var common = git.CommonDir;
+        var privateObjects = SandboxObjects.PrivateDir(git.GitDir);
+        Directory.CreateDirectory(privateObjects);
+        List<string> writable = [git.GitDir];
+        foreach (var refDir in (string[])[Path.GetDirectoryName(Path.Combine(common, git.BranchRef))!, Path.GetDirectoryName(Path.Combine(common, "logs", git.BranchRef))!])
         {
-            common = found.CommonDir;
-            writable.Add(found.GitDir);
-            privateObjects = SandboxObjects.PrivateDir(found.GitDir);
-            Directory.CreateDirectory(privateObjects);
-            if (found.BranchRef is { } branchRef && branchRef.StartsWith("refs/heads/", StringComparison.Ordinal))
-            {
-                foreach (var refDir in (string[])[Path.GetDirectoryName(Path.Combine(common, branchRef))!, Path.GetDirectoryName(Path.Combine(common, "logs", branchRef))!])
-                {
-                    Directory.CreateDirectory(refDir);
-                    writable.Add(refDir);
-                }
-            }
+            Directory.CreateDirectory(refDir);
+            writable.Add(refDir);
+        }
+
+        var worktreeConfig = Path.Combine(git.GitDir, "config.worktree");
+        if (git.PointerFiles.Contains(worktreeConfig) && !File.Exists(worktreeConfig))
+        {
+            File.WriteAllText(worktreeConfig, ""); // to be bound read-only: git reads it when the repository sets extensions.worktreeConfig
         }
 
         var paths = OffloadPaths.FromEnvironment();
         string[] hidden = [.. new[] { Environment.GetEnvironmentVariable("XDG_RUNTIME_DIR"), paths.RuntimeDir, paths.ConfigDir, paths.DataDir }
             .OfType<string>().Where(p => p.Length > 0 && Path.IsPathRooted(p)).Distinct()];
-        var policy = new SandboxPolicy(Path.GetFullPath(worktree), common, [.. writable.Distinct()], privateObjects, git?.ObjectFormat ?? "sha1",
-            spillDir, settings.Network, hidden);
+        var policy = new SandboxPolicy(git.Worktree, common, [.. writable.Distinct()], privateObjects, await ObjectFormatAsync(common, cancellationToken),
+            spillDir, settings.Network, hidden)
+        {
+            GitPointerFiles = git.PointerFiles,
+        };
         await SandboxObjects.AdoptAsync(policy, cancellationToken); // what a command left when the daemon died mid-run
         return policy;
     }
 
-    /// <summary>A worktree's git directory, common directory, object format and branch (<c>refs/heads/…</c>, or null when detached).</summary>
-    internal sealed record GitDirs(string GitDir, string CommonDir, string ObjectFormat, string? BranchRef);
-
-    /// <summary>
-    /// What <see cref="AskGitAsync"/> says, read from the files git keeps for a linked worktree (<c>.git</c> →
-    /// <c>gitdir:</c>, its <c>commondir</c> and <c>HEAD</c>) without starting git: two git processes less for every run
-    /// (≈ 8 ms of CPU each here, most of a task's start when a hundred start at once; docs/benchmarks.md). Null when
-    /// anything is not the plain case (a main checkout, another object format, a file that reads otherwise): then git is asked.
-    /// </summary>
-    internal static GitDirs? ReadGitFiles(string worktree)
+    /// <summary>sha1, unless the repository's config names another format (then git is asked).</summary>
+    private static async Task<string> ObjectFormatAsync(string commonDir, CancellationToken cancellationToken)
     {
-        try
+        if (!File.ReadAllText(Path.Combine(commonDir, "config")).Contains("objectformat", StringComparison.OrdinalIgnoreCase))
         {
-            var dotGit = Path.Combine(worktree, ".git");
-            if (!File.Exists(dotGit) || File.ReadAllText(dotGit).Trim() is not { } pointer || !pointer.StartsWith("gitdir: ", StringComparison.Ordinal))
-            {
-                return null;
-            }
-
-            var gitDir = Path.GetFullPath(pointer["gitdir: ".Length..].Trim(), Path.GetFullPath(worktree));
-            var commonFile = Path.Combine(gitDir, "commondir");
-            if (!File.Exists(commonFile))
-            {
-                return null;
-            }
-
-            var common = Path.GetFullPath(File.ReadAllText(commonFile).Trim(), gitDir);
-            if (!Directory.Exists(Path.Combine(common, "objects"))
-                || File.ReadAllText(Path.Combine(common, "config")).Contains("objectformat", StringComparison.OrdinalIgnoreCase))
-            {
-                return null;
-            }
-
-            var head = File.ReadAllText(Path.Combine(gitDir, "HEAD")).Trim();
-            return new GitDirs(
-                Path.TrimEndingDirectorySeparator(gitDir), Path.TrimEndingDirectorySeparator(common), "sha1",
-                head.StartsWith("ref: ", StringComparison.Ordinal) ? head["ref: ".Length..].Trim() : null);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
-        {
-            return null;
-        }
-    }
-
-    internal static async Task<GitDirs?> AskGitAsync(string worktree, CancellationToken cancellationToken)
-    {
-        var dirs = await Git.RunAsync(worktree, ["rev-parse", "--path-format=absolute", "--git-common-dir", "--git-dir", "--show-object-format"], cancellationToken: cancellationToken);
-        var lines = dirs.Ok ? dirs.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : [];
-        if (lines.Length != 3)
-        {
-            return null;
+            return "sha1";
         }
 
-        var head = await Git.RunAsync(worktree, ["symbolic-ref", "-q", "HEAD"], cancellationToken: cancellationToken);
-        return new GitDirs(
-            Path.GetFullPath(lines[1], worktree), Path.GetFullPath(lines[0], worktree), lines[2],
-            head.Ok && head.Stdout.Trim() is { Length: > 0 } branchRef ? branchRef : null);
+        var format = await Git.OutputAsync(commonDir, ["rev-parse", "--show-object-format"], new Dictionary<string, string> { ["GIT_DIR"] = commonDir }, cancellationToken: cancellationToken);
+        return format.Trim();
     }
 
     /// <summary>The bwrap arguments that come before <c>--</c> and the command; bind order matters (later binds cover earlier ones).</summary>
@@ -214,6 +169,11 @@ public static class Sandbox
         }
 
         args.AddRange(["--bind", policy.Worktree, policy.Worktree]);
+        foreach (var file in policy.GitPointerFiles.Where(File.Exists))
+        {
+            args.AddRange(["--ro-bind", file, file]); // over the writable worktree and git dir: what says where git's data is stays
+        }
+
         args.AddRange(["--ro-bind-try", policy.SpillDir, policy.SpillDir]);
         if (!policy.Network)
         {
@@ -268,7 +228,11 @@ public sealed record SandboxProbe(string? Path, bool Works, string? Version, str
 /// <param name="PrivateObjectDir">Where git in the sandbox writes objects; <see cref="SandboxObjects"/> adopts them after each command.</param>
 /// <param name="ObjectFormat">sha1 or sha256, to check adopted objects.</param>
 /// <param name="HiddenDirs">Covered with an empty tmpfs: Offload's socket, config and data, and the user's runtime dir (ssh-agent, dbus).</param>
-public sealed record SandboxPolicy(string Worktree, string? GitCommonDir, IReadOnlyList<string> GitWritableDirs, string? PrivateObjectDir, string ObjectFormat, string SpillDir, bool Network, IReadOnlyList<string> HiddenDirs);
+public sealed record SandboxPolicy(string Worktree, string? GitCommonDir, IReadOnlyList<string> GitWritableDirs, string? PrivateObjectDir, string ObjectFormat, string SpillDir, bool Network, IReadOnlyList<string> HiddenDirs)
+{
+    /// <summary>Bound read-only over the writable binds: the worktree's <c>.git</c> file, and <c>gitdir</c>, <c>commondir</c>, <c>config.worktree</c> in its git dir.</summary>
+    public IReadOnlyList<string> GitPointerFiles { get; init; } = [];
+}
 
 /// <summary>The <c>sandbox</c> section of Offload's config.</summary>
 public sealed record SandboxSettings

@@ -52,7 +52,7 @@ public static class SandboxObjects
         {
             foreach (var pack in Directory.EnumerateFiles(packs, "*.pack"))
             {
-                await AdoptPackAsync(policy.Worktree, pack, Path.Combine(target, "pack"), cancellationToken);
+                await AdoptPackAsync(common, pack, Path.Combine(target, "pack"), cancellationToken);
             }
 
             Directory.Delete(packs, recursive: true);
@@ -71,12 +71,14 @@ public static class SandboxObjects
         }
     }
 
-    private static async Task AdoptPackAsync(string worktree, string pack, string targetDir, CancellationToken cancellationToken)
+    private static async Task AdoptPackAsync(string commonDir, string pack, string targetDir, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(targetDir);
         var staged = Path.Combine(targetDir, $"tmp-offload-{Guid.NewGuid():N}.pack");
         File.Copy(pack, staged);
-        var indexed = await Git.RunAsync(worktree, ["index-pack", "--strict", staged], cancellationToken: cancellationToken);
+        // In the repository's own git dir, named explicitly: nothing the worktree holds (its .git, its config) takes part.
+        var indexed = await Git.RunAsync(
+            commonDir, ["index-pack", "--strict", staged], new Dictionary<string, string> { ["GIT_DIR"] = commonDir }, cancellationToken: cancellationToken);
         var hash = indexed.Stdout.Trim().Split('\t', ' ').LastOrDefault() ?? "";
         var stagedIndex = Path.ChangeExtension(staged, ".idx");
         if (indexed.Ok && hash.Length >= 40 && hash.All(char.IsAsciiHexDigitLower) && !File.Exists(Path.Combine(targetDir, $"pack-{hash}.pack")))

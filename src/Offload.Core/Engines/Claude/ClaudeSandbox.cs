@@ -105,10 +105,12 @@ public static class ClaudeSandbox
     {
         var args = new List<string> { Sandbox.BwrapPath ?? "bwrap" };
         args.AddRange(Sandbox.Arguments(policy with { Network = false }, home));
+        args.AddRange(["--cap-drop", "ALL"]); // as root, bwrap would otherwise leave every capability (remount / read-write…)
 
         if (UserConfigDir(getEnv) is { } user && Directory.Exists(user))
         {
-            args.AddRange(["--tmpfs", user]); // its login, its other sessions, its settings (a hook planted there runs unsandboxed next time)
+            // its login, its other sessions, its settings (a hook planted there would run unsandboxed next time)
+            args.AddRange(["--tmpfs", user, "--remount-ro", user]);
         }
 
         if (home is { Length: > 0 } && File.Exists(Path.Combine(home, ".claude.json")))

@@ -147,4 +147,17 @@ public sealed class ClaudeSandboxTests : IAsyncLifetime
         Assert.False(results[5].IsError, results[5].Output);
         Assert.Equal("print('edited')\n", _h.Git("show", $"{done.Branch}:app.py"));
     }
+
+    [Fact]
+    public async Task WithoutBubblewrap_ClaudeCodeRunsAsBefore_AndTheJournalSaysItIsUnsandboxed()
+    {
+        _h.Env["OFFLOAD_BWRAP"] = Path.Combine(_h.Root, "no-such-bwrap");
+        ClaudeCode.Configure(_h, permissions: new { allow = new[] { "Bash" } });
+        var (done, results) = await RunClaudeAsync("claude-no-sandbox", Tool("Bash", new { command = "echo plain > plain.txt" }));
+
+        Assert.False(results[0].IsError, results[0].Output);
+        Assert.Equal("plain\n", _h.Git("show", $"{done.Branch}:plain.txt"));
+        var note = (await _h.EventsAsync(done.Id)).OfType<EngineNote>().Single(n => n.Kind == Offload.Engines.Claude.ClaudeEngine.SandboxNote);
+        Assert.StartsWith("none: Claude Code and its commands run unsandboxed. bubblewrap (bwrap) is not installed", note.Text);
+    }
 }

@@ -30,6 +30,7 @@ public sealed partial class ClaudeEngine(
     public const string ProcessNote = "claude.process";
     public const string StoppedNote = "claude.stopped";
     public const string VersionNote = "claude.version";
+    public const string SandboxNote = "claude.sandbox";
     public const string InstallHint = "npm install -g @anthropic-ai/claude-code";
 
     public const string InterruptedPrompt =
@@ -118,6 +119,9 @@ public sealed partial class ClaudeEngine(
         }
 
         await journal.AppendAsync(new EngineNote(SessionNote, session), cancellationToken);
+        await journal.AppendAsync(new EngineNote(SandboxNote, stateDir is not null
+            ? $"bubblewrap: writes only in the worktree and {stateDir}; no network but the model, through the daemon ({upstream!.BaseUrl})"
+            : $"none: Claude Code and its commands run unsandboxed. {Agent.Tools.Sandbox.Problem}"), cancellationToken);
         var stream = new ClaudeStream(task.Turns, task.Model);
         using var registration = await permissions.RegisterAsync(run, stream, upstream, cancellationToken);
         var mcpConfig = Path.Combine(stateDir ?? paths.RuntimeDir, $"claude-mcp-{task.Id}-{registration.Token[..8]}.json");

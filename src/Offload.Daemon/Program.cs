@@ -7,6 +7,7 @@ using Offload.Store;
 
 // offload-daemon run                          the daemon in the foreground (what `offload daemon start` launches)
 // offload-daemon sim serve [--scenario S] [--port N]   the Simulator for other clients
+// offload-daemon claude-bridge PORT SOCKET -- CLAUDE…   inside a Claude Code sandbox: the model bridge, then Claude Code (ClaudeForwarder)
 // Users reach both through `offload daemon run` and `offload sim serve`; exit codes are the CLI's (5: daemon).
 const int Ok = 0, Usage = 2, DaemonError = 5, Interrupted = 130;
 
@@ -21,6 +22,9 @@ try
     {
         ["run"] => await RunDaemonAsync(CancellationToken.None),
         ["sim", "serve", .. var rest] => await ServeSimulatorAsync(rest, stop.Token),
+        [Offload.Engines.Claude.ClaudeSandbox.ForwarderMode, var port, var socket, "--", .. var command] when command.Length > 0
+            && int.TryParse(port, System.Globalization.CultureInfo.InvariantCulture, out var number)
+            => await Offload.Engines.Claude.ClaudeForwarder.RunAsync(number, socket, command, stop.Token),
         _ => UsageError(),
     };
 }

@@ -20,4 +20,7 @@ public sealed record RecordedRequest(
 
     /// <summary>Whether the request asked for a streamed answer.</summary>
     public bool Stream { get; init; }
+
+    /// <summary>The <c>x-api-key</c> header the client sent, if any (to check who adds the credential on the way).</summary>
+    public string? ApiKey { get; init; }
 }

@@ -348,6 +348,7 @@ public sealed class SimulatorServer : IAsyncDisposable
         {
             Query = request.QueryString.Value ?? "",
             Stream = stream,
+            ApiKey = request.Headers["x-api-key"].FirstOrDefault(),
         };
         lock (_requestsLock)
         {

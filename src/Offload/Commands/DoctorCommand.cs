@@ -131,8 +131,12 @@ public static class DoctorCommand
         var found = configured is not null
             ? (File.Exists(configured) ? configured : null)
             : DaemonProgram.FindOnPath("claude");
+        var sandboxed = Sandbox.Probe(Environment.GetEnvironmentVariable).Works;
         return found is not null
-            ? new DoctorCheck("claude", "ok", $"claude CLI at {found}{(configured is null ? " (from PATH)" : " (engines.claude.path)")}: --engine claude can run")
+            ? new DoctorCheck("claude", sandboxed ? "ok" : "warn",
+                $"claude CLI at {found}{(configured is null ? " (from PATH)" : " (engines.claude.path)")}: --engine claude can run, "
+                + (sandboxed ? "inside bubblewrap (no network but the model)" : "but without a sandbox: bubblewrap does not work here, so Claude Code and its commands run unconfined"),
+                sandboxed ? null : Sandbox.InstallHint)
             : new DoctorCheck("claude", "info", configured is not null
                     ? $"engines.claude.path is {configured}, which does not exist: --engine claude cannot run"
                     : "the claude CLI is not on PATH: --engine claude cannot run (the builtin engine does not need it)",

@@ -14,7 +14,8 @@ namespace Offload.Engines.Claude;
 /// it prints is kept (<c>engine.note</c> <c>claude.raw</c>) and mapped to journal events
 /// (<see cref="ClaudeStream"/>). A reply or a run cut short by a restart continues the same
 /// session with <c>--resume</c>; permission prompts come to <see cref="ClaudePermissionServer"/>.
-/// docs/claude-engine.md.
+/// Where bubblewrap works, Claude Code runs inside it with the builtin engine's policy and reaches the
+/// model only through the daemon (<see cref="ClaudeSandbox"/>). docs/claude-engine.md.
 /// </summary>
 public sealed partial class ClaudeEngine(
     ITaskStore store,
@@ -29,6 +30,7 @@ public sealed partial class ClaudeEngine(
     public const string ProcessNote = "claude.process";
     public const string StoppedNote = "claude.stopped";
     public const string VersionNote = "claude.version";
+    public const string SandboxNote = "claude.sandbox";
     public const string InstallHint = "npm install -g @anthropic-ai/claude-code";
 
     public const string InterruptedPrompt =
@@ -91,6 +93,16 @@ public sealed partial class ClaudeEngine(
         }
 
         var environment = await EnvironmentAsync(task, settings, cancellationToken);
+        string? stateDir = null;
+        ClaudeUpstream? upstream = null;
+        if (Agent.Tools.Sandbox.IsAvailable)
+        {
+            stateDir = ClaudeSandbox.StateDir(paths, task.Id);
+            Directory.CreateDirectory(stateDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            environment["CLAUDE_CONFIG_DIR"] = stateDir; // its sessions live there, the one folder of its own it may write
+            upstream = ClaudeSandbox.Upstream(ClaudeModel.IsSimulated(task.Model) ? new Uri(environment["ANTHROPIC_BASE_URL"]) : null, getEnv);
+        }
+
         try
         {
             await journal.AppendAsync(new EngineNote(VersionNote, await VersionAsync(executable, environment, cancellationToken)), cancellationToken);
@@ -107,15 +119,18 @@ public sealed partial class ClaudeEngine(
         }
 
         await journal.AppendAsync(new EngineNote(SessionNote, session), cancellationToken);
+        await journal.AppendAsync(new EngineNote(SandboxNote, stateDir is not null
+            ? $"bubblewrap: writes only in the worktree and {stateDir}; no network but the model, through the daemon ({upstream!.BaseUrl})"
+            : $"none: Claude Code and its commands run unsandboxed. {Agent.Tools.Sandbox.Problem}"), cancellationToken);
         var stream = new ClaudeStream(task.Turns, task.Model);
-        using var registration = await permissions.RegisterAsync(run, stream, cancellationToken);
-        var mcpConfig = Path.Combine(paths.RuntimeDir, $"claude-mcp-{task.Id}-{registration.Token[..8]}.json");
+        using var registration = await permissions.RegisterAsync(run, stream, upstream, cancellationToken);
+        var mcpConfig = Path.Combine(stateDir ?? paths.RuntimeDir, $"claude-mcp-{task.Id}-{registration.Token[..8]}.json");
         using (var file = new FileStream(mcpConfig, new FileStreamOptions
                {
                    Mode = FileMode.Create, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
                }))
         {
-            file.Write(System.Text.Encoding.UTF8.GetBytes(registration.McpConfig())); // the token stays off the command line, where /proc shows it to everyone
+            file.Write(System.Text.Encoding.UTF8.GetBytes(registration.McpConfig(stateDir is null ? registration.Url! : ClaudeSandbox.McpUrl))); // the token stays off the command line, where /proc shows it to everyone
         }
 
         try
@@ -144,7 +159,12 @@ public sealed partial class ClaudeEngine(
             }
 
             args.AddRange(settings.Args);
-            return await RunProcessAsync(run, executable, args, environment, prompt, stream, cancellationToken);
+            if (stateDir is not null)
+            {
+                environment = ClaudeSandbox.Environment(environment, upstream!, registration.Token, stateDir, getEnv);
+            }
+
+            return await RunProcessAsync(run, executable, args, environment, prompt, stream, stateDir, cancellationToken);
         }
         catch (ClaudeEngineException e)
         {
@@ -157,11 +177,39 @@ public sealed partial class ClaudeEngine(
     }
 
     private async Task<EngineOutcome> RunProcessAsync(
-        EngineRun run, string executable, List<string> args, Dictionary<string, string> environment, string prompt, ClaudeStream stream, CancellationToken cancellationToken)
+        EngineRun run, string executable, List<string> args, Dictionary<string, string> environment, string prompt, ClaudeStream stream, string? stateDir,
+        CancellationToken cancellationToken)
     {
         var journal = run.Journal;
         await run.WorktreeReady.WaitAsync(cancellationToken); // Claude Code starts in it
-        await using var process = ClaudeProcess.Start(executable, args, run.Worktree, environment, prompt);
+        List<string>? sandbox = null;
+        Agent.Tools.SandboxPolicy? policy = null;
+        if (stateDir is not null)
+        {
+            policy = await Agent.Tools.Sandbox.ForTaskAsync(run.Worktree, run.SpillDir, run.Config.Sandbox, cancellationToken)
+                     ?? throw new ClaudeEngineException($"the sandbox for Claude Code could not be set up in {run.Worktree}: {Agent.Tools.Sandbox.Problem ?? "bubblewrap found no git directory"}; `offload doctor` says more");
+            sandbox = ClaudeSandbox.Command(policy, environment.GetValueOrDefault("HOME"), stateDir, permissions.Socket, executable, getEnv);
+        }
+
+        try
+        {
+            return await FollowProcessAsync(run, executable, args, environment, prompt, stream, sandbox, policy, cancellationToken);
+        }
+        finally
+        {
+            if (policy is not null)
+            {
+                await Agent.Tools.SandboxObjects.AdoptAsync(policy, CancellationToken.None); // what git in the sandbox wrote, checked, into the repository
+            }
+        }
+    }
+
+    private async Task<EngineOutcome> FollowProcessAsync(
+        EngineRun run, string executable, List<string> args, Dictionary<string, string> environment, string prompt, ClaudeStream stream,
+        List<string>? sandbox, Agent.Tools.SandboxPolicy? policy, CancellationToken cancellationToken)
+    {
+        var journal = run.Journal;
+        await using var process = await ClaudeProcess.StartAsync(executable, args, run.Worktree, environment, prompt, sandbox);
         await journal.AppendAsync(new EngineNote(ProcessNote, $"{process.Pid} {process.StartTicks}"), CancellationToken.None);
         var stopped = 0;
         void Stop()
@@ -182,6 +230,11 @@ public sealed partial class ClaudeEngine(
             var events = stream.Map(line);
             if (stream.Turn > turn && changedFiles.Remove(turn) && run.TurnEnded is { } turnEnded)
             {
+                if (policy is not null)
+                {
+                    await Agent.Tools.SandboxObjects.AdoptAsync(policy, CancellationToken.None); // before the checkpoint reads the branch
+                }
+
                 await turnEnded(turn, CancellationToken.None);
             }
 
@@ -205,6 +258,11 @@ public sealed partial class ClaudeEngine(
 
         if (changedFiles.Remove(stream.Turn) && run.TurnEnded is { } lastTurnEnded)
         {
+            if (policy is not null)
+            {
+                await Agent.Tools.SandboxObjects.AdoptAsync(policy, CancellationToken.None);
+            }
+
             await lastTurnEnded(stream.Turn, CancellationToken.None);
         }
 

@@ -17,17 +17,20 @@ namespace Offload.Engines.Claude;
 
 /// <summary>
 /// The MCP tool Claude Code asks when it needs a permission in the background
-/// (<c>--permission-prompt-tool mcp__offload__approve</c>). Claude Code can only reach an MCP
+/// (<c>--permission-prompt-tool mcp__offload__approve</c>), and the daemon's end of a sandboxed
+/// Claude Code's model bridge (<see cref="ClaudeModelProxy"/>). Claude Code can only reach an MCP
 /// server over HTTP or stdio, and the daemon's API is on a Unix socket, so this is a small
-/// separate HTTP server on a random loopback port, started on first use: it serves
-/// <c>POST /mcp</c> and nothing else (the API stays on the socket). Every run gets a random bearer
+/// separate HTTP server, started on first use, on a Unix socket of its own (bound into each
+/// Claude Code sandbox, where <see cref="ClaudeForwarder"/> serves it on the sandbox's loopback)
+/// and, when there is no sandbox, on a random loopback port. It serves <c>POST /mcp</c> and the
+/// bridge and nothing else (the API stays on the socket). Every run gets a random bearer
 /// token, handed to Claude Code in a 0600 config file; a request without a live token gets 401.
 /// A question goes through Offload's rules first (<see cref="PermissionPolicy"/>: a deny rule
 /// refuses, an allow rule or an earlier <c>approve --always</c> allows), then to the user through the
 /// <c>PermissionBroker</c>: the task waits in <c>needs_input</c> until <c>offload approve</c> /
 /// <c>offload deny</c>. The builtin engine's background defaults do not apply (see <see cref="CallAsync"/>).
 /// </summary>
-public sealed class ClaudePermissionServer(PermissionGate gate, Daemon.PermissionBroker broker, ILoggerFactory loggers) : IAsyncDisposable
+public sealed class ClaudePermissionServer(PermissionGate gate, Daemon.PermissionBroker broker, Config.OffloadPaths paths, ILoggerFactory loggers) : IAsyncDisposable
 {
     public const string ServerName = "offload";
     public const string ToolName = "approve";
@@ -37,27 +40,32 @@ public sealed class ClaudePermissionServer(PermissionGate gate, Daemon.Permissio
     private readonly ConcurrentDictionary<string, Registration> _runs = new(StringComparer.Ordinal);
     private WebApplication? _app;
     private Uri? _url;
+    private bool _started;
     private IHttpContextAccessor? _http;
 
     /// <summary>A run's pass to the tool: dispose it when the run ends.</summary>
     public sealed class Registration(ClaudePermissionServer server, string token, EngineRun run, PermissionPolicy policy, ClaudeStream stream, CancellationToken cancel) : IDisposable
     {
         public string Token { get; } = token;
-        public Uri Url { get; init; } = null!;
+        /// <summary>Where the tool is reached from outside a sandbox; null when the server serves only its socket.</summary>
+        public Uri? Url { get; init; }
+
+        /// <summary>Where this run's model requests go through the bridge; null when it does not use the bridge.</summary>
+        public ClaudeUpstream? Upstream { get; init; }
         internal EngineRun Run { get; } = run;
         internal PermissionPolicy Policy { get; } = policy;
         internal ClaudeStream Stream { get; } = stream;
         internal CancellationToken Cancel { get; } = cancel;
 
-        /// <summary>The <c>--mcp-config</c> JSON that points Claude Code at the tool.</summary>
-        public string McpConfig() => new JsonObject
+        /// <summary>The <c>--mcp-config</c> JSON that points Claude Code at the tool, at <paramref name="url"/>.</summary>
+        public string McpConfig(Uri url) => new JsonObject
         {
             ["mcpServers"] = new JsonObject
             {
                 [ServerName] = new JsonObject
                 {
                     ["type"] = "http",
-                    ["url"] = Url.ToString(),
+                    ["url"] = url.ToString(),
                     ["headers"] = new JsonObject { ["Authorization"] = "Bearer " + Token },
                 },
             },
@@ -66,21 +74,25 @@ public sealed class ClaudePermissionServer(PermissionGate gate, Daemon.Permissio
         public void Dispose() => server._runs.TryRemove(Token, out _);
     }
 
-    public async Task<Registration> RegisterAsync(EngineRun run, ClaudeStream stream, CancellationToken cancellationToken)
+    /// <summary>The server's Unix socket: bound into every Claude Code sandbox.</summary>
+    public string Socket => Path.Combine(paths.RuntimeDir, "claude-bridge.sock");
+
+    /// <param name="upstream">The model endpoint for this run's bridge; null for a run outside the sandbox.</param>
+    public async Task<Registration> RegisterAsync(EngineRun run, ClaudeStream stream, ClaudeUpstream? upstream, CancellationToken cancellationToken)
     {
         var url = await StartAsync(cancellationToken);
         var token = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
-        var registration = new Registration(this, token, run, gate.PolicyFor(run, bashContained: false), stream, cancellationToken) { Url = url };
+        var registration = new Registration(this, token, run, gate.PolicyFor(run, bashContained: false), stream, cancellationToken) { Url = url, Upstream = upstream };
         _runs[token] = registration;
         return registration;
     }
 
-    private async Task<Uri> StartAsync(CancellationToken cancellationToken)
+    private async Task<Uri?> StartAsync(CancellationToken cancellationToken)
     {
         await _starting.WaitAsync(cancellationToken);
         try
         {
-            if (_url is not null)
+            if (_started)
             {
                 return _url;
             }
@@ -88,7 +100,20 @@ public sealed class ClaudePermissionServer(PermissionGate gate, Daemon.Permissio
             var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false"] });
             builder.Logging.ClearProviders();
             builder.Services.AddSingleton(loggers);
-            builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
+            var loopback = !Agent.Tools.Sandbox.IsAvailable; // with a sandbox, Claude Code comes through the socket only
+            File.Delete(Socket); // a daemon that died left it
+            builder.WebHost.ConfigureKestrel(k =>
+            {
+                k.ListenUnixSocket(Socket);
+                if (loopback)
+                {
+                    k.Listen(IPAddress.Loopback, 0);
+                }
+
+                k.Limits.MaxRequestBodySize = null; // a long conversation is one large request
+                k.Limits.MinRequestBodyDataRate = null;
+                k.Limits.MinResponseDataRate = null; // a model may think for a while between two events
+            });
             builder.Services.AddHttpContextAccessor();
             builder.Services.AddMcpServer(o => o.ServerInfo = new Implementation { Name = ServerName, Version = Daemon.DaemonHost.Version })
                 .WithHttpTransport(o => o.Stateless = true)
@@ -97,6 +122,12 @@ public sealed class ClaudePermissionServer(PermissionGate gate, Daemon.Permissio
             var app = builder.Build();
             app.Use(async (context, next) =>
             {
+                if (context.Request.Path.StartsWithSegments(ClaudeModelProxy.PathPrefix.TrimEnd('/')))
+                {
+                    await ClaudeModelProxy.HandleAsync(context, token => _runs.TryGetValue(token, out var run) ? run.Upstream : null);
+                    return;
+                }
+
                 var header = context.Request.Headers.Authorization.ToString();
                 if (context.Request.Path.StartsWithSegments("/mcp")
                     && header.StartsWith("Bearer ", StringComparison.Ordinal) && _runs.ContainsKey(header["Bearer ".Length..]))
@@ -111,8 +142,12 @@ public sealed class ClaudePermissionServer(PermissionGate gate, Daemon.Permissio
             await app.StartAsync(cancellationToken);
             _http = app.Services.GetRequiredService<IHttpContextAccessor>();
             _app = app;
-            var address = app.Urls.First();
-            _url = new Uri(new Uri(address), "/mcp");
+            _started = true;
+            if (app.Urls.FirstOrDefault(u => u.StartsWith("http://127.0.0.1:", StringComparison.Ordinal)) is { } address)
+            {
+                _url = new Uri(new Uri(address), "/mcp");
+            }
+
             return _url;
         }
         finally
@@ -188,6 +223,7 @@ public sealed class ClaudePermissionServer(PermissionGate gate, Daemon.Permissio
         {
             await app.StopAsync();
             await app.DisposeAsync();
+            File.Delete(Socket);
         }
     }
 }

@@ -11,7 +11,9 @@ namespace Offload.Engines.Claude;
 /// One <c>claude -p</c> process in its own session and process group (through <c>setsid</c>, as
 /// BashTool does), so stopping it stops every command it started. The prompt goes in on stdin
 /// (no argument length limit), stdout is read line by line, the end of stderr is kept for errors.
-/// Stopping is an interrupt (SIGINT) to the group, then SIGKILL after a grace period.
+/// Stopping is an interrupt (SIGINT) to the group, then SIGKILL after a grace period. In the sandbox
+/// the process is bubblewrap, Claude Code runs below it in a session of its own, and the interrupt
+/// goes to the first program inside (<see cref="ClaudeForwarder"/>, which passes it on).
 /// </summary>
 public sealed class ClaudeProcess : IAsyncDisposable
 {
@@ -27,9 +29,12 @@ public sealed class ClaudeProcess : IAsyncDisposable
     private readonly StringBuilder _stderr = new();
     private readonly Task _pumps;
 
-    private ClaudeProcess(Process process)
+    private readonly bool _sandboxed;
+
+    private ClaudeProcess(Process process, bool sandboxed)
     {
         _process = process;
+        _sandboxed = sandboxed;
         Pid = process.Id;
         StartTicks = ProcessStartTicks(Pid);
         _pumps = Task.WhenAll(PumpStdoutAsync(), PumpStderrAsync());
@@ -41,7 +46,9 @@ public sealed class ClaudeProcess : IAsyncDisposable
     /// <summary>The start time of the process in clock ticks since boot (field 22 of /proc/PID/stat), to know it again after a restart.</summary>
     public long? StartTicks { get; }
 
-    public static ClaudeProcess Start(string executable, IReadOnlyList<string> args, string workDir, IReadOnlyDictionary<string, string> environment, string stdin)
+    /// <param name="sandbox">The command line that runs Claude Code in bubblewrap (<see cref="ClaudeSandbox.Command"/>), or null.</param>
+    public static async Task<ClaudeProcess> StartAsync(
+        string executable, IReadOnlyList<string> args, string workDir, IReadOnlyDictionary<string, string> environment, string stdin, IReadOnlyList<string>? sandbox)
     {
         if (SetsidPath is null)
         {
@@ -58,6 +65,11 @@ public sealed class ClaudeProcess : IAsyncDisposable
             StandardOutputEncoding = Encoding.UTF8,
             StandardErrorEncoding = Encoding.UTF8,
         };
+        foreach (var arg in sandbox ?? [])
+        {
+            info.ArgumentList.Add(arg);
+        }
+
         info.ArgumentList.Add(executable);
         foreach (var arg in args)
         {
@@ -73,14 +85,21 @@ public sealed class ClaudeProcess : IAsyncDisposable
         var process = new Process { StartInfo = info };
         try
         {
-            process.Start();
+            if (sandbox is null)
+            {
+                process.Start();
+            }
+            else
+            {
+                await Agent.Tools.SandboxLauncher.StartAsync(process); // so that --die-with-parent follows the daemon, not a pool thread
+            }
         }
         catch (Win32Exception e)
         {
             throw new ClaudeEngineException($"could not start {executable}: {e.Message}");
         }
 
-        var started = new ClaudeProcess(process);
+        var started = new ClaudeProcess(process, sandbox is not null);
         try
         {
             process.StandardInput.Write(stdin);
@@ -125,7 +144,19 @@ public sealed class ClaudeProcess : IAsyncDisposable
     public async Task StopAsync()
     {
         var tree = Descendants(Pid);
-        Signal(SigInt);
+        if (_sandboxed)
+        {
+            // bubblewrap would die of the interrupt and take Claude Code down before it could end its commands itself
+            if (tree.FirstOrDefault(p => Command(p.Pid) is not (null or "bwrap")) is { Pid: > 0 } inside)
+            {
+                _ = kill(inside.Pid, SigInt);
+            }
+        }
+        else
+        {
+            Signal(SigInt);
+        }
+
         try
         {
             await _process.WaitForExitAsync().WaitAsync(InterruptGrace).ConfigureAwait(false);
@@ -224,6 +255,21 @@ public sealed class ClaudeProcess : IAsyncDisposable
     }
 
     private static long? ProcessStartTicks(int pid) => Stat(pid)?.Ticks;
+
+    /// <summary>Sends SIGINT to one process (for <see cref="ClaudeForwarder"/>, passing an interrupt on).</summary>
+    internal static void Interrupt(int pid) => _ = kill(pid, SigInt);
+
+    private static string? Command(int pid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/comm").Trim();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
 
     /// <summary>Fields of /proc/PID/stat: the parent (4th) and the start time in clock ticks since boot (22nd).</summary>
     private static (int Parent, long Ticks)? Stat(int pid)

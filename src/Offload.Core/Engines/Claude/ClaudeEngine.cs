@@ -186,7 +186,7 @@ public sealed partial class ClaudeEngine(
         Agent.Tools.SandboxPolicy? policy = null;
         if (stateDir is not null)
         {
-            policy = await Agent.Tools.Sandbox.ForTaskAsync(run.Worktree, run.SpillDir, run.Config.Sandbox, cancellationToken)
+            policy = await Agent.Tools.Sandbox.ForTaskAsync(run.Task.RepoPath, run.Worktree, run.Task.Branch, run.SpillDir, run.Config.Sandbox, cancellationToken)
                      ?? throw new ClaudeEngineException($"the sandbox for Claude Code could not be set up in {run.Worktree}: {Agent.Tools.Sandbox.Problem ?? "bubblewrap found no git directory"}; `offload doctor` says more");
             sandbox = ClaudeSandbox.Command(policy, environment.GetValueOrDefault("HOME"), stateDir, permissions.Socket, executable, getEnv);
         }

@@ -42,7 +42,7 @@ if (args.Length == 0)
 }
 
 var parse = root.Parse(args);
-if (parse.Action is System.CommandLine.Invocation.ParseErrorAction)
+if (Usage.IsRefused(parse))
 {
     return Usage.Refuse(parse, Console.Error); // every command's usage errors: exit 2, what was wrong, its synopsis
 }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Help;
+using System.CommandLine.Parsing;
 using System.Text;
 using System.Text.RegularExpressions;
 
@@ -26,12 +27,27 @@ public static partial class Usage
         return ExitCodes.BadInput;
     }
 
+    /// <summary>
+    /// Whether the command line is refused: the parser found an error, or a command's argument got a word that is an
+    /// option's spelling (<c>show --jsn</c>; <c>run --no-such-option</c> would otherwise run a task with that prompt).
+    /// A word after <c>--</c> is taken as it is.
+    /// </summary>
+    public static bool IsRefused(ParseResult parse) =>
+        parse.Action is System.CommandLine.Invocation.ParseErrorAction || StrayOption(parse) is not null;
+
+    private static string? StrayOption(ParseResult parse)
+    {
+        var literal = parse.Tokens.SkipWhile(t => t.Type != TokenType.DoubleDash).Skip(1).Select(t => t.Value).ToHashSet(StringComparer.Ordinal);
+        return parse.CommandResult.Children.OfType<ArgumentResult>().SelectMany(a => a.Tokens).Select(t => t.Value)
+            .FirstOrDefault(v => v.Length > 1 && v[0] == '-' && !char.IsAsciiDigit(v[1]) && !literal.Contains(v));
+    }
+
     /// <summary>What was wrong, in one line: the first word the parser could not place, else its first error, reworded.</summary>
     private static string Problem(ParseResult parse)
     {
         var command = parse.CommandResult.Command;
         var name = Name(command);
-        if (parse.UnmatchedTokens.FirstOrDefault() is { } token)
+        if ((StrayOption(parse) ?? parse.UnmatchedTokens.FirstOrDefault()) is { } token)
         {
             return token.StartsWith('-') ? $"`{name}` has no option {token}"
                 : command is RootCommand ? $"there is no command '{token}'"

@@ -429,6 +429,9 @@ public sealed class BadInputTests : IAsyncLifetime
             _h.Git("branch", "--list", "offload/*", "--format=%(refname:short)").Split('\n', StringSplitOptions.RemoveEmptyEntries));
         var foreground = await _h.OffloadAsync("daemon", "run");
         AssertOneLineError(foreground, 2, $"the config file {file} is not valid: line 4, column 1");
+        var doctor = await _h.OffloadAsync("doctor");
+        Assert.Equal(1, doctor.ExitCode);
+        Assert.Contains($"FAIL  config         the config file {file} is not valid: line 4, column 1", doctor.Stdout);
 
         File.WriteAllText(file, "{ \"maxParallel\": 2 }");
         Assert.Equal(2, JsonDocument.Parse((await _h.OffloadAsync("ls", "--json")).Stdout).RootElement.GetArrayLength());

@@ -295,6 +295,7 @@ public sealed partial class ReviewService(
         string? saved = null;
         if (Directory.Exists(task.RepoPath))
         {
+            await workspace.ForgetDeletedWorktreeAsync(task.RepoPath, task.Worktree, cancellationToken); // else git keeps the branch as checked out there
             saved = await workspace.SaveAttemptAsync(task.RepoPath, task.Worktree, task.Branch, id, attempt, cancellationToken);
         }
         else if (Directory.Exists(task.Worktree))

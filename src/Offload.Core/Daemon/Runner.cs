@@ -206,8 +206,8 @@ public sealed partial class Runner(
             status = OffloadTaskStatus.Failed;
             reason = $"{reason}; committing the worktree failed: {e.Message.Split('\n')[0].TrimEnd()} "
                 + $"The work is still in the worktree {task.Worktree}, not on branch {task.Branch}. Remove the cause "
-                + $"(an index.lock left by a git that is no longer running: delete it), then `offload reply {task.Id} \"commit your work\"`: "
-                + "a run ends by committing its worktree.";
+                + $"(a stale index.lock: delete it if no git is running), then `offload reply {task.Id} \"commit your work\"`: "
+                + "the run ends by committing the worktree.";
             reason = reason.TrimStart(';', ' ');
             await journal.AppendAsync(new ErrorRaised("commit failed", e.Message));
         }

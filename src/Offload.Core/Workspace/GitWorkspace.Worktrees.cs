@@ -62,7 +62,7 @@ public sealed partial class GitWorkspace
             throw new WorkspaceException(
                 WorkspaceErrors.BranchCheckedOut,
                 $"branch {branch} of task {taskId} is checked out in {other.Path}, so the task cannot get its own worktree back; nothing was changed. "
-                + $"Switch that checkout to another branch (`git -C {other.Path} switch -`), then try again.");
+                + $"Switch that checkout to another branch (e.g. `git -C {other.Path} switch -`, back to the one it was on), then try again.");
         }
 
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);

@@ -217,6 +217,22 @@ public sealed class LostWorkTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Retry_OfATaskWhoseWorktreeWasDeletedByHand_KeepsTheAttemptAndStartsAgainFromTheBase()
+    {
+        var task = await FinishedTaskAsync(Tool("Write", new { file_path = "a.txt", content = "a\n" }), Final("Wrote a.txt."));
+        var tip = _h.Git("rev-parse", task.Branch).Trim();
+        Directory.Delete(task.Worktree, recursive: true);
+
+        var retry = await _h.OffloadAsync("retry", Id(task));
+
+        Assert.True(retry.ExitCode == 0, retry.ToString());
+        Assert.Equal(OffloadTaskStatus.Succeeded, (await _h.WaitAsync(task.Id)).Status);
+        Assert.Equal(tip, _h.Git("rev-parse", $"refs/offload/{task.Id}/attempt-1/tip").Trim());
+        Assert.Equal("a\n", FileOnBranch(task, "a.txt"));
+        Assert.NotEqual(tip, _h.Git("rev-parse", task.Branch).Trim());
+    }
+
+    [Fact]
     public async Task Reply_ToATaskWhoseBranchIsCheckedOutInYourCheckout_Exits4_SaysWhatToDo_AndChangesNothing()
     {
         var task = await FinishedTaskAsync(

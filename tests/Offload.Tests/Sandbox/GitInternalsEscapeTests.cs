@@ -278,7 +278,7 @@ public sealed class GitInternalsEscapeTests : IAsyncLifetime
             {
                 command = $"mkdir sub && cd sub && {OwnGit} init -q && echo '* filter=p' > .gitattributes && printf x > f && {OwnGit} add -A && {OwnGit} commit -qm nested"
                     + " && cd .. && echo '* filter=p' > .gitattributes && git add sub .gitattributes && git commit -qm 'a nested repository'"
-                    + $" && git -C sub config filter.p.clean {filter} && git -C sub config core.fsmonitor {Quoted($"sh -c 'id > {Marker}'")} && printf y > sub/f && echo planted",
+                    + $" && git -C sub config filter.p.clean {filter} && git -C sub config core.fsmonitor {Quoted($"sh -c 'id > {Marker}'")} && printf y > sub/f && echo more > more.txt && echo planted",
             }),
             Tool("Write", new { file_path = "after.txt", content = "a turn that writes, after the nested repository\n" }));
 

@@ -27,6 +27,7 @@ public sealed class CommandLimits : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private Task? _watch;
     private string? _reason;
+    private Task _cancelling = Task.CompletedTask;
 
     private CommandLimits(SandboxLimits limits, string[] measured, long before, Cgroup? cgroup)
     {
@@ -172,7 +173,7 @@ public sealed class CommandLimits : IAsyncDisposable
     private void Breach(string reason)
     {
         _reason = reason;
-        _breached.Cancel();
+        _cancelling = _breached.CancelAsync(); // the kill runs elsewhere, not inside the watch it would wait for
     }
 
     public async ValueTask DisposeAsync()
@@ -188,6 +189,7 @@ public sealed class CommandLimits : IAsyncDisposable
             await _cgroup.RemoveAsync();
         }
 
+        await _cancelling;
         _stop.Dispose();
         _breached.Dispose();
     }

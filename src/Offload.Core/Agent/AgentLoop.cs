@@ -5,6 +5,7 @@ using Offload.Agent.Tools;
 using Offload.Engines;
 using Offload.Models;
 using Offload.Protocol;
+using Offload.Redaction;
 
 namespace Offload.Agent;
 
@@ -15,7 +16,8 @@ namespace Offload.Agent;
 /// Before each tool runs: rules → approval → sandbox → run (<see cref="PermissionPolicy"/> decides,
 /// <see cref="PermissionGate"/> parks the task for the user's answer, the tool confines itself).
 /// </summary>
-public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, PermissionGate permissions) : IEngine
+/// <param name="redactor">Told the task's own secrets (<see cref="WorktreeIncludeSecrets"/>) before its first tool runs; null in tests without a daemon.</param>
+public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, PermissionGate permissions, SecretRedactor? redactor = null) : IEngine
 {
     public string Name => "builtin";
 
@@ -162,13 +164,14 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
     /// <summary>Whether the tool may change files; a name that is no tool changes nothing (the call fails).</summary>
     private bool Writes(string toolName) => tools.TryGetValue(toolName, out var tool) && tool.Mutates;
 
-    private static async Task<ToolContext> ToolContextAsync(EngineRun run, CancellationToken cancellationToken)
+    private async Task<ToolContext> ToolContextAsync(EngineRun run, CancellationToken cancellationToken)
     {
         await run.WorktreeReady.WaitAsync(cancellationToken);
+        redactor?.AddTaskSecrets(run.Task.Id, await WorktreeIncludeSecrets.ReadAsync(run.Task.RepoPath, cancellationToken));
         var limits = run.Config.Limits;
         var sandbox = await Sandbox.ForTaskAsync(run.Task.RepoPath, run.Worktree, run.Task.Branch, run.SpillDir, run.Config.Sandbox, cancellationToken);
         return new ToolContext(run.Worktree, run.SpillDir, limits.MaxToolOutputChars, TimeSpan.FromSeconds(limits.BashTimeoutSeconds),
-            SandboxEnvironment.ForCommands(sandboxed: sandbox is not null), sandbox);
+            SandboxEnvironment.ForCommands(sandboxed: sandbox is not null), sandbox, run.Config.Sandbox.Limits);
     }
 
     /// <summary>Rules → approval → run; the result as stored (secrets redacted) is what the model sees.</summary>

@@ -54,7 +54,9 @@ public static class DaemonHost
         });
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
 
-        store.BeforeAppend = Redaction.SecretRedactor.From(Environment.GetEnvironmentVariables(), config).Redact;
+        var redactor = Redaction.SecretRedactor.From(Environment.GetEnvironmentVariables(), config);
+        store.BeforeAppend = redactor.Redact;
+        builder.Services.AddSingleton(redactor);
         var models = new ModelGateway(config.Models, getEnv);
         Func<OffloadConfig> currentConfig = () => config;
         builder.Services.AddSingleton(paths);

@@ -1,4 +1,5 @@
 using System.Collections;
+using System.Collections.Concurrent;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Offload.Config;
@@ -12,6 +13,8 @@ namespace Offload.Redaction;
 /// (<c>ANTHROPIC_API_KEY</c>, <c>OPENAI_API_KEY</c>, any <c>*_KEY</c>, <c>*_TOKEN</c>,
 /// <c>*SECRET*</c>, <c>*PASSWORD*</c> variable) and keys written in Offload's config. Values shorter
 /// than <see cref="MinLength"/> are left alone: too short to be a key, too likely to be common text.
+/// A task's own secrets (the values in the files <c>.worktreeinclude</c> copies into its worktree,
+/// <see cref="WorktreeIncludeSecrets"/>) are added when its run starts and apply to its events only.
 /// Applied once, where the store appends an event.
 /// </summary>
 public sealed class SecretRedactor
@@ -20,13 +23,21 @@ public sealed class SecretRedactor
 
     private readonly IReadOnlyList<(string Name, string Value)> _secrets;
 
-    public SecretRedactor(IEnumerable<(string Name, string Value)> secrets) =>
-        _secrets = secrets.Where(s => s.Value.Length >= MinLength)
+    private readonly ConcurrentDictionary<long, IReadOnlyList<(string Name, string Value)>> _taskSecrets = new();
+
+    public SecretRedactor(IEnumerable<(string Name, string Value)> secrets) => _secrets = Usable(secrets);
+
+    public int Count => _secrets.Count;
+
+    /// <summary>Secrets of one task, redacted from its events (on top of the daemon's); replaces what was added before.</summary>
+    public void AddTaskSecrets(long taskId, IEnumerable<(string Name, string Value)> secrets) =>
+        _taskSecrets[taskId] = Usable(secrets.Concat(_secrets));
+
+    private static List<(string Name, string Value)> Usable(IEnumerable<(string Name, string Value)> secrets) =>
+        secrets.Where(s => s.Value.Length >= MinLength)
             .DistinctBy(s => s.Value, StringComparer.Ordinal)
             .OrderByDescending(s => s.Value.Length) // a key that contains another is replaced whole
             .ToList();
-
-    public int Count => _secrets.Count;
 
     public static SecretRedactor From(IDictionary environment, OffloadConfig config)
     {
@@ -63,9 +74,11 @@ public sealed class SecretRedactor
             || upper is "ANTHROPIC_API_KEY" or "OPENAI_API_KEY" or "ANTHROPIC_AUTH_TOKEN";
     }
 
-    public string Redact(string text)
+    public string Redact(string text) => Redact(text, _secrets);
+
+    private static string Redact(string text, IReadOnlyList<(string Name, string Value)> secrets)
     {
-        foreach (var (name, value) in _secrets)
+        foreach (var (name, value) in secrets)
         {
             if (text.Contains(value, StringComparison.Ordinal))
             {
@@ -82,29 +95,30 @@ public sealed class SecretRedactor
     /// </summary>
     public AgentEvent Redact(AgentEvent e)
     {
-        if (_secrets.Count == 0)
+        var secrets = _taskSecrets.TryGetValue(e.TaskId, out var own) ? own : _secrets;
+        if (secrets.Count == 0)
         {
             return e;
         }
 
-        if (e is ToolResulted { FullOutputPath: { } spill } && File.Exists(spill) && File.ReadAllText(spill) is var full && Redact(full) is var clean && clean != full)
+        if (e is ToolResulted { FullOutputPath: { } spill } && File.Exists(spill) && File.ReadAllText(spill) is var full && Redact(full, secrets) is var clean && clean != full)
         {
             File.WriteAllText(spill, clean);
         }
 
         var json = JsonSerializer.Serialize(e, OffloadJson.Info<AgentEvent>());
-        if (!_secrets.Any(secret => json.Contains(secret.Value, StringComparison.Ordinal) || json.Contains(Encoded(secret.Value), StringComparison.Ordinal)))
+        if (!secrets.Any(secret => json.Contains(secret.Value, StringComparison.Ordinal) || json.Contains(Encoded(secret.Value), StringComparison.Ordinal)))
         {
             return e;
         }
 
         var node = JsonNode.Parse(json)!;
-        RedactStrings(node);
+        RedactStrings(node, secrets);
         return node.Deserialize(OffloadJson.Info<AgentEvent>())!;
     }
 
     /// <summary>Replaces secrets inside string values only, so the event's shape (names, the type) never changes.</summary>
-    private void RedactStrings(JsonNode node)
+    private static void RedactStrings(JsonNode node, IReadOnlyList<(string Name, string Value)> secrets)
     {
         switch (node)
         {
@@ -113,11 +127,11 @@ public sealed class SecretRedactor
                 {
                     if (child is JsonValue value && value.TryGetValue<string>(out var text))
                     {
-                        obj[name] = Redact(text);
+                        obj[name] = Redact(text, secrets);
                     }
                     else if (child is not null)
                     {
-                        RedactStrings(child);
+                        RedactStrings(child, secrets);
                     }
                 }
 
@@ -127,11 +141,11 @@ public sealed class SecretRedactor
                 {
                     if (array[i] is JsonValue value && value.TryGetValue<string>(out var text))
                     {
-                        array[i] = Redact(text);
+                        array[i] = Redact(text, secrets);
                     }
                     else if (array[i] is { } child)
                     {
-                        RedactStrings(child);
+                        RedactStrings(child, secrets);
                     }
                 }
 

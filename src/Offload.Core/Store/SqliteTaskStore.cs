@@ -450,7 +450,7 @@ public sealed class SqliteTaskStore : ITaskStore
             currentAttempt = reader.GetInt32(1);
         }
 
-        var appended = (BeforeAppend is { } transform ? transform(body) : body) with { TaskId = taskId, Seq = seq, Attempt = currentAttempt, At = now };
+        var appended = (BeforeAppend is { } transform ? transform(body with { TaskId = taskId }) : body) with { TaskId = taskId, Seq = seq, Attempt = currentAttempt, At = now };
         var json = JsonSerializer.Serialize(appended, OffloadJson.Info<AgentEvent>());
         var type = json.AsSpan(9, json.IndexOf('"', 9) - 9).ToString(); // {"type":"…" is always first
         Prepared("INSERT INTO events (task_id, seq, attempt, type, at, data) VALUES ($id, $seq, $attempt, $type, $at, $data)",

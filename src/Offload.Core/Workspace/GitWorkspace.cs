@@ -432,6 +432,35 @@ public sealed partial class GitWorkspace
 
     private static async Task<IReadOnlyList<string>> CopyWorktreeIncludesAsync(string repoRoot, string worktree, CancellationToken cancellationToken)
     {
+        var copied = new List<string>();
+        foreach (var relative in await WorktreeIncludesAsync(repoRoot, cancellationToken))
+        {
+            var source = Path.Combine(repoRoot, relative);
+            var target = Path.Combine(worktree, relative);
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            var info = new FileInfo(source);
+            if (info.LinkTarget is { } linkTarget)
+            {
+                File.CreateSymbolicLink(target, linkTarget);
+            }
+            else if (info.Exists)
+            {
+                File.Copy(source, target, overwrite: false);
+            }
+            else
+            {
+                continue;
+            }
+
+            copied.Add(relative);
+        }
+
+        return copied;
+    }
+
+    /// <summary>The ignored files of the repository that <c>.worktreeinclude</c> names (relative paths, in order): what a new worktree gets copied.</summary>
+    public static async Task<IReadOnlyList<string>> WorktreeIncludesAsync(string repoRoot, CancellationToken cancellationToken = default)
+    {
         var includeFile = Path.Combine(repoRoot, WorktreeIncludeFile);
         if (!File.Exists(includeFile))
         {
@@ -458,30 +487,7 @@ public sealed partial class GitWorkspace
             throw Git.Failed(repoRoot, ["check-ignore", "-z", "--stdin"], ignored);
         }
 
-        var copied = new List<string>();
-        foreach (var relative in Git.SplitZ(ignored.Stdout).Order(StringComparer.Ordinal))
-        {
-            var source = Path.Combine(repoRoot, relative);
-            var target = Path.Combine(worktree, relative);
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            var info = new FileInfo(source);
-            if (info.LinkTarget is { } linkTarget)
-            {
-                File.CreateSymbolicLink(target, linkTarget);
-            }
-            else if (info.Exists)
-            {
-                File.Copy(source, target, overwrite: false);
-            }
-            else
-            {
-                continue;
-            }
-
-            copied.Add(relative);
-        }
-
-        return copied;
+        return [.. Git.SplitZ(ignored.Stdout).Order(StringComparer.Ordinal)];
     }
 
     private static async Task<bool> BranchExistsAsync(string repoRoot, string branch, CancellationToken cancellationToken) =>

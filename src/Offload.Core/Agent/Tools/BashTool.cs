@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.ComponentModel;
 using System.Diagnostics;
 using System.Globalization;
@@ -88,7 +89,12 @@ public sealed class BashTool : ITool
             return ToolResult.Error(e.Message);
         }
 
-        var startInfo = new ProcessStartInfo(SetsidPath)
+        // Limits are set before bwrap starts: the launcher joins the command's cgroup, then execs setsid.
+        await using var limits = context.Limits is { } settings
+            ? CommandLimits.Create(settings, [context.WorkDir, .. context.Sandbox?.GitWritableDirs ?? []], SizeAfterLastCommand.GetValueOrDefault(context.WorkDir))
+            : null;
+        var launcher = limits?.Launcher ?? [];
+        var startInfo = new ProcessStartInfo(launcher.Count > 0 ? launcher[0] : SetsidPath)
         {
             WorkingDirectory = context.WorkDir,
             RedirectStandardInput = true,
@@ -96,6 +102,14 @@ public sealed class BashTool : ITool
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (launcher.Count > 0)
+        {
+            foreach (var argument in launcher.Skip(1))
+            {
+                startInfo.ArgumentList.Add(argument);
+            }
+            startInfo.ArgumentList.Add(SetsidPath);
+        }
         if (context.Sandbox is { } sandbox)
         {
             // bwrap runs as the group leader; its pid namespace dies with it, so the kill below reaches every process inside.
@@ -110,7 +124,7 @@ public sealed class BashTool : ITool
         startInfo.ArgumentList.Add("/bin/bash");
         startInfo.ArgumentList.Add("-c");
         // The first line runs before the command is parsed: stdin from /dev/null, stderr into the stdout pipe.
-        startInfo.ArgumentList.Add("exec </dev/null 2>&1\n" + command);
+        startInfo.ArgumentList.Add(limits?.Ulimits + "exec </dev/null 2>&1\n" + command);
         if (context.Environment is { } environment)
         {
             startInfo.Environment.Clear();
@@ -139,11 +153,12 @@ public sealed class BashTool : ITool
         }
         // setsid runs in the child we started (it is not a group leader), so its pid is the new group's id.
         var group = process.Id;
+        limits?.Watch();
         process.StandardInput.Close();
         var readers = Task.WhenAll(PumpAsync(process.StandardOutput.BaseStream, capture), PumpAsync(process.StandardError.BaseStream, capture));
 
         using var timeoutSource = new CancellationTokenSource(timeout);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeoutSource.Token);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeoutSource.Token, limits?.Breached ?? CancellationToken.None);
         var timedOut = false;
         var lingerersKilled = false;
         try
@@ -165,15 +180,21 @@ public sealed class BashTool : ITool
             if (cancellationToken.IsCancellationRequested)
             {
                 await AdoptObjectsAsync(context).ConfigureAwait(false);
+                await FinishAsync(context, limits).ConfigureAwait(false);
             }
             cancellationToken.ThrowIfCancellationRequested();
-            timedOut = true;
+            timedOut = limits?.Breached.IsCancellationRequested != true;
         }
         await WaitQuietlyAsync(readers, DrainGrace).ConfigureAwait(false);
         await AdoptObjectsAsync(context).ConfigureAwait(false);
+        var cleared = await FinishAsync(context, limits).ConfigureAwait(false);
 
         int? exitCode = timedOut || !process.HasExited ? null : process.ExitCode;
         var notes = new List<string>();
+        if (limits?.Reason is { } reason)
+        {
+            notes.Add(reason);
+        }
         if (timedOut)
         {
             notes.Add(string.Create(CultureInfo.InvariantCulture, $"Command timed out after {(long)timeout.TotalMilliseconds} ms; the process tree was killed."));
@@ -186,6 +207,10 @@ public sealed class BashTool : ITool
         {
             notes.Add($"Exit code {exitCode}");
         }
+        if (cleared.Count > 0)
+        {
+            notes.Add($"Cleared the setuid/setgid bit of {string.Join(", ", cleared.Take(20))}{(cleared.Count > 20 ? $" and {cleared.Count - 20} more" : "")}: files in the worktree may not carry them.");
+        }
         var footer = notes.Count == 0 ? "" : "\n" + string.Join("\n", notes);
         var (text, cut) = await capture.RenderAsync(Math.Max(context.MaxOutputChars - footer.Length, 0)).ConfigureAwait(false);
         var output = text.Length == 0 && footer.Length == 0 ? "(no output)" : text.TrimEnd('\n') + footer;
@@ -193,7 +218,23 @@ public sealed class BashTool : ITool
         {
             output = output[..context.MaxOutputChars];
         }
-        return new ToolResult(output, IsError: timedOut || exitCode != 0, ExitCode: exitCode, Truncated: cut, FullOutputPath: cut ? capture.SpillPath : null);
+        return new ToolResult(output, IsError: timedOut || exitCode != 0 || limits?.Reason is not null, ExitCode: exitCode, Truncated: cut, FullOutputPath: cut ? capture.SpillPath : null);
+    }
+
+    /// <summary>The worktree's size after the last command, per worktree: the disk limit counts what a command adds past it.</summary>
+    private static readonly ConcurrentDictionary<string, long> SizeAfterLastCommand = new(StringComparer.Ordinal);
+
+    /// <summary>After every command, whatever ended it: the last limit checks, setuid and setgid bits cleared (<see cref="WorktreeScan"/>).</summary>
+    private static async Task<IReadOnlyList<string>> FinishAsync(ToolContext context, CommandLimits? limits)
+    {
+        if (limits is null)
+        {
+            return WorktreeScan.ClearSetIdAndMeasure(context.WorkDir).Cleared;
+        }
+
+        var (size, cleared) = await limits.FinishAsync().ConfigureAwait(false);
+        SizeAfterLastCommand[context.WorkDir] = size;
+        return cleared;
     }
 
     /// <summary>Objects git wrote in the sandbox go to a quarantine; the repository gets them once checked, cancelled or not.</summary>

@@ -23,13 +23,15 @@ public interface ITool
 /// <param name="MaxOutputChars">The cap on what the model sees of one result.</param>
 /// <param name="Environment">The whole environment of Bash commands; null inherits the daemon's.</param>
 /// <param name="Sandbox">Run Bash commands under bubblewrap with this policy; null runs them unconfined.</param>
+/// <param name="Limits">Processes, memory and disk for each Bash command (<see cref="CommandLimits"/>); null for none.</param>
 public sealed record ToolContext(
     string WorkDir,
     string SpillDir,
     int MaxOutputChars = 30_000,
     TimeSpan? DefaultBashTimeout = null,
     IReadOnlyDictionary<string, string>? Environment = null,
-    SandboxPolicy? Sandbox = null);
+    SandboxPolicy? Sandbox = null,
+    SandboxLimits? Limits = null);
 
 public sealed record ToolResult(string Output, bool IsError = false, int? ExitCode = null, bool Truncated = false, string? FullOutputPath = null)
 {

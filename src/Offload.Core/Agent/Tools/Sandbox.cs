@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using Offload.Config;
 using Offload.Workspace;
 
@@ -38,14 +39,39 @@ public static class Sandbox
             return new SandboxProbe(null, false, null, $"bubblewrap (bwrap) is not installed; shell commands run without a sandbox. Install it: {InstallHint}");
         }
 
+        // With a user namespace where the kernel allows one; without, the capabilities are still dropped.
+        var withUserNamespace = TryRun(path, [.. ProbeArguments, .. Confinement(userNamespace: true), "--", "/bin/true"]);
+        if (withUserNamespace.Problem is null)
+        {
+            return new SandboxProbe(path, true, VersionOf(path), null, UserNamespace: true);
+        }
+
+        var without = TryRun(path, [.. ProbeArguments, .. Confinement(userNamespace: false), "--", "/bin/true"]);
+        return without.Problem is null ? new SandboxProbe(path, true, VersionOf(path), null) : without;
+    }
+
+    /// <summary>The mounts of <see cref="Arguments"/> that every sandbox has, for the trial run.</summary>
+    private static readonly string[] ProbeArguments =
+        ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--size", "1048576", "--tmpfs", "/tmp", "--unshare-net"];
+
+    /// <summary>
+    /// What makes root in the sandbox no more than a plain user (docs/sandbox.md, "Capabilities"): no capabilities
+    /// (so no mount, umount, nsenter, ptrace of the daemon, raw sockets), its own pid namespace and session, and, where the
+    /// kernel allows, its own user namespace in which it cannot make another (a new one would hand the capabilities back
+    /// inside it). bwrap always sets no_new_privs, so no setuid program gains anything either.
+    /// </summary>
+    private static IEnumerable<string> Confinement(bool userNamespace) =>
+        [.. userNamespace ? (string[])["--unshare-user", "--disable-userns"] : [], "--unshare-pid", "--die-with-parent", "--new-session", "--cap-drop", "ALL"];
+
+    private static SandboxProbe TryRun(string path, IEnumerable<string> arguments)
+    {
         var probe = new ProcessStartInfo(path)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var argument in (string[])["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-                     "--unshare-net", "--unshare-pid", "--die-with-parent", "--new-session", "--", "/bin/true"])
+        foreach (var argument in arguments)
         {
             probe.ArgumentList.Add(argument);
         }
@@ -54,16 +80,15 @@ public static class Sandbox
         {
             using var process = Process.Start(probe)!;
             var stderr = process.StandardError.ReadToEndAsync();
-            var version = VersionOf(path);
             if (!process.WaitForExit(TimeSpan.FromSeconds(10)))
             {
                 process.Kill(entireProcessTree: true);
-                return new SandboxProbe(path, false, version, $"{path} did not finish a trial run within 10 s; shell commands run without a sandbox.");
+                return new SandboxProbe(path, false, VersionOf(path), $"{path} did not finish a trial run within 10 s; shell commands run without a sandbox.");
             }
 
             return process.ExitCode == 0
-                ? new SandboxProbe(path, true, version, null)
-                : new SandboxProbe(path, false, version,
+                ? new SandboxProbe(path, true, null, null)
+                : new SandboxProbe(path, false, VersionOf(path),
                     $"{path} is installed but cannot create a sandbox here ({stderr.Result.Trim()}); shell commands run without one. "
                     + "Unprivileged user namespaces may be disabled (sysctl kernel.unprivileged_userns_clone, or AppArmor's kernel.apparmor_restrict_unprivileged_userns).");
         }
@@ -113,6 +138,7 @@ public static class Sandbox
             spillDir, settings.Network, hidden)
         {
             GitPointerFiles = git.PointerFiles,
+            Settings = settings,
         };
         await SandboxObjects.AdoptAsync(policy, cancellationToken); // what a command left when the daemon died mid-run
         return policy;
@@ -131,9 +157,17 @@ public static class Sandbox
     }
 
     /// <summary>The bwrap arguments that come before <c>--</c> and the command; bind order matters (later binds cover earlier ones).</summary>
-    public static IReadOnlyList<string> Arguments(SandboxPolicy policy, string? home)
+    /// <param name="allowRead">Credential paths the program needs on top of the user's <see cref="SandboxSettings.AllowRead"/>
+    /// (Claude Code run in the sandbox reads its own <c>~/.claude/.credentials.json</c>).</param>
+    public static IReadOnlyList<string> Arguments(SandboxPolicy policy, string? home, IReadOnlyList<string>? allowRead = null)
     {
-        var args = new List<string> { "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp" };
+        var args = new List<string> { "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc" };
+        if (policy.Settings.Limits.TmpSizeMb > 0)
+        {
+            args.AddRange(["--size", (policy.Settings.Limits.TmpSizeMb * 1024L * 1024).ToString(CultureInfo.InvariantCulture)]); // /tmp is RAM
+        }
+
+        args.AddRange(["--tmpfs", "/tmp"]);
         if (home is { Length: > 0 } && Path.IsPathRooted(home) && IsUnder(home, "/tmp") && Directory.Exists(home))
         {
             args.AddRange(["--ro-bind", home, home]);
@@ -143,6 +177,8 @@ public static class Sandbox
         {
             args.AddRange(["--tmpfs", hidden]);
         }
+
+        args.AddRange(Credentials.Arguments(home, [.. policy.Settings.AllowRead, .. allowRead ?? []]));
 
         foreach (var socket in ContainerSockets.Where(File.Exists))
         {
@@ -180,7 +216,8 @@ public static class Sandbox
             args.Add("--unshare-net");
         }
 
-        args.AddRange(["--unshare-pid", "--die-with-parent", "--new-session", "--chdir", policy.Worktree]);
+        args.AddRange(Confinement(Probed.Value.UserNamespace));
+        args.AddRange(["--chdir", policy.Worktree]);
         return args;
     }
 
@@ -220,7 +257,8 @@ public static class Sandbox
 }
 
 /// <summary>What was found out about bwrap on this machine.</summary>
-public sealed record SandboxProbe(string? Path, bool Works, string? Version, string? Problem);
+/// <param name="UserNamespace">Whether commands get a user namespace of their own (<c>--unshare-user --disable-userns</c>).</param>
+public sealed record SandboxProbe(string? Path, bool Works, string? Version, string? Problem, bool UserNamespace = false);
 
 /// <summary>Where one task's commands may write and whether they may reach the network.</summary>
 /// <param name="GitCommonDir">The repository's git dir, read-only; null when git could not tell.</param>
@@ -232,11 +270,36 @@ public sealed record SandboxPolicy(string Worktree, string? GitCommonDir, IReadO
 {
     /// <summary>Bound read-only over the writable binds: the worktree's <c>.git</c> file, and <c>gitdir</c>, <c>commondir</c>, <c>config.worktree</c> in its git dir.</summary>
     public IReadOnlyList<string> GitPointerFiles { get; init; } = [];
+
+    /// <summary>The user's <c>sandbox</c> settings: credentials opened on purpose, resource limits.</summary>
+    public SandboxSettings Settings { get; init; } = new();
 }
 
-/// <summary>The <c>sandbox</c> section of Offload's config.</summary>
+/// <summary>The <c>sandbox</c> section of Offload's config (setters, not init: the JSON source generator sets an absent init property to null).</summary>
 public sealed record SandboxSettings
 {
     /// <summary>Let sandboxed commands use the network (off by default).</summary>
     public bool Network { get; init; }
+
+    /// <summary>Credential paths (<c>~/.aws</c>, <c>~/.ssh/known_hosts</c>) commands may read after all; <see cref="Credentials"/> hides the rest.</summary>
+    public List<string> AllowRead { get; set; } = [];
+
+    /// <summary>Processes, memory and disk for each command (<see cref="CommandLimits"/>).</summary>
+    public SandboxLimits Limits { get; set; } = new();
+}
+
+/// <summary>The <c>sandbox.limits</c> section: what one task's command may use. 0 turns a limit off.</summary>
+public sealed record SandboxLimits
+{
+    /// <summary>Processes and threads at once (a cgroup's <c>pids.max</c> counts threads, and a parallel build on many cores has thousands).</summary>
+    public int MaxProcesses { get; set; } = 4096;
+
+    /// <summary>Memory of all the command's processes together, its private <c>/tmp</c> included.</summary>
+    public int MaxMemoryMb { get; set; } = 4096;
+
+    /// <summary>What the worktree (and the task's git dir) may grow to while a command runs.</summary>
+    public int MaxDiskMb { get; set; } = 10240;
+
+    /// <summary>The size of the private <c>/tmp</c>, which lives in memory.</summary>
+    public int TmpSizeMb { get; set; } = 1024;
 }

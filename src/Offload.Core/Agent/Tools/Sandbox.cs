@@ -168,6 +168,13 @@ public static class Sandbox
         }
 
         args.AddRange(["--tmpfs", "/tmp"]);
+        if (!policy.Network && Directory.Exists("/run"))
+        {
+            // Services' Unix sockets live there (docker, containerd, dbus, /var/run is a link to it): a read-only mount
+            // does not stop connect(), an empty folder in its place does. With the network on, resolv.conf may point in.
+            args.AddRange(["--tmpfs", "/run"]);
+        }
+
         if (home is { Length: > 0 } && Path.IsPathRooted(home) && IsUnder(home, "/tmp") && Directory.Exists(home))
         {
             args.AddRange(["--ro-bind", home, home]);

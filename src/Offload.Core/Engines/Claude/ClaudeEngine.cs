@@ -23,7 +23,8 @@ public sealed partial class ClaudeEngine(
     ClaudePermissionServer permissions,
     OffloadPaths paths,
     Func<string, string?> getEnv,
-    ILogger<ClaudeEngine> logger) : IEngine
+    ILogger<ClaudeEngine> logger,
+    Redaction.SecretRedactor? redactor = null) : IEngine
 {
     public const string RawNote = "claude.raw";
     public const string SessionNote = "claude.session";
@@ -182,6 +183,8 @@ public sealed partial class ClaudeEngine(
     {
         var journal = run.Journal;
         await run.WorktreeReady.WaitAsync(cancellationToken); // Claude Code starts in it
+        // The values of files .worktreeinclude copied (.env) are secrets: the journal carries placeholders.
+        redactor?.AddTaskSecrets(run.Task.Id, await Redaction.WorktreeIncludeSecrets.ReadAsync(run.Task.RepoPath, cancellationToken));
         List<string>? sandbox = null;
         Agent.Tools.SandboxPolicy? policy = null;
         if (stateDir is not null)

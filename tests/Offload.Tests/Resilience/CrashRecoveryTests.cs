@@ -24,7 +24,15 @@ public sealed partial class CrashRecoveryTests(ITestOutputHelper output) : IAsyn
 {
     private const int KillsWanted = 30;
     private const int TasksPerRound = 3;
-    private readonly OffloadHarness _h = new();
+    private readonly OffloadHarness _h = WithoutRestartCap(new OffloadHarness());
+
+    /// <summary>The kills here are the test's own, not a task that kills its daemon: limits.maxRestarts must not end a task.</summary>
+    private static OffloadHarness WithoutRestartCap(OffloadHarness h)
+    {
+        Directory.CreateDirectory(Path.Combine(h.OffloadHome, "config"));
+        File.WriteAllText(Path.Combine(h.OffloadHome, "config", "config.json"), "{ \"limits\": { \"maxRestarts\": 0 } }");
+        return h;
+    }
 
     public Task InitializeAsync()
     {

@@ -200,6 +200,8 @@ public sealed partial class ClaudeEngine(
         }
         finally
         {
+            // No setuid or setgid file outlives the run (the sandbox mounts the worktree nosuid; the user's shell would not).
+            Agent.Tools.WorktreeScan.ClearSetIdAndMeasure(run.Worktree);
             if (policy is not null)
             {
                 await Agent.Tools.SandboxObjects.AdoptAsync(policy, CancellationToken.None); // what git in the sandbox wrote, checked, into the repository

@@ -24,15 +24,7 @@ public sealed partial class CrashRecoveryTests(ITestOutputHelper output) : IAsyn
 {
     private const int KillsWanted = 30;
     private const int TasksPerRound = 3;
-    private readonly OffloadHarness _h = WithoutRestartCap(new OffloadHarness());
-
-    /// <summary>The kills here are the test's own, not a task that kills its daemon: limits.maxRestarts must not end a task.</summary>
-    private static OffloadHarness WithoutRestartCap(OffloadHarness h)
-    {
-        Directory.CreateDirectory(Path.Combine(h.OffloadHome, "config"));
-        File.WriteAllText(Path.Combine(h.OffloadHome, "config", "config.json"), "{ \"limits\": { \"maxRestarts\": 0 } }");
-        return h;
-    }
+    private readonly OffloadHarness _h = new();
 
     public Task InitializeAsync()
     {
@@ -44,6 +36,8 @@ public sealed partial class CrashRecoveryTests(ITestOutputHelper output) : IAsyn
             maxParallel = TasksPerRound,
             models = new { retry = FastRetry() },
             permissions = new { allow = new[] { "Bash" } },
+            // The kills here are the test's own, not a task that kills its daemon: limits.maxRestarts must not end a task.
+            limits = new { maxRestarts = 0 },
         });
         return Task.CompletedTask;
     }

@@ -72,6 +72,7 @@ public static class Output
             PermissionAnswered p => $"permission {(p.Allowed ? "approved" : "denied")}{(p.Reason is null ? "" : ": " + p.Reason)}",
             CheckpointSaved c => Paint($"checkpoint turn {c.Turn} · {c.FilesChanged} files", "2"),
             WorktreeRestored w => Paint(Restored(w.BranchCommit, w.Turn, w.Checkpoint), "33"),
+            EngineNote { Kind: Engines.Claude.ClaudeEngine.LimitNote } n => Paint($"limit reached: {n.Text}", "31"),
             ErrorRaised err => Paint($"error: {err.Message}{(err.Detail is null ? "" : " · " + err.Detail)}", "31"),
             TaskFinished f => $"{Paint("finished", "1")} {Status(f.Status)}{(f.Reason is null ? "" : " · " + f.Reason)}{(f.Commit is null ? "" : " · commit " + f.Commit[..Math.Min(10, f.Commit.Length)])}",
             _ => null,

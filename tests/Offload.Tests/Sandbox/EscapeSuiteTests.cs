@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
+using Offload.Engines.Claude;
 using Offload.Protocol;
 using Offload.Tests.Claude;
 using Offload.Tests.EndToEnd;
@@ -32,8 +33,7 @@ public sealed class EscapeSuiteTests
     };
 
     /// <summary>One attempt: what the agent runs; <c>{ok}</c> is replaced by a command that prints the attempt's success token.</summary>
-    /// <param name="BuiltinOnly">Not yet held under the claude engine: its process tree gets no per-command limits (issue 14's note).</param>
-    private sealed record Attempt(string Class, string Name, string Command, bool RootOnly = false, bool PlainOnly = false, bool BuiltinOnly = false);
+    private sealed record Attempt(string Class, string Name, string Command, bool RootOnly = false, bool PlainOnly = false);
 
     [Theory]
     [MemberData(nameof(Modes))]
@@ -47,7 +47,7 @@ public sealed class EscapeSuiteTests
 
         await using var h = new OffloadHarness("/var/tmp", plainUser && IsRoot ? PlainUid : null);
         var world = await World.MakeAsync(h, engine);
-        var attempts = Attempts(world).Where(a => (!a.RootOnly || !plainUser) && (!a.PlainOnly || plainUser) && (!a.BuiltinOnly || engine == "builtin")).ToList();
+        var attempts = Attempts(world).Where(a => (!a.RootOnly || !plainUser) && (!a.PlainOnly || plainUser)).ToList();
         Assert.True(attempts.Select(a => a.Name).Distinct().Count() >= 30, "the suite makes at least 30 distinct attempts");
 
         var turns = attempts.Select((a, i) => Tool("Bash", new
@@ -92,8 +92,13 @@ public sealed class EscapeSuiteTests
         }
 
         report.Append(world.Damage());
+        if (engine == "claude" && !events.OfType<EngineNote>().Any(n => n.Kind == ClaudeEngine.LimitNote))
+        {
+            report.AppendLine("  [resources] no limit reached is on record: the claude run's process tree is not held by sandbox.limits");
+        }
+
         Assert.True(ClaudeCode.IsAlive(daemonPid), "the daemon was killed");
-        Assert.True(report.Length == 0, $"{engine} engine, {(plainUser ? "plain user" : "root")}, task ended {done.Status}:\n{report}");
+        Assert.True(report.Length == 0, $"{engine} engine, {(plainUser ? "plain user" : "root")}, task ended {done.Status} ({done.Error}):\n{report}");
     }
 
     private static bool IsRoot => Environment.UserName == "root";
@@ -180,10 +185,10 @@ public sealed class EscapeSuiteTests
         yield return new("setuid", "a setuid shell left in the worktree", "cp /bin/sh s && chmod 4755 s");
 
         // Resource exhaustion (the suite's limits are small: see World).
-        yield return new("resources", "a fork bomb", "bash -c ':(){ :|:& };:' 2>/dev/null; sleep 1; [ $(ls /proc | grep -c '^[0-9]') -gt 200 ] && {ok}", BuiltinOnly: true);
-        yield return new("resources", "memory", "python3 -c 'a=[]\nwhile len(a) < 48: a.append(bytearray(b\"x\") * (64 << 20))' && {ok}", BuiltinOnly: true);
-        yield return new("resources", "the disk", "dd if=/dev/zero of=big bs=1M count=200 status=none && {ok}; rm -f big", BuiltinOnly: true);
-        yield return new("resources", "the private /tmp (memory)", "head -c 300M /dev/zero > /tmp/fill && {ok}", BuiltinOnly: true);
+        yield return new("resources", "a fork bomb", "bash -c ':(){ :|:& };:' 2>/dev/null; sleep 1; [ $(ls /proc | grep -c '^[0-9]') -gt 200 ] && {ok}");
+        yield return new("resources", "memory", "python3 -c 'a=[]\nwhile len(a) < 48: a.append(bytearray(b\"x\") * (64 << 20))' && {ok}");
+        yield return new("resources", "the disk", "dd if=/dev/zero of=big bs=1M count=200 status=none && {ok}; rm -f big");
+        yield return new("resources", "the private /tmp (memory)", "head -c 300M /dev/zero > /tmp/fill && {ok}");
     }
 
     /// <summary>What the attempts aim at: an outside folder, planted secrets, host listeners, and the checks after.</summary>

@@ -267,10 +267,16 @@ internal sealed class Cgroup(bool v2, string[] dirs)
     }
 
     /// <summary>A fork failed at <c>pids.max</c> (pids.events: <c>max N</c>).</summary>
-    public bool ProcessLimitReached() => Counter(Path.Combine(dirs[0], "pids.events"), "max") > 0;
+    public bool ProcessLimitReached() => ProcessLimitHits() > 0;
 
     /// <summary>The kernel killed a process of the command at the memory limit.</summary>
-    public bool MemoryLimitReached() => Counter(Path.Combine(dirs[^1], v2 ? "memory.events" : "memory.oom_control"), "oom_kill") > 0;
+    public bool MemoryLimitReached() => MemoryLimitHits() > 0;
+
+    /// <summary>How many forks failed at <c>pids.max</c> so far.</summary>
+    public long ProcessLimitHits() => Counter(Path.Combine(dirs[0], "pids.events"), "max");
+
+    /// <summary>How many processes the kernel killed at the memory limit so far.</summary>
+    public long MemoryLimitHits() => Counter(Path.Combine(dirs[^1], v2 ? "memory.events" : "memory.oom_control"), "oom_kill");
 
     /// <summary>Kills what is left in the cgroup, waits (≤ 2 s) until it is empty, and removes it.</summary>
     public async Task RemoveAsync()

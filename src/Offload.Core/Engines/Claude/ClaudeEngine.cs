@@ -32,6 +32,9 @@ public sealed partial class ClaudeEngine(
     public const string StoppedNote = "claude.stopped";
     public const string VersionNote = "claude.version";
     public const string SandboxNote = "claude.sandbox";
+
+    /// <summary>A limit of <c>sandbox.limits</c> was reached and the commands Claude Code was running were killed (<see cref="ClaudeLimits"/>).</summary>
+    public const string LimitNote = "claude.limit";
     public const string InstallHint = "npm install -g @anthropic-ai/claude-code";
 
     public const string InterruptedPrompt =
@@ -214,8 +217,10 @@ public sealed partial class ClaudeEngine(
         List<string>? sandbox, Agent.Tools.SandboxPolicy? policy, CancellationToken cancellationToken)
     {
         var journal = run.Journal;
-        await using var process = await ClaudeProcess.StartAsync(executable, args, run.Worktree, environment, prompt, sandbox);
+        await using var limits = ClaudeLimits.Create(run.Config.Sandbox.Limits, run.Worktree);
+        await using var process = await ClaudeProcess.StartAsync(executable, args, run.Worktree, environment, prompt, sandbox, limits?.Launcher);
         await journal.AppendAsync(new EngineNote(ProcessNote, $"{process.Pid} {process.StartTicks}"), CancellationToken.None);
+        limits?.Watch(process.KillCommands, process.CountCommands, reason => journal.AppendAsync(new EngineNote(LimitNote, reason), CancellationToken.None));
         var stopped = 0;
         void Stop()
         {

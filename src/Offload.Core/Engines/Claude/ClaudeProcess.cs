@@ -47,15 +47,18 @@ public sealed class ClaudeProcess : IAsyncDisposable
     public long? StartTicks { get; }
 
     /// <param name="sandbox">The command line that runs Claude Code in bubblewrap (<see cref="ClaudeSandbox.Command"/>), or null.</param>
+    /// <param name="launcher">What runs first and <c>exec</c>s the rest (<see cref="ClaudeLimits.Launcher"/>), or empty.</param>
     public static async Task<ClaudeProcess> StartAsync(
-        string executable, IReadOnlyList<string> args, string workDir, IReadOnlyDictionary<string, string> environment, string stdin, IReadOnlyList<string>? sandbox)
+        string executable, IReadOnlyList<string> args, string workDir, IReadOnlyDictionary<string, string> environment, string stdin,
+        IReadOnlyList<string>? sandbox, IReadOnlyList<string>? launcher = null)
     {
         if (SetsidPath is null)
         {
             throw new ClaudeEngineException("setsid (util-linux) was not found; Claude Code cannot be run in its own process group");
         }
 
-        var info = new ProcessStartInfo(SetsidPath)
+        launcher ??= [];
+        var info = new ProcessStartInfo(launcher.Count > 0 ? launcher[0] : SetsidPath)
         {
             WorkingDirectory = workDir,
             RedirectStandardInput = true,
@@ -65,6 +68,16 @@ public sealed class ClaudeProcess : IAsyncDisposable
             StandardOutputEncoding = Encoding.UTF8,
             StandardErrorEncoding = Encoding.UTF8,
         };
+        if (launcher.Count > 0)
+        {
+            foreach (var arg in launcher.Skip(1))
+            {
+                info.ArgumentList.Add(arg);
+            }
+
+            info.ArgumentList.Add(SetsidPath); // exec'd by the launcher: the same pid, not a group leader, so setsid does not fork
+        }
+
         foreach (var arg in sandbox ?? [])
         {
             info.ArgumentList.Add(arg);
@@ -198,6 +211,33 @@ public sealed class ClaudeProcess : IAsyncDisposable
 
         KillAll(tree);
         return true;
+    }
+
+    /// <summary>
+    /// Kills the commands Claude Code is running (every process below Claude Code: below the bridge in the sandbox),
+    /// never Claude Code itself; again while new ones appear (a fork bomb forks into the places the killed ones free), for up to 2 s.
+    /// </summary>
+    public void KillCommands()
+    {
+        var deadline = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(2);
+        while (DateTimeOffset.UtcNow < deadline && Commands() is { Count: > 0 } commands)
+        {
+            KillAll(commands);
+        }
+    }
+
+    /// <summary>How many processes the commands Claude Code is running have now.</summary>
+    public int CountCommands() => Commands().Count;
+
+    /// <summary>The processes below Claude Code (below the bridge in the sandbox).</summary>
+    private List<(int Pid, long Ticks)> Commands()
+    {
+        var claude = _sandboxed
+            ? Descendants(Pid).FirstOrDefault(p => Command(p.Pid) is not (null or "bwrap")) is { Pid: > 0 } bridge
+                ? Descendants(bridge.Pid).FirstOrDefault().Pid
+                : 0
+            : Pid;
+        return claude > 0 ? Descendants(claude) : [];
     }
 
     /// <summary>Signals the group, and the leader itself while it lives (in case setsid has not run yet; a reaped pid could be reused).</summary>

@@ -88,8 +88,7 @@ public sealed partial class GitWorkspace
             // The temporary index first records every file now in the worktree, so that the reset
             // below knows which ones to delete, then switches index and files to the checkpoint's tree.
             var env = git.WithIndex(index);
-            await DropNestedRepositoriesAsync(git, env, cancellationToken);
-            await Git.OutputAsync(git.Worktree, ["add", "-A"], env, cancellationToken: cancellationToken);
+            await AddAllAsync(git, env, cancellationToken);
             await Git.OutputAsync(git.Worktree, ["read-tree", "--reset", "-u", checkpointSha + "^{tree}"], env, cancellationToken: cancellationToken);
         });
     }
@@ -104,8 +103,7 @@ public sealed partial class GitWorkspace
         await WithIndexCopyAsync(git.IndexFile, async index =>
         {
             var env = git.WithIndex(index);
-            await DropNestedRepositoriesAsync(git, env, cancellationToken);
-            await Git.OutputAsync(git.Worktree, ["add", "-A"], env, cancellationToken: cancellationToken);
+            await AddAllAsync(git, env, cancellationToken);
             tree = (await Git.OutputAsync(git.Worktree, ["write-tree"], env, cancellationToken: cancellationToken)).Trim();
         });
         return tree;

@@ -226,6 +226,68 @@ public sealed partial class GitWorkspace
         }
     }
 
+    /// <summary>
+    /// <c>git add -A</c> as Offload runs it: nested repositories' gitlinks out of the index first
+    /// (<see cref="DropNestedRepositoriesAsync"/>), and nested repositories with no commit left out (git cannot record
+    /// them, and would fail the whole add). Returns those left out, to say so (<see cref="NotCommitted"/>).
+    /// </summary>
+    private static async Task<List<string>> AddAllAsync(TaskGit git, IReadOnlyDictionary<string, string> environment, CancellationToken cancellationToken)
+    {
+        await DropNestedRepositoriesAsync(git, environment, cancellationToken);
+        var untracked = Git.SplitZ(await Git.OutputAsync(
+            git.Worktree, ["ls-files", "-z", "--others", "--exclude-standard", "--directory", "--no-empty-directory"], environment, cancellationToken: cancellationToken));
+        var withoutCommit = untracked
+            .Where(path => path.EndsWith('/') && Path.Exists(Path.Combine(git.Worktree, path, ".git")) && !HasCommit(Path.Combine(git.Worktree, path)))
+            .Select(path => path.TrimEnd('/'))
+            .ToList();
+        await Git.OutputAsync(
+            git.Worktree, ["add", "-A", "--", ".", .. withoutCommit.Select(path => $":(exclude,literal,top){path}")], environment, cancellationToken: cancellationToken);
+        return withoutCommit;
+    }
+
+    /// <summary>The commit message's note on what <see cref="AddAllAsync"/> left out, or nothing.</summary>
+    private static string NotCommitted(List<string> left) => left.Count == 0
+        ? ""
+        : "\n\nNot committed (git repositories inside the worktree with no commit of their own; their files are still in the worktree):\n"
+          + string.Concat(left.Select(path => $"  {path}/\n"));
+
+    /// <summary>
+    /// Whether the repository in <paramref name="dir"/> has a commit checked out, read from its files (its HEAD and refs),
+    /// never by running git there, which would read its config: the agent wrote it.
+    /// </summary>
+    private static bool HasCommit(string dir)
+    {
+        try
+        {
+            var dotGit = Path.Combine(dir, ".git");
+            var gitDir = Directory.Exists(dotGit) ? dotGit
+                : File.ReadAllText(dotGit).Trim() is var pointer && pointer.StartsWith("gitdir:", StringComparison.Ordinal)
+                    ? Path.GetFullPath(pointer["gitdir:".Length..].Trim(), dir)
+                    : null;
+            if (gitDir is null || !File.Exists(Path.Combine(gitDir, "HEAD")))
+            {
+                return false;
+            }
+
+            var head = File.ReadAllText(Path.Combine(gitDir, "HEAD")).Trim();
+            if (!head.StartsWith("ref:", StringComparison.Ordinal))
+            {
+                return head.Length >= 40 && head.All(char.IsAsciiHexDigit);
+            }
+
+            var name = head["ref:".Length..].Trim();
+            var common = File.Exists(Path.Combine(gitDir, "commondir"))
+                ? Path.GetFullPath(File.ReadAllText(Path.Combine(gitDir, "commondir")).Trim(), gitDir)
+                : gitDir;
+            return new[] { gitDir, common }.Any(d => File.Exists(Path.Combine(d, name))
+                || File.Exists(Path.Combine(d, "packed-refs")) && File.ReadLines(Path.Combine(d, "packed-refs")).Any(l => l.EndsWith(" " + name, StringComparison.Ordinal)));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Whether two absolute paths name the same place, once symbolic links are followed (git writes real paths).</summary>
     private static bool SamePath(string a, string b) =>
         Path.TrimEndingDirectorySeparator(a) == Path.TrimEndingDirectorySeparator(b) || RealPath(a) == RealPath(b);

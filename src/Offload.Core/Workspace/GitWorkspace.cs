@@ -235,8 +235,7 @@ public sealed partial class GitWorkspace
             return null;
         }
 
-        await DropNestedRepositoriesAsync(git, env, cancellationToken);
-        await Git.OutputAsync(worktree, ["add", "-A"], env, cancellationToken: cancellationToken);
+        var left = await AddAllAsync(git, env, cancellationToken);
         var tree = (await Git.OutputAsync(worktree, ["write-tree"], env, cancellationToken: cancellationToken)).Trim();
         var tip = (await Git.OutputAsync(worktree, ["rev-parse", git.BranchRef, git.BranchRef + "^{tree}"], env, cancellationToken: cancellationToken))
             .Split('\n', StringSplitOptions.RemoveEmptyEntries);
@@ -246,7 +245,7 @@ public sealed partial class GitWorkspace
         }
 
         var commit = (await Git.OutputAsync(
-            worktree, ["-c", "commit.gpgsign=false", "commit-tree", tree, "-p", tip[0], "-m", message], WithIdentity(env), cancellationToken: cancellationToken)).Trim();
+            worktree, ["-c", "commit.gpgsign=false", "commit-tree", tree, "-p", tip[0], "-m", message + NotCommitted(left)], WithIdentity(env), cancellationToken: cancellationToken)).Trim();
         await Git.OutputAsync(worktree, ["update-ref", "-m", "offload: commit the task's worktree", git.BranchRef, commit, tip[0]], env, cancellationToken: cancellationToken);
         return commit;
     }

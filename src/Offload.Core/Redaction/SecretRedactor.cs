@@ -76,6 +76,9 @@ public sealed class SecretRedactor
 
     public string Redact(string text) => Redact(text, _secrets);
 
+    /// <summary><see cref="Redact(string)"/> with the task's own secrets too (<see cref="AddTaskSecrets"/>).</summary>
+    public string RedactForTask(long taskId, string text) => Redact(text, _taskSecrets.TryGetValue(taskId, out var own) ? own : _secrets);
+
     private static string Redact(string text, IReadOnlyList<(string Name, string Value)> secrets)
     {
         foreach (var (name, value) in secrets)

@@ -121,6 +121,28 @@ public sealed class ClaudeSandboxTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task WorktreeIncludeSecrets_ClaudeCodeReads_NeverReachTheModel_NorTheJournal()
+    {
+        const string secret = "s3cr3t-db-password-7c41";
+        File.WriteAllText(Path.Combine(_h.Repo, ".gitignore"), ".env\n");
+        File.WriteAllText(Path.Combine(_h.Repo, ".worktreeinclude"), ".env\n");
+        _h.Git("add", ".gitignore", ".worktreeinclude");
+        _h.Git("commit", "-q", "-m", "worktreeinclude");
+        File.WriteAllText(Path.Combine(_h.Repo, ".env"), $"DB_PASSWORD={secret}\n");
+        ClaudeCode.Configure(_h, permissions: new { allow = new[] { "Bash" } });
+
+        var (done, results) = await RunClaudeAsync("claude-env", Tool("Bash", new { command = "cat .env", description = "read the env file" }));
+
+        Assert.False(results[0].IsError, results[0].Output);
+        Assert.Contains("DB_PASSWORD=[redacted", results[0].Output, StringComparison.Ordinal); // Claude Code read it: the journal has a placeholder
+        var calls = _model.Requests.Where(r => r.Api == "anthropic" && r.TurnIndex >= 0).ToList();
+        Assert.True(calls.Count >= 2, "the tool result went back to the model");
+        Assert.All(calls, r => Assert.DoesNotContain(secret, r.Body, StringComparison.Ordinal));
+        Assert.Contains(calls, r => r.Body.Contains("DB_PASSWORD=[redacted", StringComparison.Ordinal));
+        Assert.DoesNotContain(secret, string.Join("\n", (await _h.EventsAsync(done.Id)).Select(e => JsonSerializer.Serialize(e, OffloadJson.Options))));
+    }
+
+    [Fact]
     public async Task ClaudeCodesWriteAndEdit_WriteInTheWorktree_ButNotOutsideIt()
     {
         ClaudeCode.Configure(_h, permissions: new { allow = new[] { "Write", "Edit", "Read" } });

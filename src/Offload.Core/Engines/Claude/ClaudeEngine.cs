@@ -105,6 +105,10 @@ public sealed partial class ClaudeEngine(
             Directory.CreateDirectory(stateDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             environment["CLAUDE_CONFIG_DIR"] = stateDir; // its sessions live there, the one folder of its own it may write
             upstream = ClaudeSandbox.Upstream(ClaudeModel.IsSimulated(task.Model) ? new Uri(environment["ANTHROPIC_BASE_URL"]) : null, getEnv);
+            if (redactor is not null)
+            {
+                upstream = upstream with { Redact = text => redactor.RedactForTask(task.Id, text) }; // .worktreeinclude values never reach the model
+            }
         }
 
         try

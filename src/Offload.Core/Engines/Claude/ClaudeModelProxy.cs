@@ -49,15 +49,28 @@ public static class ClaudeModelProxy
         }
 
         using var request = new HttpRequestMessage(new HttpMethod(context.Request.Method), target);
+        var redacted = false;
         if (context.Request.ContentLength > 0 || context.Request.Headers.TransferEncoding.Count > 0)
         {
-            request.Content = new StreamContent(context.Request.Body);
+            if (upstream.Redact is { } redact && context.Request.Headers.ContentEncoding.Count == 0)
+            {
+                // The task's secrets (.worktreeinclude values Claude Code read) are replaced before the request leaves.
+                using var reader = new StreamReader(context.Request.Body, System.Text.Encoding.UTF8);
+                var text = await reader.ReadToEndAsync(context.RequestAborted);
+                var clean = redact(text);
+                redacted = !ReferenceEquals(clean, text) && clean != text;
+                request.Content = new ByteArrayContent(System.Text.Encoding.UTF8.GetBytes(clean));
+            }
+            else
+            {
+                request.Content = new StreamContent(context.Request.Body);
+            }
         }
 
         var credential = upstream.Credential?.HeaderValue();
         foreach (var (name, values) in context.Request.Headers)
         {
-            if (NotForwarded.Contains(name)
+            if (NotForwarded.Contains(name) || (redacted && name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase))
                 || (credential is not null && (name.Equals("x-api-key", StringComparison.OrdinalIgnoreCase) || name.Equals("Authorization", StringComparison.OrdinalIgnoreCase))))
             {
                 continue;

@@ -180,7 +180,8 @@ public static class ClaudeSandbox
 }
 
 /// <summary>Where Claude Code's model requests go, and the credential the daemon adds to them.</summary>
-public sealed record ClaudeUpstream(Uri BaseUrl, ClaudeCredential? Credential);
+/// <param name="Redact">Replaces the task's secrets in a request body before it leaves (as the builtin engine's tool results are), or null.</param>
+public sealed record ClaudeUpstream(Uri BaseUrl, ClaudeCredential? Credential, Func<string, string>? Redact = null);
 
 /// <summary>
 /// A credential of Claude Code's: the variable it reads (which also says the header: <c>x-api-key</c> for

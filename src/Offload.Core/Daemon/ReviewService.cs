@@ -101,11 +101,12 @@ public sealed partial class ReviewService(
         }
 
         var spill = Path.Combine(paths.OutputsDir, id.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        var bytes = GitWorkspace.DiskUsage(task.Worktree) + GitWorkspace.DiskUsage(spill);
+        var claudeState = Engines.Claude.ClaudeSandbox.StateDir(paths, id);
+        var bytes = GitWorkspace.DiskUsage(task.Worktree) + GitWorkspace.DiskUsage(spill) + GitWorkspace.DiskUsage(claudeState);
         await RemoveAsync(task, deleteBranch: true, cancellationToken);
-        if (Directory.Exists(spill))
+        foreach (var dir in new[] { spill, claudeState }.Where(Directory.Exists))
         {
-            Directory.Delete(spill, recursive: true); // the full outputs of cut tool results
+            Directory.Delete(dir, recursive: true); // the full outputs of cut tool results; Claude Code's sessions of the task
         }
 
         await AppendAsync(id, new TaskDiscarded(bytes), cancellationToken);

@@ -140,6 +140,12 @@ public sealed class ClaudeSandboxTests : IAsyncLifetime
         Assert.All(calls, r => Assert.DoesNotContain(secret, r.Body, StringComparison.Ordinal));
         Assert.Contains(calls, r => r.Body.Contains("DB_PASSWORD=[redacted", StringComparison.Ordinal));
         Assert.DoesNotContain(secret, string.Join("\n", (await _h.EventsAsync(done.Id)).Select(e => JsonSerializer.Serialize(e, OffloadJson.Options))));
+
+        // Claude Code's sessions of the task hold what it read: discard removes them with the worktree.
+        var state = Path.Combine(_h.OffloadHome, "data", "claude", done.Id.ToString(CultureInfo.InvariantCulture));
+        Assert.True(Directory.Exists(state), state);
+        Assert.Equal(0, (await _h.OffloadAsync("discard", "--yes", done.Id.ToString(CultureInfo.InvariantCulture))).ExitCode);
+        Assert.False(Directory.Exists(state), "discard left Claude Code's state of the task");
     }
 
     [Fact]

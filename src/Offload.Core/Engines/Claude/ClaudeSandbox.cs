@@ -105,7 +105,6 @@ public static class ClaudeSandbox
     {
         var args = new List<string> { Sandbox.BwrapPath ?? "bwrap" };
         args.AddRange(Sandbox.Arguments(policy with { Network = false }, home));
-        args.AddRange(["--cap-drop", "ALL"]); // as root, bwrap would otherwise leave every capability (remount / read-write…)
 
         if (UserConfigDir(getEnv) is { } user && Directory.Exists(user))
         {

@@ -55,7 +55,8 @@ public sealed class Scenario
 
     /// <summary>
     /// The thinking the simulated model takes, as the API checks it: <c>"adaptive"</c> (like claude-opus-4-8),
-    /// <c>"budget"</c> (like claude-sonnet-4-5), or null (none: a request that asks for thinking gets 400).
+    /// <c>"budget"</c> (like claude-sonnet-4-5), or null (none asked for by Offload; a request that asks anyway, as
+    /// Claude Code does for any model it does not know, is answered without thinking).
     /// Offload reads it to decide what to send to a <c>sim:</c> model.
     /// </summary>
     public string? Thinking { get; init; }

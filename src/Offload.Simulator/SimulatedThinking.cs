@@ -59,7 +59,8 @@ public static class SimulatedThinking
 
     /// <summary>
     /// What the API would refuse in this request, in its words, or null: a thinking configuration the model does not
-    /// take, a budget out of range, a thinking block whose signature or data is not the Simulator's, or a last
+    /// take (a scenario that declares no thinking takes any, and gives none: Claude Code asks every model it does not
+    /// know for adaptive thinking), a budget out of range, a thinking block whose signature or data is not the Simulator's, or a last
     /// tool-use turn sent without the thinking blocks it was given (when the request asks for thinking).
     /// </summary>
     internal static string? Check(JsonElement root, Scenario scenario)
@@ -67,11 +68,6 @@ public static class SimulatedThinking
         var type = root.TryGetProperty("thinking", out var thinking) && thinking.ValueKind == JsonValueKind.Object
             && thinking.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
         var thinks = type is "adaptive" or "enabled";
-        if (thinks && scenario.Thinking is null)
-        {
-            return $"thinking: this model does not support thinking (scenario '{scenario.Name}' declares no \"thinking\").";
-        }
-
         if (type == "adaptive" && scenario.Thinking == "budget")
         {
             return "thinking.type: adaptive thinking is not supported on this model; use thinking.type.enabled with budget_tokens.";

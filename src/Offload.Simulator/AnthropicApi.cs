@@ -28,12 +28,16 @@ internal sealed class AnthropicApi : ModelApi
         var assistants = 0;
         string? first = null;
         var last = "";
+        var sendsThinking = false;
         foreach (var message in messages.EnumerateArray())
         {
             var role = message.TryGetProperty("role", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString() : null;
             if (role == "assistant")
             {
                 assistants++;
+                sendsThinking |= message.TryGetProperty("content", out var blocks) && blocks.ValueKind == JsonValueKind.Array
+                    && blocks.EnumerateArray().Any(b => b.ValueKind == JsonValueKind.Object && b.TryGetProperty("type", out var bt)
+                        && (bt.ValueEquals("thinking"u8) || bt.ValueEquals("redacted_thinking"u8)));
             }
             else if (role == "user")
             {
@@ -48,7 +52,10 @@ internal sealed class AnthropicApi : ModelApi
             IncludeUsage: true,
             assistants,
             first ?? "",
-            last);
+            last,
+            Thinks: root.TryGetProperty("thinking", out var thinking) && thinking.ValueKind == JsonValueKind.Object
+                && thinking.TryGetProperty("type", out var type) && (type.ValueEquals("adaptive"u8) || type.ValueEquals("enabled"u8)),
+            sendsThinking);
     }
 
     public override string ErrorBody(int status, string message) =>
@@ -92,6 +99,26 @@ internal sealed class AnthropicApi : ModelApi
         };
 
         var index = 0;
+        foreach (var (type, value, proof) in reply.Thinking ?? [])
+        {
+            if (type == "thinking")
+            {
+                events.Add(BlockStart(index, new JsonObject { ["type"] = "thinking", ["thinking"] = "", ["signature"] = "" }));
+                foreach (var chunk in Chunks(value, minParts: 2, maxChunk: 48))
+                {
+                    events.Add(BlockDelta(index, new JsonObject { ["type"] = "thinking_delta", ["thinking"] = chunk }));
+                }
+
+                events.Add(BlockDelta(index, new JsonObject { ["type"] = "signature_delta", ["signature"] = proof }));
+            }
+            else
+            {
+                events.Add(BlockStart(index, new JsonObject { ["type"] = "redacted_thinking", ["data"] = proof }));
+            }
+
+            events.Add(BlockStop(index++));
+        }
+
         if (reply.Text.Length > 0 || !reply.UsesTools)
         {
             events.Add(BlockStart(index, new JsonObject { ["type"] = "text", ["text"] = "" }));
@@ -134,6 +161,13 @@ internal sealed class AnthropicApi : ModelApi
     public override string Message(Reply reply)
     {
         var content = new JsonArray();
+        foreach (var (type, value, proof) in reply.Thinking ?? [])
+        {
+            content.Add((JsonNode)(type == "thinking"
+                ? new JsonObject { ["type"] = "thinking", ["thinking"] = value, ["signature"] = proof }
+                : new JsonObject { ["type"] = "redacted_thinking", ["data"] = proof }));
+        }
+
         if (reply.Text.Length > 0 || !reply.UsesTools)
         {
             content.Add((JsonNode)new JsonObject { ["type"] = "text", ["text"] = reply.Text });
@@ -195,7 +229,7 @@ internal sealed class AnthropicApi : ModelApi
     };
 
     /// <summary>The text a user message carries: its string content, text blocks and tool results.</summary>
-    private static string TextOf(JsonElement content)
+    internal static string TextOf(JsonElement content)
     {
         if (content.ValueKind == JsonValueKind.String)
         {

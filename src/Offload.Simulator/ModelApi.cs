@@ -83,7 +83,9 @@ internal sealed record ConversationView(
     bool IncludeUsage,
     int AssistantMessages,
     string FirstUserText,
-    string LastUserText);
+    string LastUserText,
+    bool Thinks = false,
+    bool SendsThinking = false);
 
 internal sealed record Reply(
     string Id,
@@ -94,7 +96,8 @@ internal sealed record Reply(
     int InputTokens,
     int OutputTokens,
     int CacheReadTokens = 0,
-    int CacheWriteTokens = 0)
+    int CacheWriteTokens = 0,
+    IReadOnlyList<(string Type, string Value, string Proof)>? Thinking = null)
 {
     public bool UsesTools => ToolCalls.Count > 0;
 }

@@ -53,6 +53,14 @@ public sealed class Scenario
 
     public string? Description { get; }
 
+    /// <summary>
+    /// The thinking the simulated model takes, as the API checks it: <c>"adaptive"</c> (like claude-opus-4-8),
+    /// <c>"budget"</c> (like claude-sonnet-4-5), or null (none asked for by Offload; a request that asks anyway, as
+    /// Claude Code does for any model it does not know, is answered without thinking).
+    /// Offload reads it to decide what to send to a <c>sim:</c> model.
+    /// </summary>
+    public string? Thinking { get; init; }
+
     public IReadOnlyList<ScenarioTurn> Turns { get; }
 
     public IReadOnlyList<ScenarioRule> Rules { get; }
@@ -166,6 +174,12 @@ public sealed record ScenarioTurn
 
     /// <summary>Input tokens the Anthropic answer reports as written to the prompt cache (taken from the input estimate).</summary>
     public int CacheWriteTokens { get; init; }
+
+    /// <summary>A thinking block (signed by the Simulator) before the turn's text, when the request asks for thinking.</summary>
+    public string? Thinking { get; init; }
+
+    /// <summary>A redacted thinking block (its data sealed by the Simulator) after the thinking, when the request asks for thinking.</summary>
+    public bool RedactedThinking { get; init; }
 
     /// <summary>Consumed in order by successive requests for this turn of one conversation.</summary>
     public IReadOnlyList<ScenarioFault> Faults { get; init; } = [];

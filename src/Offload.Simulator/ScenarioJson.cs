@@ -6,8 +6,8 @@ namespace Offload.Simulator;
 /// <summary>Reads the scenario file format strictly, so a typo fails loudly with the JSON path of the mistake.</summary>
 internal static class ScenarioJson
 {
-    private static readonly string[] s_rootKeys = ["$schema", "name", "description", "turns", "rules", "finalText"];
-    private static readonly string[] s_turnKeys = ["text", "toolCalls", "delayMs", "repeat", "faults", "cacheReadTokens", "cacheWriteTokens"];
+    private static readonly string[] s_rootKeys = ["$schema", "name", "description", "turns", "rules", "finalText", "thinking"];
+    private static readonly string[] s_turnKeys = ["text", "toolCalls", "delayMs", "repeat", "faults", "cacheReadTokens", "cacheWriteTokens", "thinking", "redactedThinking"];
     private static readonly string[] s_toolCallKeys = ["name", "input"];
     private static readonly string[] s_ruleKeys = ["whenContains", "afterTurn", "turn"];
     private static readonly string[] s_faultKeys = ["kind", "status", "retryAfter", "message", "afterEvents", "ms", "times"];
@@ -33,6 +33,13 @@ internal static class ScenarioJson
             var turns = root.TryGetProperty("turns", out var turnsElement)
                 ? Array(turnsElement, "turns").Select((t, i) => ParseTurn(t, $"turns[{i}]")).ToArray()
                 : throw new FormatException($"Scenario '{name}': 'turns' is required (an array of turns).");
+            var thinking = OptionalString(root, "thinking", "(root)");
+            if (thinking is not (null or "adaptive" or "budget"))
+            {
+                throw new FormatException(
+                    $"Scenario '{name}': thinking is \"{thinking}\"; it must be \"adaptive\" (like claude-opus-4-8) or \"budget\" (like claude-sonnet-4-5), or be left out.");
+            }
+
             var rules = root.TryGetProperty("rules", out var rulesElement)
                 ? Array(rulesElement, "rules").Select((r, i) => ParseRule(r, $"rules[{i}]")).ToArray()
                 : [];
@@ -43,7 +50,10 @@ internal static class ScenarioJson
                     turns,
                     rules,
                     OptionalString(root, "finalText", "(root)"),
-                    OptionalString(root, "description", "(root)"));
+                    OptionalString(root, "description", "(root)"))
+                {
+                    Thinking = thinking,
+                };
             }
             catch (ArgumentException e)
             {
@@ -65,6 +75,8 @@ internal static class ScenarioJson
             Repeat = OptionalInt(e, "repeat", at, min: 1) ?? 1,
             CacheReadTokens = OptionalInt(e, "cacheReadTokens", at, min: 0) ?? 0,
             CacheWriteTokens = OptionalInt(e, "cacheWriteTokens", at, min: 0) ?? 0,
+            Thinking = OptionalString(e, "thinking", at),
+            RedactedThinking = OptionalBool(e, "redactedThinking", at),
             Faults = e.TryGetProperty("faults", out var faults)
                 ? Array(faults, $"{at}.faults").Select((f, i) => ParseFault(f, $"{at}.faults[{i}]")).ToArray()
                 : [],
@@ -188,6 +200,18 @@ internal static class ScenarioJson
         return value.ValueKind == JsonValueKind.String
             ? value.GetString()
             : throw new FormatException($"Scenario: {at}.{name} must be a string, not {Describe(value)}.");
+    }
+
+    private static bool OptionalBool(JsonElement e, string name, string at)
+    {
+        if (!e.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return false;
+        }
+
+        return value.ValueKind is JsonValueKind.True or JsonValueKind.False
+            ? value.GetBoolean()
+            : throw new FormatException($"Scenario: {at}.{name} must be true or false, not {Describe(value)}.");
     }
 
     private static int? OptionalInt(JsonElement e, string name, string at, int min)

@@ -206,6 +206,12 @@ public sealed class SimulatorServer : IAsyncDisposable
             return;
         }
 
+        if ((conversation.Thinks || conversation.SendsThinking) && api == AnthropicApi.Instance && CheckThinking(body, scenario) is { } refused)
+        {
+            await WriteJsonAsync(context, 400, api.ErrorBody(400, refused), cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
         var turn = scenario.Select(turnIndex, conversation.LastUserText, out var slot);
         var fault = turn is { Faults.Count: > 0 } ? _faults.Next($"{scenario.Name}\n{Hash(conversation.FirstUserText)}\n{slot}", turn.Faults) : null;
         if (turn is { DelayMs: > 0 })
@@ -228,7 +234,8 @@ public sealed class SimulatorServer : IAsyncDisposable
 
         var text = turn?.Text ?? scenario.FinalText;
         var toolCalls = turn?.ToolCalls ?? [];
-        var outputChars = text.Length + toolCalls.Sum(c => c.Name.Length + ModelApi.InputJson(c.Input).Length);
+        var thinking = conversation.Thinks ? SimulatedThinking.BlocksOf(turn, turnIndex) : [];
+        var outputChars = text.Length + thinking.Sum(b => b.Value.Length) + toolCalls.Sum(c => c.Name.Length + ModelApi.InputJson(c.Input).Length);
         var reply = new Reply(
             api.MessageIdPrefix + Guid.NewGuid().ToString("N")[..24],
             conversation.Model ?? scenario.Name,
@@ -238,7 +245,8 @@ public sealed class SimulatorServer : IAsyncDisposable
             EstimateTokens(body.Length),
             EstimateTokens(outputChars),
             turn?.CacheReadTokens ?? 0,
-            turn?.CacheWriteTokens ?? 0);
+            turn?.CacheWriteTokens ?? 0,
+            thinking);
 
         if (!conversation.Stream)
         {
@@ -294,6 +302,12 @@ public sealed class SimulatorServer : IAsyncDisposable
                 await SendAsync(events).ConfigureAwait(false);
                 break;
         }
+    }
+
+    private static string? CheckThinking(byte[] body, Scenario scenario)
+    {
+        using var document = JsonDocument.Parse(body);
+        return SimulatedThinking.Check(document.RootElement, scenario);
     }
 
     private static string Frame(SseEvent e) => e.Name is null ? $"data: {e.Data}\n\n" : $"event: {e.Name}\ndata: {e.Data}\n\n";

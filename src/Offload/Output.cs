@@ -53,8 +53,11 @@ public static class Output
         return line.Length <= max ? line : line[..(max - 1)] + "…";
     }
 
-    /// <summary>One journal event as a log line; null for events not worth a line.</summary>
-    public static string? LogLine(AgentEvent e)
+    /// <summary>
+    /// One journal event as a log line (an assistant turn's thinking adds a line before its text: collapsed to its
+    /// first line and size, or whole with <paramref name="thinking"/>); null for events not worth a line.
+    /// </summary>
+    public static string? LogLine(AgentEvent e, bool thinking = false)
     {
         var time = e.At.ToLocalTime().ToString("HH:mm:ss", CultureInfo.InvariantCulture);
         var text = e switch
@@ -64,6 +67,8 @@ public static class Output
                 $"{Paint("■", "1")} {Paint($"task {e.TaskId}", "1")} {Status(s.To)}{(s.Reason is null ? "" : " · " + s.Reason)} · next: {NextSteps(e.TaskId, s.To)}",
             StatusChanged s => $"{Paint("●", "2")} {Status(s.To)}{(s.Reason is null ? "" : " · " + s.Reason)}",
             UserMessage u => $"{Paint("user:", "1")} {u.Text}",
+            AssistantMessage { Thinking.Count: > 0 } a => string.Join("\n" + Paint(time, "2") + " ",
+                [.. a.Thinking.Select(b => Thought(b, thinking)), .. a.Text.Length > 0 ? [$"{Paint("assistant:", "1")} {a.Text}"] : Array.Empty<string>()]),
             AssistantMessage a when a.Text.Length > 0 => $"{Paint("assistant:", "1")} {a.Text}",
             ToolCalled t => $"{Paint("→ " + t.Name, "35")} {OneLine(Describe(t), 160)}",
             ToolResulted r => $"{Paint("← " + r.Name, r.IsError ? "31" : "2")} {ResultLine(r)}",
@@ -78,6 +83,24 @@ public static class Output
             _ => null,
         };
         return text is null ? null : $"{Paint(time, "2")} {text}";
+    }
+
+    /// <summary>A thinking block: whole, or its first line and its size (<c>logs --thinking</c> shows it whole).</summary>
+    private static string Thought(ThinkingBlock block, bool whole)
+    {
+        var label = Paint("thinking:", "2;3");
+        if (block.IsRedacted)
+        {
+            return $"{label} {Paint("(redacted by the provider)", "2")}";
+        }
+
+        if (whole)
+        {
+            return $"{label} {block.Text}";
+        }
+
+        var first = block.Text.Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault() ?? "";
+        return $"{label} {Paint($"{OneLine(first, 100)} ({block.Text.Length.ToString(CultureInfo.InvariantCulture)} chars; --thinking shows it)", "2")}";
     }
 
     /// <summary>How a worktree found gone was made again, for <c>logs</c> and <c>show</c>.</summary>

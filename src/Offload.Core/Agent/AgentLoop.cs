@@ -107,17 +107,18 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
 
                 var text = string.Concat(response.Messages.SelectMany(m => m.Contents).OfType<TextContent>().Select(t => t.Text)).Trim();
                 var calls = response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>().ToList();
+                var thinking = Conversation.ThinkingOf(response.Messages.SelectMany(m => m.Contents));
 
                 // One answer, one transaction: a crash between the text and its tool calls would leave an answer that reads as final.
                 var stored = await journal.AppendAllAsync(
-                    [usage, new AssistantMessage(turn, text), .. calls.Select(c => new ToolCalled(turn, c.CallId, c.Name, Conversation.ToInput(c.Arguments)))],
+                    [usage, new AssistantMessage(turn, text, thinking), .. calls.Select(c => new ToolCalled(turn, c.CallId, c.Name, Conversation.ToInput(c.Arguments)))],
                     cancellationToken);
                 if (calls.Count == 0)
                 {
                     return Ended(new EngineOutcome.Succeeded(text));
                 }
 
-                var assistant = new ChatMessage(ChatRole.Assistant, []);
+                var assistant = new ChatMessage(ChatRole.Assistant, [.. (thinking ?? []).Select(Conversation.ToContent)]); // as the journal has them, so a resume sends the same
                 if (text.Length > 0)
                 {
                     assistant.Contents.Add(new TextContent(text));

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Microsoft.Extensions.AI;
+using Offload.Models;
 using Offload.Protocol;
 
 namespace Offload.Agent;
@@ -71,7 +72,7 @@ public static class Conversation
                     assistant = tool = null;
                     break;
                 case AssistantMessage text:
-                    assistant = new ChatMessage(ChatRole.Assistant, []);
+                    assistant = new ChatMessage(ChatRole.Assistant, [.. (text.Thinking ?? []).Select(ToContent)]);
                     if (text.Text.Length > 0)
                     {
                         assistant.Contents.Add(new TextContent(text.Text));
@@ -97,6 +98,19 @@ public static class Conversation
 
         return messages;
     }
+
+    /// <summary>The thinking blocks of a model's answer, in order, as the journal keeps them; null when it has none.</summary>
+    public static IReadOnlyList<ThinkingBlock>? ThinkingOf(IEnumerable<AIContent> contents)
+    {
+        List<ThinkingBlock> blocks = [.. contents.OfType<TextReasoningContent>().Select(r => AnthropicChatClient.IsRedacted(r)
+            ? new ThinkingBlock("", RedactedData: r.ProtectedData ?? "")
+            : new ThinkingBlock(r.Text, r.ProtectedData))];
+        return blocks.Count == 0 ? null : blocks;
+    }
+
+    /// <summary>A journal's thinking block as the content a model client sends back (it goes first in its turn, as the API wants).</summary>
+    public static AIContent ToContent(ThinkingBlock block) =>
+        block.RedactedData is { } data ? AnthropicChatClient.RedactedThinking(data) : new TextReasoningContent(block.Text) { ProtectedData = block.Signature };
 
     public static Dictionary<string, object?> ToArguments(JsonElement input)
     {

@@ -92,7 +92,8 @@ public sealed record OffloadConfig
             ("limits.bashTimeoutSeconds", Limits.BashTimeoutSeconds),
             ("limits.maxToolOutputChars", Limits.MaxToolOutputChars),
         ];
-        return positive.FirstOrDefault(s => s.Value <= 0) is { Name: not null } bad ? $"{bad.Name} must be above 0 (it is {bad.Value})" : null;
+        return positive.FirstOrDefault(s => s.Value <= 0) is { Name: not null } bad ? $"{bad.Name} must be above 0 (it is {bad.Value})"
+            : Thinking.Problem(Models);
     }
 
     /// <summary>The user's config with a repository's <c>.offload/config.json</c> laid over it.</summary>

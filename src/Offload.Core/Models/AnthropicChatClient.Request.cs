@@ -208,6 +208,7 @@ public sealed partial class AnthropicChatClient
             writer.WriteNumber("max_tokens"u8, options?.MaxOutputTokens ?? _maxOutputTokens);
             WriteSystem(writer, system, options?.Instructions);
             WriteTools(writer, options);
+            WriteThinking(writer, _thinking);
             if (options?.Temperature is { } temperature)
             {
                 writer.WriteNumber("temperature"u8, temperature);
@@ -241,6 +242,37 @@ public sealed partial class AnthropicChatClient
         byte[] bytes = [.. buffer.WrittenSpan[..^1], .. ""","messages":"""u8];
         Volatile.Write(ref _head, new RenderedHead(key, bytes));
         return bytes;
+    }
+
+    /// <summary>
+    /// <c>"thinking":{"type":"adaptive"}</c> with <c>"output_config":{"effort":…}</c>, or
+    /// <c>"thinking":{"type":"enabled","budget_tokens":N}</c>, as Claude Code 2.1.197 sends them.
+    /// </summary>
+    private static void WriteThinking(Utf8JsonWriter writer, ThinkingRequest? thinking)
+    {
+        if (thinking is null)
+        {
+            return;
+        }
+
+        writer.WriteStartObject("thinking"u8);
+        if (thinking.BudgetTokens is { } budget)
+        {
+            writer.WriteString("type"u8, "enabled"u8);
+            writer.WriteNumber("budget_tokens"u8, budget);
+        }
+        else
+        {
+            writer.WriteString("type"u8, "adaptive"u8);
+        }
+
+        writer.WriteEndObject();
+        if (thinking.IsAdaptive && thinking.Effort is { } effort)
+        {
+            writer.WriteStartObject("output_config"u8);
+            writer.WriteString("effort"u8, effort);
+            writer.WriteEndObject();
+        }
     }
 
     /// <summary>The system messages' texts, then the instructions, as text blocks; the last one is a cache breakpoint.</summary>
@@ -510,6 +542,7 @@ public sealed partial class AnthropicChatClient
         private static (object? A, object? B) Fields(AIContent content) => content switch
         {
             TextContent text => (text.Text, null),
+            TextReasoningContent reasoning => (reasoning.Text, reasoning.ProtectedData),
             FunctionCallContent call => (call.Arguments, null),
             FunctionResultContent result => (result.Result, result.Exception),
             DataContent data => (data.Data, data.MediaType),
@@ -649,6 +682,24 @@ public sealed partial class AnthropicChatClient
                         source.WriteString("url"u8, uri.Uri.ToString());
                     });
                     return true;
+
+                case TextReasoningContent { ProtectedData: { } data } redacted when IsRedacted(redacted):
+                    writer.WriteStartObject();
+                    writer.WriteString("type"u8, "redacted_thinking"u8);
+                    writer.WriteString("data"u8, data);
+                    writer.WriteEndObject();
+                    return true;
+
+                case TextReasoningContent { ProtectedData: { } signature } reasoning:
+                    writer.WriteStartObject();
+                    writer.WriteString("type"u8, "thinking"u8);
+                    writer.WriteString("thinking"u8, reasoning.Text);
+                    writer.WriteString("signature"u8, signature);
+                    writer.WriteEndObject();
+                    return true;
+
+                case TextReasoningContent:
+                    return false; // thinking without a signature (another provider's) cannot be sent back: the API would refuse it
 
                 case UsageContent:
                     return false; // not part of a request

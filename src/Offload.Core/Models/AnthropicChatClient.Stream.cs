@@ -19,6 +19,7 @@ public sealed partial class AnthropicChatClient
     private sealed class EventReader
     {
         private readonly Dictionary<int, (string Id, string Name, StringBuilder Arguments)> _calls = [];
+        private readonly Dictionary<int, (StringBuilder Text, StringBuilder Signature)> _thinking = [];
         private string? _messageId;
         private string? _modelId;
         private ChatFinishReason? _finish;
@@ -96,6 +97,14 @@ public sealed partial class AnthropicChatClient
                     {
                         _calls[e.Index] = (block.Id ?? "", block.Name ?? "", new StringBuilder());
                     }
+                    else if (block.Type == "thinking")
+                    {
+                        _thinking[e.Index] = (new StringBuilder(block.Thinking), new StringBuilder(block.Signature));
+                    }
+                    else if (block.Type == "redacted_thinking" && block.Data is { } data)
+                    {
+                        contents.Add(RedactedThinking(data));
+                    }
 
                     break;
 
@@ -108,7 +117,23 @@ public sealed partial class AnthropicChatClient
                     {
                         call.Arguments.Append(delta.PartialJson);
                     }
+                    else if (delta.Type == "thinking_delta" && _thinking.TryGetValue(e.Index, out var thought))
+                    {
+                        thought.Text.Append(delta.Thinking);
+                    }
+                    else if (delta.Type == "signature_delta" && _thinking.TryGetValue(e.Index, out var signed))
+                    {
+                        signed.Signature.Append(delta.Signature);
+                    }
 
+                    break;
+
+                case "content_block_stop" when _thinking.Remove(e.Index, out var thinking):
+                    // One whole block: its signature covers the whole text, and two blocks must not be joined.
+                    contents.Add(new TextReasoningContent(thinking.Text.ToString())
+                    {
+                        ProtectedData = thinking.Signature.Length == 0 ? null : thinking.Signature.ToString(),
+                    });
                     break;
 
                 case "content_block_stop" when _calls.Remove(e.Index, out var done):
@@ -118,7 +143,7 @@ public sealed partial class AnthropicChatClient
                     break;
 
                 default:
-                    break; // pings, the end, and what this client does not read (thinking, server tools)
+                    break; // pings, the end, and what this client does not read (server tools)
             }
 
             return Update(contents);
@@ -204,6 +229,13 @@ internal sealed class StreamBlock
     public string? Id { get; set; }
 
     public string? Name { get; set; }
+
+    public string? Thinking { get; set; }
+
+    public string? Signature { get; set; }
+
+    /// <summary>A redacted thinking block's encrypted thinking.</summary>
+    public string? Data { get; set; }
 }
 
 /// <summary>A block's delta (text, tool input) or the message's (stop reason).</summary>
@@ -214,6 +246,10 @@ internal sealed class StreamDelta
     public string? Text { get; set; }
 
     public string? PartialJson { get; set; }
+
+    public string? Thinking { get; set; }
+
+    public string? Signature { get; set; }
 
     public string? StopReason { get; set; }
 }

@@ -12,6 +12,10 @@ namespace Offload.Models;
 /// tools, options) is written once per options and kept (<c>AnthropicChatClient.Request.cs</c>). The answer's
 /// events are read into updates the way the SDK adapter reports them (<c>AnthropicChatClient.Stream.cs</c>).
 /// <list type="bullet">
+/// <item>Thinking (adaptive with an effort, or a token budget) is asked for as the client was made; thinking and
+/// redacted-thinking blocks come back as <see cref="TextReasoningContent"/> (the signature or the redacted data in
+/// <see cref="TextReasoningContent.ProtectedData"/>, redacted ones marked as the SDK marks them) and go out again
+/// unchanged.</item>
 /// <item>Prompt-cache breakpoints go after the last tool, the system prompt and the newest message's last block:
 /// three of the four the API allows, so each turn reads the conversation so far from the cache.</item>
 /// <item>An HTTP error or an error event becomes a <see cref="ModelProviderException"/> with the status, the
@@ -39,14 +43,16 @@ public sealed partial class AnthropicChatClient : IChatClient
     private readonly string _apiKey;
     private readonly string _model;
     private readonly int _maxOutputTokens;
+    private readonly ThinkingRequest? _thinking;
     private ChatClientMetadata? _metadata;
 
     /// <param name="baseUrl">The API's root, e.g. https://api.anthropic.com (the request goes to /v1/messages under it).</param>
     /// <param name="apiKey">Sent as <c>x-api-key</c>.</param>
     /// <param name="model">The model, unless <see cref="ChatOptions.ModelId"/> names another.</param>
     /// <param name="maxOutputTokens">The output limit, unless <see cref="ChatOptions.MaxOutputTokens"/> sets another.</param>
+    /// <param name="thinking">The thinking every request asks for (<see cref="Thinking.For"/>); none when null.</param>
     /// <param name="http">The HTTP client; one shared by every instance when not given.</param>
-    public AnthropicChatClient(string baseUrl, string apiKey, string model, int maxOutputTokens, HttpClient? http = null)
+    public AnthropicChatClient(string baseUrl, string apiKey, string model, int maxOutputTokens, ThinkingRequest? thinking = null, HttpClient? http = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxOutputTokens);
         _http = http ?? SharedHttp;
@@ -55,9 +61,26 @@ public sealed partial class AnthropicChatClient : IChatClient
         _apiKey = apiKey;
         _model = model;
         _maxOutputTokens = maxOutputTokens;
+        _thinking = thinking;
     }
 
+    /// <summary>
+    /// The <see cref="AIContent.AdditionalProperties"/> key that marks a <see cref="TextReasoningContent"/> as redacted
+    /// thinking (its <see cref="TextReasoningContent.ProtectedData"/> is the block's <c>data</c>): the official SDK's
+    /// adapter reads and writes the same mark.
+    /// </summary>
+    public const string RedactedThinkingKey = "anthropic:redacted_thinking";
+
     public Uri BaseUrl { get; }
+
+    /// <summary>A redacted thinking block as content: no text, the encrypted <paramref name="data"/>, the mark.</summary>
+    public static TextReasoningContent RedactedThinking(string data) =>
+        new("") { ProtectedData = data, AdditionalProperties = new() { [RedactedThinkingKey] = true } };
+
+    /// <summary>Whether <paramref name="content"/> carries the redacted-thinking mark (also as read back from JSON).</summary>
+    public static bool IsRedacted(AIContent content) =>
+        content.AdditionalProperties?.TryGetValue(RedactedThinkingKey, out var mark) == true
+        && mark is true or System.Text.Json.JsonElement { ValueKind: System.Text.Json.JsonValueKind.True };
 
     public async Task<ChatResponse> GetResponseAsync(
         IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>

@@ -44,7 +44,7 @@ public sealed class ChatClientFactory(SimulatorHost? simulator = null, TimeProvi
             "anthropic" => CreateAnthropic(model, provider, settings, getEnv),
             "openai" => CreateOpenAI(model, provider, settings, getEnv),
             "sim" => new StartingChatClient(async ct =>
-                Anthropic(model.Name, "sim", (await _simulator.GetBaseUrlAsync(ct).ConfigureAwait(false)).ToString(), settings)),
+                Anthropic(model, "sim", (await _simulator.GetBaseUrlAsync(ct).ConfigureAwait(false)).ToString(), settings)),
             _ => throw new ModelConfigException(
                 ModelConfigException.BadProvider,
                 $"The provider '{model.Provider}' has kind '{provider?.Kind}'; the kind must be 'anthropic' or 'openai'."),
@@ -58,11 +58,37 @@ public sealed class ChatClientFactory(SimulatorHost? simulator = null, TimeProvi
         var keyEnv = provider?.ApiKeyEnv ?? "ANTHROPIC_API_KEY";
         var key = NonEmpty(provider?.ApiKey) ?? NonEmpty(getEnv(keyEnv)) ?? throw MissingKey(model, keyEnv);
         var baseUrl = NonEmpty(provider?.BaseUrl) ?? NonEmpty(getEnv("ANTHROPIC_BASE_URL")) ?? AnthropicDefaultBaseUrl;
-        return Anthropic(model.Name, key, baseUrl, settings);
+        return Anthropic(model, key, baseUrl, settings);
     }
 
-    private static IChatClient Anthropic(string modelName, string key, string baseUrl, ModelSettings settings) =>
-        new AnthropicChatClient(baseUrl, key, modelName, settings.MaxOutputTokens);
+    private static IChatClient Anthropic(ModelRef model, string key, string baseUrl, ModelSettings settings) =>
+        new AnthropicChatClient(baseUrl, key, model.Name, settings.MaxOutputTokens, Thinking.For(settings, model, ThinkingOf(model)));
+
+    /// <summary>
+    /// What the catalog says of the model; for a Simulator scenario (a <c>sim:</c> model, or a scenario file served by
+    /// another Anthropic-protocol provider, as tests do), what the scenario's <c>thinking</c> declares.
+    /// </summary>
+    public static ThinkingSupport ThinkingOf(ModelRef model)
+    {
+        if (model.Provider != "sim" && !Simulator.Scenario.IsFileName(model.Name))
+        {
+            return ModelCatalog.ThinkingOf(model.Name);
+        }
+
+        try
+        {
+            return Simulator.Scenario.Find(model.Name).Thinking switch
+            {
+                "adaptive" => ThinkingSupport.Adaptive,
+                "budget" => ThinkingSupport.Budget,
+                _ => ThinkingSupport.None,
+            };
+        }
+        catch (Exception e) when (e is KeyNotFoundException or FormatException or IOException or UnauthorizedAccessException)
+        {
+            return ThinkingSupport.None; // the Simulator answers the call with the reason
+        }
+    }
 
     private static IChatClient CreateOpenAI(
         ModelRef model, ProviderSettings? provider, ModelSettings settings, Func<string, string?> getEnv)

@@ -33,6 +33,29 @@ public static class ModelCatalog
         ["o4-mini"] = new(1.10m, 4.40m, 0.275m, 1.10m),
     };
 
+    /// <summary>
+    /// Which thinking each model family takes, by longest prefix as for prices: what Claude Code 2.1.197 sends
+    /// (adaptive for claude-opus-4-6 and later and claude-sonnet-4-6, a budget for the Claude 4 models before them).
+    /// Models not here get none unless <c>models.thinking</c> asks for it.
+    /// </summary>
+    public static IReadOnlyDictionary<string, ThinkingSupport> Thinking { get; } = new Dictionary<string, ThinkingSupport>(StringComparer.OrdinalIgnoreCase)
+    {
+        ["claude-opus-4"] = ThinkingSupport.Budget,
+        ["claude-sonnet-4"] = ThinkingSupport.Budget,
+        ["claude-haiku-4"] = ThinkingSupport.Budget,
+        ["claude-opus-4-6"] = ThinkingSupport.Adaptive,
+        ["claude-opus-4-7"] = ThinkingSupport.Adaptive,
+        ["claude-opus-4-8"] = ThinkingSupport.Adaptive,
+        ["claude-sonnet-4-6"] = ThinkingSupport.Adaptive,
+    };
+
+    /// <summary>The thinking <paramref name="model"/> (a bare model name) takes, by the longest prefix in <see cref="Thinking"/>.</summary>
+    public static ThinkingSupport ThinkingOf(string model) => Thinking
+        .Where(p => model.StartsWith(p.Key, StringComparison.OrdinalIgnoreCase))
+        .OrderByDescending(p => p.Key.Length)
+        .Select(p => p.Value)
+        .FirstOrDefault();
+
     /// <summary>Providers that run on the user's own machine and cost nothing per token.</summary>
     public static IReadOnlyList<string> FreeProviders { get; } = ["ollama", "sim"];
 }

@@ -1,3 +1,5 @@
+using System.Text.Json;
+
 namespace Offload.Models;
 
 /// <summary>
@@ -22,6 +24,12 @@ public sealed record ModelSettings
 
     /// <summary>The most tokens one model answer may have (Anthropic requires a value).</summary>
     public int MaxOutputTokens { get; set; } = 32_000;
+
+    /// <summary>
+    /// Thinking per model (<c>provider:model</c>, a bare name, or <c>*</c>): <c>"auto"</c> (default), <c>"off"</c>,
+    /// <c>"adaptive"</c>, an effort, or a token budget. <see cref="Models.Thinking"/>; docs/models.md.
+    /// </summary>
+    public Dictionary<string, JsonElement> Thinking { get; set; } = [];
 
     /// <summary>The provider settings for <paramref name="provider"/>, matched without regard to case.</summary>
     public ProviderSettings? FindProvider(string provider) =>

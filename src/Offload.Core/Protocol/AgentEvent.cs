@@ -44,8 +44,23 @@ public sealed record StatusChanged(OffloadTaskStatus From, OffloadTaskStatus To,
 /// <summary>A user message: the prompt of a run, a reply, or a note the runtime adds for the model (e.g. an interrupted call).</summary>
 public sealed record UserMessage(string Text, string Source = "user") : AgentEvent;
 
-/// <summary>The text part of one assistant turn; the tool calls of that turn follow as <see cref="ToolCalled"/>.</summary>
-public sealed record AssistantMessage(int Turn, string Text) : AgentEvent;
+/// <summary>
+/// The text part of one assistant turn; the tool calls of that turn follow as <see cref="ToolCalled"/>.
+/// <paramref name="Thinking"/> holds the turn's thinking blocks as the model gave them (null in journals written
+/// before thinking was kept, and for turns without any): they go back to the model unchanged with the turn.
+/// </summary>
+public sealed record AssistantMessage(int Turn, string Text, IReadOnlyList<ThinkingBlock>? Thinking = null) : AgentEvent;
+
+/// <summary>
+/// One thinking block of an assistant turn: the thought with its <paramref name="Signature"/>, or, when the provider
+/// redacted it, only its encrypted <paramref name="RedactedData"/> (then <paramref name="Text"/> is empty). Both are
+/// opaque: the provider checks them when they come back, so they are kept byte for byte.
+/// </summary>
+public sealed record ThinkingBlock(string Text, string? Signature = null, string? RedactedData = null)
+{
+    [JsonIgnore]
+    public bool IsRedacted => RedactedData is not null;
+}
 
 /// <summary>Written before the tool runs.</summary>
 public sealed record ToolCalled(int Turn, string CallId, string Name, JsonElement Input) : AgentEvent;

@@ -10,8 +10,9 @@ public static class LogsCommand
         var id = Common.TaskIdArgument();
         var follow = new Option<bool>("--follow", "-f") { Description = "Keep following live events until the task ends" };
         var after = new Option<long>("--after") { Description = "Start after this event sequence number" };
+        var thinking = new Option<bool>("--thinking") { Description = "Show the model's thinking whole (by default one line per thinking block: its start and size)" };
         var json = Common.JsonOption();
-        var command = new Command("logs", "A task's journal: assistant text, tool calls, compact results, status changes") { id, follow, after, json };
+        var command = new Command("logs", "A task's journal: assistant text and thinking, tool calls, compact results, status changes") { id, follow, after, thinking, json };
         command.SetAction(async (parse, ct) => await Common.WithClientAsync(async client =>
         {
             var asJson = parse.GetValue(json);
@@ -21,7 +22,7 @@ public static class LogsCommand
                 {
                     Output.JsonLine(e);
                 }
-                else if (Output.LogLine(e) is { } line)
+                else if (Output.LogLine(e, parse.GetValue(thinking)) is { } line)
                 {
                     Console.Out.WriteLine(line);
                 }

@@ -3,6 +3,7 @@ using Anthropic;
 using Anthropic.Core;
 using Microsoft.Extensions.AI;
 using Offload.Models;
+using Offload.Simulator;
 
 namespace Offload.Tests.Models;
 
@@ -198,6 +199,122 @@ public sealed class AnthropicChatClientTests
         var (mine, reference) = (Body(requests[0]).GetProperty("messages"), Body(requests[1]).GetProperty("messages"));
         Assert.True(JsonElement.DeepEquals(mine, reference), $"{mine}\nvs the SDK adapter's\n{reference}");
         Assert.Equal(["text", "image", "document"], mine[0].GetProperty("content").EnumerateArray().Select(b => b.GetProperty("type").GetString()));
+    }
+
+    private const string ThinkingScenario = """
+        {
+          "name": "thinking",
+          "thinking": "adaptive",
+          "turns": [
+            { "thinking": "I should read a.cs first.\nThen the others.", "text": "Looking.", "toolCalls": [ { "name": "read_file", "input": { "path": "src/a.cs" } } ] },
+            { "thinking": "Now b and c, together.", "redactedThinking": true,
+              "toolCalls": [ { "name": "read_file", "input": { "path": "src/b.cs" } }, { "name": "read_file", "input": { "path": "src/c.cs" } } ] },
+            { "redactedThinking": true, "toolCalls": [ { "name": "read_file", "input": { "path": "src/d.cs" } } ] },
+            { "thinking": "All read.", "text": "They all say hello." }
+          ]
+        }
+        """;
+
+    [Fact]
+    public async Task ThinkingBetweenToolCalls_AndRedactedThinking_AreReadWithSignatures_AndSentBackAsTheSdkAdapterSendsThem()
+    {
+        await using var kit = await ModelTestKit.StartAsync(ThinkingScenario);
+        using var client = new AnthropicChatClient(kit.Server.BaseUrl.ToString(), "test-key", "scenario", 32_000, new ThinkingRequest(Effort: "high"));
+        var options = new ChatOptions { Instructions = "Be brief.", Tools = [ReadFile] };
+        var history = ModelTestKit.Prompt("Read the files.");
+        List<ChatResponse> responses = [];
+        for (var turn = 0; turn < 5; turn++)
+        {
+            var response = await client.GetResponseAsync(history, options);
+            responses.Add(response);
+            var contents = response.Messages.SelectMany(m => m.Contents).ToList();
+            var calls = contents.OfType<FunctionCallContent>().ToList();
+
+            // As the agent loop does: the journal's form of the turn (thinking first), then its text and calls.
+            var thinking = Offload.Agent.Conversation.ThinkingOf(contents) ?? [];
+            history.Add(new ChatMessage(ChatRole.Assistant, [.. thinking.Select(Offload.Agent.Conversation.ToContent), new TextContent(response.Text), .. calls]));
+            if (calls.Count == 0)
+            {
+                break;
+            }
+
+            history.Add(new ChatMessage(ChatRole.Tool, [.. calls.Select(c => new FunctionResultContent(c.CallId, $"contents of {c.Arguments!["path"]}"))]));
+        }
+
+        Assert.Equal("They all say hello.", responses[^1].Text);
+        var read = responses.Select(r => r.Messages.SelectMany(m => m.Contents).OfType<TextReasoningContent>()
+            .Select(t => (t.Text, t.ProtectedData, AnthropicChatClient.IsRedacted(t))).ToList()).ToList();
+        Assert.Equal([("I should read a.cs first.\nThen the others.", SimulatedThinking.Sign("I should read a.cs first.\nThen the others."), false)], read[0]);
+        Assert.Equal([("Now b and c, together.", SimulatedThinking.Sign("Now b and c, together."), false), ("", SimulatedThinking.RedactedData(1), true)], read[1]);
+        Assert.Equal([("", SimulatedThinking.RedactedData(2), true)], read[2]);
+        Assert.Equal([("All read.", SimulatedThinking.Sign("All read."), false)], read[3]);
+
+        // The same conversations through the SDK adapter, asking for adaptive thinking at high effort.
+        var ours = kit.ModelRequests("anthropic");
+        Assert.Equal(4, ours.Count); // the Simulator accepted every request: each block came back unchanged
+        var sdk = new SdkPromptCachingChatClient(new AnthropicClient(new ClientOptions { ApiKey = "test-key", BaseUrl = kit.Server.BaseUrl.ToString().TrimEnd('/'), MaxRetries = 0 })
+            .AsIChatClient("scenario", 32_000));
+        var sdkOptions = new ChatOptions { Instructions = "Be brief.", Tools = [ReadFile], Reasoning = new ReasoningOptions { Effort = ReasoningEffort.High } };
+        foreach (var request in ours)
+        {
+            await sdk.GetStreamingResponseAsync(history.Take(Body(request).GetProperty("messages").GetArrayLength() + 1).ToList(), sdkOptions).ToChatResponseAsync();
+        }
+
+        var theirs = kit.ModelRequests("anthropic").Skip(ours.Count).ToList();
+        Assert.Equal(ours.Count, theirs.Count);
+        for (var i = 0; i < ours.Count; i++)
+        {
+            var (mine, reference) = (Body(ours[i]), Body(theirs[i]));
+            Assert.True(JsonElement.DeepEquals(mine.GetProperty("messages"), reference.GetProperty("messages")),
+                $"request {i}:\n{mine.GetProperty("messages")}\nvs the SDK adapter's\n{reference.GetProperty("messages")}");
+            Assert.Equal("""{"type":"adaptive"}""", mine.GetProperty("thinking").GetRawText());
+            Assert.Equal("""{"effort":"high"}""", mine.GetProperty("output_config").GetRawText());
+            Assert.Equal(reference.GetProperty("thinking").GetProperty("type").GetString(), mine.GetProperty("thinking").GetProperty("type").GetString());
+            Assert.True(JsonElement.DeepEquals(mine.GetProperty("output_config"), reference.GetProperty("output_config")),
+                $"{mine.GetProperty("output_config")} vs the SDK adapter's {reference.GetProperty("output_config")}");
+        }
+
+        // The last request holds every turn's thinking, first in its turn, as it was given.
+        var last = Body(ours[^1]).GetProperty("messages").EnumerateArray().Where(m => m.GetProperty("role").GetString() == "assistant")
+            .Select(m => string.Join(",", m.GetProperty("content").EnumerateArray().Select(b => b.GetProperty("type").GetString()))).ToList();
+        Assert.Equal(["thinking,text,tool_use", "thinking,redacted_thinking,tool_use,tool_use", "redacted_thinking,tool_use"], last);
+
+        // Not streamed, the Simulator answers with the same blocks (read here by the SDK adapter).
+        var whole = await sdk.GetResponseAsync(history.Take(2).ToList(), sdkOptions);
+        var block = Assert.Single(whole.Messages.SelectMany(m => m.Contents).OfType<TextReasoningContent>());
+        Assert.Equal(("I should read a.cs first.\nThen the others.", SimulatedThinking.Sign("I should read a.cs first.\nThen the others.")), (block.Text, block.ProtectedData));
+    }
+
+    [Fact]
+    public async Task AlteredOrDroppedThinking_IsRefusedByTheSimulator_AsTheApiRefusesIt()
+    {
+        await using var kit = await ModelTestKit.StartAsync(ThinkingScenario);
+        using var client = new AnthropicChatClient(kit.Server.BaseUrl.ToString(), "test-key", "scenario", 32_000, new ThinkingRequest(Effort: "high"));
+        var options = new ChatOptions { Tools = [ReadFile] };
+        var prompt = ModelTestKit.Prompt("Read the files.");
+        var first = await client.GetResponseAsync(prompt, options);
+        var contents = first.Messages.SelectMany(m => m.Contents).ToList();
+        var call = contents.OfType<FunctionCallContent>().Single();
+        var thought = contents.OfType<TextReasoningContent>().Single();
+        List<ChatMessage> Turn(params AIContent[] assistant) =>
+            [.. prompt, new(ChatRole.Assistant, assistant), new(ChatRole.Tool, [new FunctionResultContent(call.CallId, "hello")])];
+
+        var altered = new TextReasoningContent(thought.Text + " (edited)") { ProtectedData = thought.ProtectedData };
+        var forged = AnthropicChatClient.RedactedThinking(Convert.ToBase64String(new byte[64]));
+        foreach (var (conversation, expected) in new[]
+        {
+            (Turn(altered, call), "Invalid `signature` in `thinking` block"),
+            (Turn(thought, forged, call), "Invalid `data` in `redacted_thinking` block"),
+            (Turn(call), "Expected `thinking`, but found `tool_use`"),
+        })
+        {
+            var error = await Assert.ThrowsAsync<ModelProviderException>(() => client.GetResponseAsync(conversation, options));
+            Assert.Equal(400, error.StatusCode);
+            Assert.Contains(expected, error.Message);
+        }
+
+        var accepted = await client.GetResponseAsync(Turn(thought, call), options);
+        Assert.Equal(2, accepted.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>().Count());
     }
 
     [Fact]

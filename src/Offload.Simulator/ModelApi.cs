@@ -94,7 +94,8 @@ internal sealed record Reply(
     int InputTokens,
     int OutputTokens,
     int CacheReadTokens = 0,
-    int CacheWriteTokens = 0)
+    int CacheWriteTokens = 0,
+    bool CutOff = false)
 {
     public bool UsesTools => ToolCalls.Count > 0;
 }

@@ -167,6 +167,12 @@ public sealed record ScenarioTurn
     /// <summary>Input tokens the Anthropic answer reports as written to the prompt cache (taken from the input estimate).</summary>
     public int CacheWriteTokens { get; init; }
 
+    /// <summary>
+    /// The reply ends as one cut off by the output-token limit does: Anthropic <c>stop_reason: "max_tokens"</c>,
+    /// OpenAI <c>finish_reason: "length"</c>, whatever it carries.
+    /// </summary>
+    public bool CutOff { get; init; }
+
     /// <summary>Consumed in order by successive requests for this turn of one conversation.</summary>
     public IReadOnlyList<ScenarioFault> Faults { get; init; } = [];
 }

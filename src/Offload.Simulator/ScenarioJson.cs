@@ -7,7 +7,7 @@ namespace Offload.Simulator;
 internal static class ScenarioJson
 {
     private static readonly string[] s_rootKeys = ["$schema", "name", "description", "turns", "rules", "finalText"];
-    private static readonly string[] s_turnKeys = ["text", "toolCalls", "delayMs", "repeat", "faults", "cacheReadTokens", "cacheWriteTokens"];
+    private static readonly string[] s_turnKeys = ["text", "toolCalls", "delayMs", "repeat", "faults", "cacheReadTokens", "cacheWriteTokens", "cutOff"];
     private static readonly string[] s_toolCallKeys = ["name", "input"];
     private static readonly string[] s_ruleKeys = ["whenContains", "afterTurn", "turn"];
     private static readonly string[] s_faultKeys = ["kind", "status", "retryAfter", "message", "afterEvents", "ms", "times"];
@@ -65,6 +65,7 @@ internal static class ScenarioJson
             Repeat = OptionalInt(e, "repeat", at, min: 1) ?? 1,
             CacheReadTokens = OptionalInt(e, "cacheReadTokens", at, min: 0) ?? 0,
             CacheWriteTokens = OptionalInt(e, "cacheWriteTokens", at, min: 0) ?? 0,
+            CutOff = OptionalBool(e, "cutOff", at) ?? false,
             Faults = e.TryGetProperty("faults", out var faults)
                 ? Array(faults, $"{at}.faults").Select((f, i) => ParseFault(f, $"{at}.faults[{i}]")).ToArray()
                 : [],
@@ -188,6 +189,18 @@ internal static class ScenarioJson
         return value.ValueKind == JsonValueKind.String
             ? value.GetString()
             : throw new FormatException($"Scenario: {at}.{name} must be a string, not {Describe(value)}.");
+    }
+
+    private static bool? OptionalBool(JsonElement e, string name, string at)
+    {
+        if (!e.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        return value.ValueKind is JsonValueKind.True or JsonValueKind.False
+            ? value.GetBoolean()
+            : throw new FormatException($"Scenario: {at}.{name} must be true or false, not {Describe(value)}.");
     }
 
     private static int? OptionalInt(JsonElement e, string name, string at, int min)

@@ -238,7 +238,8 @@ public sealed class SimulatorServer : IAsyncDisposable
             EstimateTokens(body.Length),
             EstimateTokens(outputChars),
             turn?.CacheReadTokens ?? 0,
-            turn?.CacheWriteTokens ?? 0);
+            turn?.CacheWriteTokens ?? 0,
+            turn?.CutOff ?? false);
 
         if (!conversation.Stream)
         {

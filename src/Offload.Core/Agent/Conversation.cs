@@ -77,6 +77,11 @@ public static class Conversation
                     assistant = tool = null;
                     break;
                 case UserMessage user:
+                    if (assistant is { Contents.Count: 0 })
+                    {
+                        messages.Remove(assistant); // an answer with nothing in it (cut off before its first word) is not sent back
+                    }
+
                     messages.Add(new ChatMessage(ChatRole.User, user.Text));
                     assistant = tool = null;
                     break;

@@ -18,7 +18,8 @@ public sealed class GrepTool : ITool
         "Search the contents of the worktree's text files with a regular expression (.NET syntax). " +
         "output_mode: \"files_with_matches\" (default) lists matching files, newest first; \"content\" shows matching lines; \"count\" gives matches per file. " +
         "Narrow with path and glob (e.g. \"*.cs\"); -i ignores case, -n shows line numbers in content mode (default on). " +
-        $"head_limit caps the entries shown (default {DefaultHeadLimit}). Binary files and .git are skipped.";
+        $"head_limit caps the entries shown (default {DefaultHeadLimit}). Binary files, .git and what .gitignore excludes (node_modules, build output) " +
+        "are skipped, unless no_ignore is true or path names an ignored file or directory.";
 
     public JsonElement InputSchema { get; } = ToolInput.Schema("""
         {
@@ -30,7 +31,8 @@ public sealed class GrepTool : ITool
             "output_mode": { "type": "string", "enum": ["files_with_matches", "content", "count"], "description": "What to show; files_with_matches if omitted." },
             "-i": { "type": "boolean", "description": "Ignore case." },
             "-n": { "type": "boolean", "description": "Show line numbers (content mode)." },
-            "head_limit": { "type": "integer", "description": "Show only the first N entries." }
+            "head_limit": { "type": "integer", "description": "Show only the first N entries." },
+            "no_ignore": { "type": "boolean", "description": "Also search files that .gitignore excludes (like rg --no-ignore)." }
           },
           "required": ["pattern"],
           "additionalProperties": false
@@ -50,6 +52,7 @@ public sealed class GrepTool : ITool
             var ignoreCase = ToolInput.OptionalBool(input, "-i") ?? false;
             var lineNumbers = ToolInput.OptionalBool(input, "-n") ?? true;
             var headLimit = ToolInput.OptionalInteger(input, "head_limit") ?? DefaultHeadLimit;
+            var noIgnore = ToolInput.OptionalBool(input, "no_ignore") ?? false;
             if (mode is not ("files_with_matches" or "content" or "count"))
             {
                 throw new ToolException($"Unknown output_mode \"{mode}\"; use files_with_matches, content or count.");
@@ -71,7 +74,7 @@ public sealed class GrepTool : ITool
             var root = WorktreePath.Root(context);
             var target = path is null ? root : WorktreePath.Resolve(context, path, forWrite: false);
             IEnumerable<FileInfo> files = File.Exists(target) ? [new FileInfo(target)]
-                : Directory.Exists(target) ? FileWalker.Files(context, target, cancellationToken)
+                : Directory.Exists(target) ? FileWalker.Files(context, target, respectGitIgnore: !noIgnore, cancellationToken)
                 : throw new ToolException($"{path} does not exist.");
             var searchBase = Directory.Exists(target) ? target : Path.GetDirectoryName(target)!;
 

@@ -78,17 +78,25 @@ public sealed class GrepTool : ITool
                 : throw new ToolException($"{path} does not exist.");
             var searchBase = Directory.Exists(target) ? target : Path.GetDirectoryName(target)!;
 
-            var results = new List<(string Path, DateTime Modified, List<string> Lines, int Count)>();
-            foreach (var file in files)
+            // Most files do not match: one search of the whole text rules them out before the file is cut into lines.
+            // Line by line and whole text agree for what a line can match, except where a pattern names the text's
+            // own start or end (\A, \z, \Z, \G) or a line ends in \r; those files go line by line.
+            var wholeText = patternText.Contains("\\A", StringComparison.Ordinal) || patternText.Contains("\\z", StringComparison.Ordinal)
+                || patternText.Contains("\\Z", StringComparison.Ordinal) || patternText.Contains("\\G", StringComparison.Ordinal)
+                ? null
+                : new Regex(patternText, regex.Options | RegexOptions.Multiline, TimeSpan.FromSeconds(2));
+            var results = new System.Collections.Concurrent.ConcurrentBag<(string Path, DateTime Modified, List<string> Lines, int Count)>();
+            var parallel = new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount, CancellationToken = cancellationToken };
+            Parallel.ForEach(files, parallel, file =>
             {
                 var relative = Path.GetRelativePath(searchBase, file.FullName);
                 if (glob is not null && !glob.IsMatch(glob.HasDirectory ? relative : file.Name))
                 {
-                    continue;
+                    return;
                 }
-                if (Readable(context, file) is not { } text)
+                if (Readable(context, file) is not { } text || (wholeText is not null && !text.Contains('\r') && !wholeText.IsMatch(text)))
                 {
-                    continue;
+                    return;
                 }
                 var display = Path.GetRelativePath(root, file.FullName);
                 var lines = new List<string>();
@@ -117,20 +125,20 @@ public sealed class GrepTool : ITool
                 {
                     results.Add((display, file.LastWriteTimeUtc, lines, count));
                 }
-            }
+            });
             return Task.FromResult(new ToolResult(TextFile.Cap(Format(results, mode, (int)Math.Min(headLimit, int.MaxValue)), context.MaxOutputChars)));
         }
         catch (ToolException e)
         {
             return Task.FromResult(ToolResult.Error(e.Message));
         }
-        catch (RegexMatchTimeoutException)
+        catch (Exception e) when (e is RegexMatchTimeoutException || (e is AggregateException a && a.InnerExceptions.Any(i => i is RegexMatchTimeoutException)))
         {
             return Task.FromResult(ToolResult.Error("The regular expression took too long on a line (catastrophic backtracking?); simplify it."));
         }
     }
 
-    private static string Format(List<(string Path, DateTime Modified, List<string> Lines, int Count)> results, string mode, int headLimit)
+    private static string Format(IReadOnlyCollection<(string Path, DateTime Modified, List<string> Lines, int Count)> results, string mode, int headLimit)
     {
         if (results.Count == 0)
         {

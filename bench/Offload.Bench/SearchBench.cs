@@ -25,11 +25,12 @@ public static class SearchBench
             var glob = await TimeAsync(new GlobTool(), """{"pattern":"**/*.cs"}""", context, quick);
             var grep = await TimeAsync(new GrepTool(), """{"pattern":"needle_[0-9]+"}""", context, quick);
             var grepContent = await TimeAsync(new GrepTool(), """{"pattern":"needle_[0-9]+","output_mode":"content"}""", context, quick);
+            string Shown((double Wall, double Cpu) t) => $"{Stats.Ms(t.Wall)} ({Stats.Ms(t.Cpu)} CPU)";
             return new Figure("search (100,000 files)",
-                $"Glob {Stats.Ms(glob)} · Grep {Stats.Ms(grep)} · Grep content {Stats.Ms(grepContent)}",
+                $"median wall (CPU): Glob {Shown(glob)} · Grep {Shown(grep)} · Grep content {Shown(grepContent)}",
                 "n/a (Claude Code 2.1.197 searches through Bash)",
                 "each under 2 s on 2 CPUs",
-                Math.Max(glob, Math.Max(grep, grepContent)) < 2000,
+                Math.Max(glob.Wall, Math.Max(grep.Wall, grepContent.Wall)) < 2000,
                 $"{Ignored} files under node_modules skipped by .gitignore");
         }
         finally
@@ -38,7 +39,7 @@ public static class SearchBench
         }
     }
 
-    private static async Task<double> TimeAsync(ITool tool, string input, ToolContext context, bool quick)
+    private static async Task<(double Wall, double Cpu)> TimeAsync(ITool tool, string input, ToolContext context, bool quick)
     {
         using var document = JsonDocument.Parse(input);
         var first = await tool.InvokeAsync(document.RootElement, context); // warm-up, and a check that it found something
@@ -47,15 +48,20 @@ public static class SearchBench
             throw new InvalidOperationException($"{tool.Name} {input} found nothing: {first.Output}");
         }
 
-        var runs = new List<double>();
+        var runs = new List<(double Wall, double Cpu)>();
+        using var self = Process.GetCurrentProcess();
         for (var i = 0; i < (quick ? 3 : 5); i++)
         {
+            self.Refresh();
+            var cpu = self.TotalProcessorTime;
             var clock = Stopwatch.StartNew();
             await tool.InvokeAsync(document.RootElement, context);
-            runs.Add(clock.Elapsed.TotalMilliseconds);
+            var wall = clock.Elapsed.TotalMilliseconds;
+            self.Refresh();
+            runs.Add((wall, (self.TotalProcessorTime - cpu).TotalMilliseconds));
         }
 
-        return Stats.Median(runs);
+        return (Stats.Median(runs.Select(r => r.Wall)), Stats.Median(runs.Select(r => r.Cpu)));
     }
 
     private static void Generate(string root)

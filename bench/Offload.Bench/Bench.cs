@@ -18,7 +18,7 @@ public sealed partial class Bench(string offload, string? claude, bool quick, Te
 
     public IReadOnlyList<Figure> Figures => _figures;
 
-    public static readonly string[] Names = ["background", "memory", "cpu", "logs", "many", "cli", "prompt"];
+    public static readonly string[] Names = ["background", "memory", "cpu", "logs", "many", "cli", "prompt", "search"];
 
     public async Task RunAsync(IReadOnlyCollection<string> only)
     {
@@ -61,6 +61,11 @@ public sealed partial class Bench(string offload, string? claude, bool quick, Te
         if (Want("prompt"))
         {
             await Measure("prompt overhead", PromptOverheadAsync);
+        }
+
+        if (Want("search"))
+        {
+            await Measure("search (100,000 files)", () => SearchBench.RunAsync(quick, log));
         }
     }
 

@@ -1,6 +1,6 @@
 using Offload.Bench;
 
-// offload-bench --offload PATH [--claude PATH|none] [--quick] [--only background,memory,cpu,logs,many,cli,prompt]
+// offload-bench --offload PATH [--claude PATH|none] [--quick] [--only background,memory,cpu,logs,many,cli,prompt,search]
 // bench/run.sh publishes Offload in Release and passes --offload; see docs/benchmarks.md.
 string? offload = null, claudePath = null;
 var quick = false;

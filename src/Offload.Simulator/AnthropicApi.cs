@@ -197,7 +197,7 @@ internal sealed class AnthropicApi : ModelApi
         });
     }
 
-    private static string StopReason(Reply reply) => reply.UsesTools ? "tool_use" : "end_turn";
+    private static string StopReason(Reply reply) => reply.CutOff ? "max_tokens" : reply.UsesTools ? "tool_use" : "end_turn";
 
     private static JsonObject Usage(Reply reply, int output) => new()
     {

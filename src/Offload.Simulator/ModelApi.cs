@@ -97,7 +97,8 @@ internal sealed record Reply(
     int OutputTokens,
     int CacheReadTokens = 0,
     int CacheWriteTokens = 0,
-    IReadOnlyList<(string Type, string Value, string Proof)>? Thinking = null)
+    IReadOnlyList<(string Type, string Value, string Proof)>? Thinking = null,
+    bool CutOff = false)
 {
     public bool UsesTools => ToolCalls.Count > 0;
 }

@@ -180,7 +180,7 @@ internal sealed class OpenAIApi : ModelApi
 
     private static JsonObject ToolCallsDelta(JsonObject call) => new() { ["tool_calls"] = new JsonArray(call) };
 
-    private static string FinishReason(Reply reply) => reply.UsesTools ? "tool_calls" : "stop";
+    private static string FinishReason(Reply reply) => reply.CutOff ? "length" : reply.UsesTools ? "tool_calls" : "stop";
 
     private static JsonObject Usage(Reply reply) => new()
     {

@@ -181,6 +181,12 @@ public sealed record ScenarioTurn
     /// <summary>A redacted thinking block (its data sealed by the Simulator) after the thinking, when the request asks for thinking.</summary>
     public bool RedactedThinking { get; init; }
 
+    /// <summary>
+    /// The reply ends as one cut off by the output-token limit does: Anthropic <c>stop_reason: "max_tokens"</c>,
+    /// OpenAI <c>finish_reason: "length"</c>, whatever it carries.
+    /// </summary>
+    public bool CutOff { get; init; }
+
     /// <summary>Consumed in order by successive requests for this turn of one conversation.</summary>
     public IReadOnlyList<ScenarioFault> Faults { get; init; } = [];
 }

@@ -7,7 +7,7 @@ namespace Offload.Simulator;
 internal static class ScenarioJson
 {
     private static readonly string[] s_rootKeys = ["$schema", "name", "description", "turns", "rules", "finalText", "thinking"];
-    private static readonly string[] s_turnKeys = ["text", "toolCalls", "delayMs", "repeat", "faults", "cacheReadTokens", "cacheWriteTokens", "thinking", "redactedThinking"];
+    private static readonly string[] s_turnKeys = ["text", "toolCalls", "delayMs", "repeat", "faults", "cacheReadTokens", "cacheWriteTokens", "thinking", "redactedThinking", "cutOff"];
     private static readonly string[] s_toolCallKeys = ["name", "input"];
     private static readonly string[] s_ruleKeys = ["whenContains", "afterTurn", "turn"];
     private static readonly string[] s_faultKeys = ["kind", "status", "retryAfter", "message", "afterEvents", "ms", "times"];
@@ -76,7 +76,8 @@ internal static class ScenarioJson
             CacheReadTokens = OptionalInt(e, "cacheReadTokens", at, min: 0) ?? 0,
             CacheWriteTokens = OptionalInt(e, "cacheWriteTokens", at, min: 0) ?? 0,
             Thinking = OptionalString(e, "thinking", at),
-            RedactedThinking = OptionalBool(e, "redactedThinking", at),
+            RedactedThinking = OptionalBool(e, "redactedThinking", at) ?? false,
+            CutOff = OptionalBool(e, "cutOff", at) ?? false,
             Faults = e.TryGetProperty("faults", out var faults)
                 ? Array(faults, $"{at}.faults").Select((f, i) => ParseFault(f, $"{at}.faults[{i}]")).ToArray()
                 : [],
@@ -202,11 +203,11 @@ internal static class ScenarioJson
             : throw new FormatException($"Scenario: {at}.{name} must be a string, not {Describe(value)}.");
     }
 
-    private static bool OptionalBool(JsonElement e, string name, string at)
+    private static bool? OptionalBool(JsonElement e, string name, string at)
     {
         if (!e.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
         {
-            return false;
+            return null;
         }
 
         return value.ValueKind is JsonValueKind.True or JsonValueKind.False

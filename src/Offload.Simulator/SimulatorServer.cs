@@ -246,7 +246,8 @@ public sealed class SimulatorServer : IAsyncDisposable
             EstimateTokens(outputChars),
             turn?.CacheReadTokens ?? 0,
             turn?.CacheWriteTokens ?? 0,
-            thinking);
+            thinking,
+            turn?.CutOff ?? false);
 
         if (!conversation.Stream)
         {

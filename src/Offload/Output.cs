@@ -66,6 +66,7 @@ public static class Output
             StatusChanged s when s.To.IsFinal() || s.To == OffloadTaskStatus.NeedsInput =>
                 $"{Paint("■", "1")} {Paint($"task {e.TaskId}", "1")} {Status(s.To)}{(s.Reason is null ? "" : " · " + s.Reason)} · next: {NextSteps(e.TaskId, s.To)}",
             StatusChanged s => $"{Paint("●", "2")} {Status(s.To)}{(s.Reason is null ? "" : " · " + s.Reason)}",
+            UserMessage { Source: Agent.Conversation.OutputLimitSource } => Paint("↻ the reply was cut off by the output-token limit; the model was asked to continue", "33"),
             UserMessage u => $"{Paint("user:", "1")} {u.Text}",
             AssistantMessage { Thinking.Count: > 0 } a => string.Join("\n" + Paint(time, "2") + " ",
                 [.. a.Thinking.Select(b => Thought(b, thinking)), .. a.Text.Length > 0 ? [$"{Paint("assistant:", "1")} {a.Text}"] : Array.Empty<string>()]),

@@ -34,7 +34,7 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
         }
 
         var history = await run.Journal.ReadAllAsync(cancellationToken);
-        if (Conversation.Current(history).LastOrDefault(e => e is AssistantMessage or ToolCalled or ToolResulted or UserMessage or TaskCreated) is AssistantMessage final)
+        if (Conversation.Current(history).LastOrDefault(e => e is AssistantMessage or ToolCalled or ToolResulted or UserMessage or TaskCreated) is AssistantMessage final) // a cut-off answer is followed by its continuation request
         {
             return new EngineOutcome.Succeeded(final.Text); // stopped after the answer, before the finish was recorded
         }
@@ -63,14 +63,14 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
                 return new EngineOutcome.Failed(e.Message);
             }
 
-            ToolContext? context = null;
+            ToolRunner? runner = null;
             if (parked.Count > 0)
             {
-                context = await prepared;
+                runner = new ToolRunner(tools, permissions, run, policy, await prepared);
                 foreach (var call in parked)
                 {
                     wrote |= Writes(call.Name);
-                    await RunToolAsync(run, policy, call, context, cancellationToken); // a question left open by a restart is asked again
+                    await runner.RunAsync(call, cancellationToken); // a question left open by a restart is asked again
                 }
 
                 messages = Conversation.Rebuild(await journal.ReadAllAsync(cancellationToken));
@@ -108,6 +108,26 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
                 var text = string.Concat(response.Messages.SelectMany(m => m.Contents).OfType<TextContent>().Select(t => t.Text)).Trim();
                 var calls = response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>().ToList();
                 var thinking = Conversation.ThinkingOf(response.Messages.SelectMany(m => m.Contents));
+                if (response.FinishReason == ChatFinishReason.Length)
+                {
+                    // Cut off by the output-token limit: never the final answer, and a call in it may be cut too, so none runs.
+                    var note = new UserMessage(Conversation.OutputLimitNote, Conversation.OutputLimitSource);
+                    await journal.AppendAllAsync([usage, new AssistantMessage(turn, text, thinking), note], cancellationToken);
+                    var cut = new ChatMessage(ChatRole.Assistant, [.. (thinking ?? []).Select(Conversation.ToContent)]); // as Rebuild makes it
+                    if (text.Length > 0)
+                    {
+                        cut.Contents.Add(new TextContent(text));
+                    }
+
+                    if (cut.Contents.Count > 0)
+                    {
+                        messages.Add(cut);
+                    }
+
+                    messages.Add(new ChatMessage(ChatRole.User, note.Text));
+                    continue;
+                }
+
 
                 // One answer, one transaction: a crash between the text and its tool calls would leave an answer that reads as final.
                 var stored = await journal.AppendAllAsync(
@@ -131,20 +151,17 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
                 }
 
                 messages.Add(assistant);
-                context ??= await prepared;
-                var results = new ChatMessage(ChatRole.Tool, []);
+                runner ??= new ToolRunner(tools, permissions, run, policy, await prepared);
+                wrote |= recorded.Any(c => Writes(c.Name));
+                var ran = await runner.RunTurnAsync(recorded, cancellationToken);
+                messages.Add(new ChatMessage(ChatRole.Tool, [.. ran.Select(Conversation.ResultContent)]));
                 foreach (var call in recorded)
                 {
-                    wrote |= Writes(call.Name);
-                    var result = await RunToolAsync(run, policy, call, context, cancellationToken);
-                    results.Contents.Add(new FunctionResultContent(call.CallId, result.IsError ? $"Error: {result.Output}" : result.Output));
-
                     var key = call.Name + "\n" + call.Input.GetRawText();
                     repeats = key == lastCall ? repeats + 1 : 1;
                     lastCall = key;
                 }
 
-                messages.Add(results);
                 if (run.TurnEnded is { } turnEnded && recorded.Any(c => tools.TryGetValue(c.Name, out var t) && t.Mutates))
                 {
                     await turnEnded(turn, cancellationToken);
@@ -172,17 +189,7 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
         var limits = run.Config.Limits;
         var sandbox = await Sandbox.ForTaskAsync(run.Task.RepoPath, run.Worktree, run.Task.Branch, run.SpillDir, run.Config.Sandbox, cancellationToken);
         return new ToolContext(run.Worktree, run.SpillDir, limits.MaxToolOutputChars, TimeSpan.FromSeconds(limits.BashTimeoutSeconds),
-            SandboxEnvironment.ForCommands(sandboxed: sandbox is not null), sandbox, run.Config.Sandbox.Limits);
-    }
-
-    /// <summary>Rules → approval → run; the result as stored (secrets redacted) is what the model sees.</summary>
-    private async Task<ToolResulted> RunToolAsync(EngineRun run, PermissionPolicy policy, ToolCalled call, ToolContext context, CancellationToken cancellationToken)
-    {
-        var result = !tools.TryGetValue(call.Name, out var tool)
-            ? ToolResult.Error($"there is no tool named {call.Name}; the tools are {string.Join(", ", tools.Values.Select(t => t.Name))}")
-            : await permissions.CheckAsync(run, policy, call, cancellationToken) ?? await tool.InvokeAsync(call.Input, context, cancellationToken);
-        return (ToolResulted)await run.Journal.AppendAsync(
-            new ToolResulted(call.CallId, call.Name, result.Output, result.IsError, result.ExitCode, result.Truncated, result.FullOutputPath),
-            cancellationToken);
+            SandboxEnvironment.ForCommands(sandboxed: sandbox is not null), sandbox, run.Config.Sandbox.Limits,
+            FileReads.From(Conversation.Current(await run.Journal.ReadAllAsync(cancellationToken))));
     }
 }

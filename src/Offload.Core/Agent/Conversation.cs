@@ -12,6 +12,16 @@ public static class Conversation
         "This tool call was interrupted by a restart of Offload before its result was recorded. " +
         "It may or may not have taken effect: check the files before retrying it.";
 
+    /// <summary>
+    /// What the model is told when its reply was cut off by the output-token limit (Claude Code 2.1.197's words), sent
+    /// as a <see cref="UserMessage"/> from <see cref="OutputLimitSource"/>, in the same transaction as the cut reply.
+    /// </summary>
+    public const string OutputLimitNote =
+        "Output token limit hit. Resume directly \u2014 no apology, no recap of what you were doing. " +
+        "Pick up mid-thought if that is where the cut happened. Break remaining work into smaller pieces.";
+
+    public const string OutputLimitSource = "output-limit";
+
     /// <summary>Tool calls in the journal that have no result: the run stopped while they were pending.</summary>
     public static IReadOnlyList<ToolCalled> PendingCalls(IReadOnlyList<AgentEvent> history)
     {
@@ -68,6 +78,11 @@ public static class Conversation
                     assistant = tool = null;
                     break;
                 case UserMessage user:
+                    if (assistant is { Contents.Count: 0 })
+                    {
+                        messages.Remove(assistant); // an answer with nothing in it (cut off before its first word) is not sent back
+                    }
+
                     messages.Add(new ChatMessage(ChatRole.User, user.Text));
                     assistant = tool = null;
                     break;
@@ -91,7 +106,15 @@ public static class Conversation
                         messages.Add(tool);
                     }
 
-                    tool.Contents.Add(new FunctionResultContent(result.CallId, result.IsError ? $"Error: {result.Output}" : result.Output));
+                    // Read-only calls of a turn run together and are journaled as they end; the model gets them in call order.
+                    var order = CallOrder(assistant, result.CallId);
+                    var at = tool.Contents.Count;
+                    while (at > 0 && CallOrder(assistant, ((FunctionResultContent)tool.Contents[at - 1]).CallId) > order)
+                    {
+                        at--;
+                    }
+
+                    tool.Contents.Insert(at, ResultContent(result));
                     break;
             }
         }
@@ -111,6 +134,21 @@ public static class Conversation
     /// <summary>A journal's thinking block as the content a model client sends back (it goes first in its turn, as the API wants).</summary>
     public static AIContent ToContent(ThinkingBlock block) =>
         block.RedactedData is { } data ? AnthropicChatClient.RedactedThinking(data) : new TextReasoningContent(block.Text) { ProtectedData = block.Signature };
+
+    /// <summary>Where the call is among the assistant message's calls; a result without its call goes last.</summary>
+    private static int CallOrder(ChatMessage? assistant, string callId)
+    {
+        var index = assistant?.Contents.OfType<FunctionCallContent>().ToList().FindIndex(c => c.CallId == callId) ?? -1;
+        return index < 0 ? int.MaxValue : index;
+    }
+
+    /// <summary>
+    /// A tool result as the model gets it, live and on resume alike. A failed one carries a <see cref="ToolFailedException"/>,
+    /// which the Anthropic client sends as <c>"is_error": true</c>; OpenAI's protocol has no such flag, so its client
+    /// puts "Error: " before the text instead (<see cref="Models.ToolErrorTextChatClient"/>).
+    /// </summary>
+    public static FunctionResultContent ResultContent(ToolResulted result) =>
+        new(result.CallId, result.Output) { Exception = result.IsError ? new ToolFailedException(result.Output) : null };
 
     public static Dictionary<string, object?> ToArguments(JsonElement input)
     {

@@ -116,7 +116,7 @@ public sealed class ChatClientFactory(SimulatorHost? simulator = null, TimeProvi
             options.Endpoint = new Uri(baseUrl);
         }
 
-        return new OpenAIClient(new ApiKeyCredential(key), options).GetChatClient(model.Name).AsIChatClient();
+        return new ToolErrorTextChatClient(new OpenAIClient(new ApiKeyCredential(key), options).GetChatClient(model.Name).AsIChatClient());
     }
 
     private static ModelConfigException MissingKey(ModelRef model, string keyEnv) => new(

@@ -65,8 +65,15 @@ public sealed record ThinkingBlock(string Text, string? Signature = null, string
 /// <summary>Written before the tool runs.</summary>
 public sealed record ToolCalled(int Turn, string CallId, string Name, JsonElement Input) : AgentEvent;
 
-/// <summary>Written after the tool ran. <see cref="Output"/> is what the model sees (possibly cut).</summary>
-public sealed record ToolResulted(string CallId, string Name, string Output, bool IsError, int? ExitCode = null, bool Truncated = false, string? FullOutputPath = null) : AgentEvent;
+/// <summary>
+/// Written after the tool ran. <see cref="Output"/> is what the model sees (possibly cut). <see cref="File"/>: the file a
+/// Read saw or a Write or Edit left, so that a later Write or Edit (after a restart too) knows whether it was read and
+/// whether it changed since (absent in journals written before it existed: such files count as not read).
+/// </summary>
+public sealed record ToolResulted(string CallId, string Name, string Output, bool IsError, int? ExitCode = null, bool Truncated = false, string? FullOutputPath = null, FileStamp? File = null) : AgentEvent;
+
+/// <summary>A file as a tool saw it: its path relative to the worktree, size, modification time and SHA-256 (null past 64 MiB).</summary>
+public sealed record FileStamp(string Path, long Size, DateTimeOffset ModifiedAt, string? Sha256);
 
 public sealed record UsageRecorded(string Model, long InputTokens, long OutputTokens, long CacheReadTokens, long CacheWriteTokens, decimal CostUsd) : AgentEvent;
 

@@ -2,7 +2,9 @@ using System.Text.Json;
 using Anthropic;
 using Anthropic.Core;
 using Microsoft.Extensions.AI;
+using Offload.Agent;
 using Offload.Models;
+using Offload.Protocol;
 using Offload.Simulator;
 
 namespace Offload.Tests.Models;
@@ -106,6 +108,36 @@ public sealed class AnthropicChatClientTests
             .Where(b => b.GetProperty("type").GetString() == "tool_result").ToList();
         Assert.Equal([false, false, true, false, true, false, true], error.Select(b => b.GetProperty("is_error").GetBoolean()));
         Assert.Empty(kit.Retries);
+    }
+
+    [Fact]
+    public async Task ToolResultsRebuiltFromTheJournal_CarryIsError_InCallOrder_AsTheSdkAdapterSendsThem()
+    {
+        await using var kit = await ModelTestKit.StartAsync(ToolScenario);
+        using var client = kit.Client("anthropic");
+        var options = new ChatOptions { Tools = [ReadFile] };
+        var input = JsonElement.Parse("""{ "path": "src/a.cs" }""");
+        AgentEvent[] journal =
+        [
+            new TaskCreated("Read the files.", "anthropic:scenario", "builtin", "b", "main", "c0") { Seq = 1 },
+            new AssistantMessage(1, "Looking.") { Seq = 2 },
+            new ToolCalled(1, "toolu_a", "read_file", input) { Seq = 3 },
+            new ToolCalled(1, "toolu_b", "read_file", input) { Seq = 4 },
+            new ToolResulted("toolu_b", "read_file", "hello", IsError: false) { Seq = 5 }, // read-only calls end in any order
+            new ToolResulted("toolu_a", "read_file", "File does not exist: src/a.cs", IsError: true) { Seq = 6 },
+        ];
+        var history = Conversation.Rebuild(journal);
+
+        await client.GetResponseAsync(history, options);
+        var sdk = new SdkPromptCachingChatClient(new AnthropicClient(new ClientOptions { ApiKey = "test-key", BaseUrl = kit.Server.BaseUrl.ToString().TrimEnd('/'), MaxRetries = 0 })
+            .AsIChatClient("scenario", kit.Settings().MaxOutputTokens));
+        await sdk.GetStreamingResponseAsync(history, options).ToChatResponseAsync();
+
+        var (mine, reference) = (Body(kit.ModelRequests("anthropic")[0]).GetProperty("messages"), Body(kit.ModelRequests("anthropic")[1]).GetProperty("messages"));
+        Assert.True(JsonElement.DeepEquals(mine, reference), $"{mine}\nvs the SDK adapter's\n{reference}");
+        var results = mine[mine.GetArrayLength() - 1].GetProperty("content").EnumerateArray().ToList();
+        Assert.Equal([("toolu_a", true, "File does not exist: src/a.cs"), ("toolu_b", false, "hello")],
+            results.Select(b => (b.GetProperty("tool_use_id").GetString(), b.GetProperty("is_error").GetBoolean(), b.GetProperty("content").GetString())));
     }
 
     [Fact]

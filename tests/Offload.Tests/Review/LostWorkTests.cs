@@ -89,6 +89,7 @@ public sealed class LostWorkTests : IAsyncLifetime
     public async Task MergeNoSquashAndApply_RefuseWhileTheWorktreeHoldsHandEdits_ChangingNothing_AndTakeThemOnceCommitted()
     {
         var task = await FinishedTaskAsync(
+            Tool("Read", new { file_path = "app.py" }), // Edit needs a Read first, as in Claude Code
             Tool("Edit", new { file_path = "app.py", old_string = "hello", new_string = "hello, world" }),
             Final("Changed the greeting."));
         File.WriteAllText(Path.Combine(task.Worktree, "README.md"), "# sample, edited by hand in the worktree\n");
@@ -136,7 +137,15 @@ public sealed class LostWorkTests : IAsyncLifetime
     {
         var task = await KillDaemonAndDeleteWorktreeAsync(
             [
-                Tool("Write", new { file_path = "first.txt", content = "turn one's work\n" }),
+                new
+                {
+                    text = "",
+                    toolCalls = new object[]
+                    {
+                        new { name = "Write", input = new { file_path = "first.txt", content = "turn one's work\n" } },
+                        new { name = "Read", input = new { file_path = "app.py" } }, // Edit needs a Read first, as in Claude Code
+                    },
+                },
                 Tool("Edit", new { file_path = "app.py", old_string = "hello", new_string = "hello again" }),
                 Tool("Bash", new { command = UniqueSleep() }),
                 Final("Done, after the restart."),

@@ -18,6 +18,7 @@ public sealed class MergeApplyTests : IAsyncLifetime
     private async Task<TaskInfo> FinishedTaskAsync(string name = "greet")
     {
         var model = _h.Scenario(name, Scenario(
+            Tool("Read", new { file_path = "app.py" }), // Edit needs a Read first, as in Claude Code
             Tool("Edit", new { file_path = "app.py", old_string = "hello", new_string = "hello, world" }),
             Tool("Write", new { file_path = "docs/notes.md", content = "# notes\nline two\n" }),
             Final("Changed the greeting and added notes.")));

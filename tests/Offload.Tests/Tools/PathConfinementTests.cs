@@ -79,7 +79,7 @@ public sealed class PathConfinementTests : IDisposable
         var written = await new WriteTool().InvokeAsync(Input(("file_path", "pending"), ("content", "made")), sandbox.Context);
 
         Assert.Equal("     1\tinside\n", read.Output);
-        Assert.Equal(new ToolResult("Created real/later.txt (4 bytes)."), written);
+        Assert.Equal(new ToolResult("Created real/later.txt (4 bytes)."), written with { File = null });
         Assert.Equal("made", File.ReadAllText(sandbox.Work("real/later.txt")));
     }
 

@@ -16,7 +16,8 @@ public sealed class ReadToolTests : IDisposable
 
         var result = await read.InvokeAsync(ToolSandbox.Input("""{"file_path":"src/a.txt"}"""), sandbox.Context);
 
-        Assert.Equal(new ToolResult("     1\talpha\n     2\tbeta\n     3\t\n     4\tgamma\n"), result);
+        Assert.Equal(new ToolResult("     1\talpha\n     2\tbeta\n     3\t\n     4\tgamma\n"), result with { File = null });
+        Assert.Equal(("src/a.txt", 17L), (result.File!.Path, result.File.Size)); // the file as read, for Write and Edit
     }
 
     [Fact]

@@ -25,7 +25,8 @@ public sealed class WriteEditToolTests : IDisposable
     {
         var result = await write.InvokeAsync(ToolSandbox.Input("""{"file_path":"deep/er/new.txt","content":"héllo\n"}"""), sandbox.Context);
 
-        Assert.Equal(new ToolResult("Created deep/er/new.txt (7 bytes)."), result);
+        Assert.Equal(new ToolResult("Created deep/er/new.txt (7 bytes)."), result with { File = null });
+        Assert.Equal(("deep/er/new.txt", 7L), (result.File!.Path, result.File.Size)); // what a later Write or Edit checks against
         Assert.Equal("héllo\n", File.ReadAllText(sandbox.Work("deep/er/new.txt")));
     }
 
@@ -36,7 +37,7 @@ public sealed class WriteEditToolTests : IDisposable
 
         var result = await write.InvokeAsync(ToolSandbox.Input("""{"file_path":"a.txt","content":"new"}"""), sandbox.Context);
 
-        Assert.Equal(new ToolResult("Overwrote a.txt (3 bytes)."), result);
+        Assert.Equal(new ToolResult("Overwrote a.txt (3 bytes)."), result with { File = null });
         Assert.Equal("new", File.ReadAllText(sandbox.Work("a.txt")));
     }
 
@@ -59,7 +60,7 @@ public sealed class WriteEditToolTests : IDisposable
 
         var result = await EditAsync("code.cs", "int b = 2;", "int b = 3;");
 
-        Assert.Equal(new ToolResult("Edited code.cs: replaced 1 occurrence."), result);
+        Assert.Equal(new ToolResult("Edited code.cs: replaced 1 occurrence."), result with { File = null });
         Assert.Equal("int a = 1;\nint b = 3;\n", File.ReadAllText(sandbox.Work("code.cs")));
     }
 
@@ -73,7 +74,7 @@ public sealed class WriteEditToolTests : IDisposable
         Assert.Equal("x = 1;\nx = 1;\nx = 1;\n", File.ReadAllText(sandbox.Work("code.cs")));
 
         var replaced = await EditAsync("code.cs", "x = 1;", "x = 2;", replaceAll: true);
-        Assert.Equal(new ToolResult("Edited code.cs: replaced 3 occurrences."), replaced);
+        Assert.Equal(new ToolResult("Edited code.cs: replaced 3 occurrences."), replaced with { File = null });
         Assert.Equal("x = 2;\nx = 2;\nx = 2;\n", File.ReadAllText(sandbox.Work("code.cs")));
     }
 

@@ -10,7 +10,7 @@ public sealed class EditTool : ITool
     public string Description =>
         "Replace an exact piece of text in a file of the worktree. old_string must match the file exactly " +
         "(whitespace and indentation included) and occur once, unless replace_all is true; " +
-        "add surrounding lines to old_string to make it unique.";
+        "add surrounding lines to old_string to make it unique. The file must have been Read first in this task (and Read again if it changed since).";
 
     public JsonElement InputSchema { get; } = ToolInput.Schema("""
         {
@@ -55,6 +55,7 @@ public sealed class EditTool : ITool
             {
                 throw new ToolException($"File does not exist: {display}. Use Write to create it.");
             }
+            context.Reads?.CheckWritable(real, display);
             var text = TextFile.ReadAllStrict(real, display);
             var count = CountOccurrences(text, oldString);
             if (count == 0)
@@ -69,7 +70,7 @@ public sealed class EditTool : ITool
             File.WriteAllText(real, updated, TextFile.Utf8);
             return Task.FromResult(new ToolResult(count == 1
                 ? $"Edited {display}: replaced 1 occurrence."
-                : $"Edited {display}: replaced {count} occurrences."));
+                : $"Edited {display}: replaced {count} occurrences.", File: FileReads.Stamp(real, display)));
         }
         catch (ToolException e)
         {

@@ -13,14 +13,16 @@ public sealed class GlobTool : ITool
     public string Description =>
         "Find files in the worktree whose path matches a glob pattern such as \"**/*.cs\" or \"src/**/*.{ts,tsx}\". " +
         "The pattern is relative to path (default: the worktree root). " +
-        $"Returns paths relative to the worktree, most recently modified first, at most {MaxResults}. .git is skipped.";
+        $"Returns paths relative to the worktree, most recently modified first, at most {MaxResults}. " +
+        "Skips .git and what .gitignore excludes (node_modules, build output) unless no_ignore is true or path names an ignored directory.";
 
     public JsonElement InputSchema { get; } = ToolInput.Schema("""
         {
           "type": "object",
           "properties": {
             "pattern": { "type": "string", "description": "The glob to match, e.g. \"**/*.cs\"." },
-            "path": { "type": "string", "description": "Directory to search in; the worktree root if omitted." }
+            "path": { "type": "string", "description": "Directory to search in; the worktree root if omitted." },
+            "no_ignore": { "type": "boolean", "description": "Also list files that .gitignore excludes (like rg --no-ignore)." }
           },
           "required": ["pattern"],
           "additionalProperties": false
@@ -35,6 +37,7 @@ public sealed class GlobTool : ITool
         {
             var patternText = ToolInput.RequireString(input, "pattern");
             var path = ToolInput.OptionalString(input, "path");
+            var noIgnore = ToolInput.OptionalBool(input, "no_ignore") ?? false;
             var root = WorktreePath.Root(context);
             var directory = path is null ? root : WorktreePath.Resolve(context, path, forWrite: false);
             if (!Directory.Exists(directory))
@@ -51,7 +54,7 @@ public sealed class GlobTool : ITool
                 patternText = absolutePattern[(directory.TrimEnd('/').Length + 1)..];
             }
             var pattern = GlobPattern.For(patternText);
-            var matches = FileWalker.Files(context, directory, cancellationToken)
+            var matches = FileWalker.Files(context, directory, respectGitIgnore: !noIgnore, cancellationToken)
                 .Where(file => pattern.IsMatch(Path.GetRelativePath(directory, file.FullName)))
                 .Select(file => (Path: Path.GetRelativePath(root, file.FullName), Modified: ModifiedAt(file)))
                 .OrderByDescending(match => match.Modified)

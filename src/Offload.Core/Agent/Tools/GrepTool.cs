@@ -18,7 +18,8 @@ public sealed class GrepTool : ITool
         "Search the contents of the worktree's text files with a regular expression (.NET syntax). " +
         "output_mode: \"files_with_matches\" (default) lists matching files, newest first; \"content\" shows matching lines; \"count\" gives matches per file. " +
         "Narrow with path and glob (e.g. \"*.cs\"); -i ignores case, -n shows line numbers in content mode (default on). " +
-        $"head_limit caps the entries shown (default {DefaultHeadLimit}). Binary files and .git are skipped.";
+        $"head_limit caps the entries shown (default {DefaultHeadLimit}). Binary files, .git and what .gitignore excludes (node_modules, build output) " +
+        "are skipped, unless no_ignore is true or path names an ignored file or directory.";
 
     public JsonElement InputSchema { get; } = ToolInput.Schema("""
         {
@@ -30,7 +31,8 @@ public sealed class GrepTool : ITool
             "output_mode": { "type": "string", "enum": ["files_with_matches", "content", "count"], "description": "What to show; files_with_matches if omitted." },
             "-i": { "type": "boolean", "description": "Ignore case." },
             "-n": { "type": "boolean", "description": "Show line numbers (content mode)." },
-            "head_limit": { "type": "integer", "description": "Show only the first N entries." }
+            "head_limit": { "type": "integer", "description": "Show only the first N entries." },
+            "no_ignore": { "type": "boolean", "description": "Also search files that .gitignore excludes (like rg --no-ignore)." }
           },
           "required": ["pattern"],
           "additionalProperties": false
@@ -50,6 +52,7 @@ public sealed class GrepTool : ITool
             var ignoreCase = ToolInput.OptionalBool(input, "-i") ?? false;
             var lineNumbers = ToolInput.OptionalBool(input, "-n") ?? true;
             var headLimit = ToolInput.OptionalInteger(input, "head_limit") ?? DefaultHeadLimit;
+            var noIgnore = ToolInput.OptionalBool(input, "no_ignore") ?? false;
             if (mode is not ("files_with_matches" or "content" or "count"))
             {
                 throw new ToolException($"Unknown output_mode \"{mode}\"; use files_with_matches, content or count.");
@@ -71,21 +74,29 @@ public sealed class GrepTool : ITool
             var root = WorktreePath.Root(context);
             var target = path is null ? root : WorktreePath.Resolve(context, path, forWrite: false);
             IEnumerable<FileInfo> files = File.Exists(target) ? [new FileInfo(target)]
-                : Directory.Exists(target) ? FileWalker.Files(context, target, cancellationToken)
+                : Directory.Exists(target) ? FileWalker.Files(context, target, respectGitIgnore: !noIgnore, cancellationToken)
                 : throw new ToolException($"{path} does not exist.");
             var searchBase = Directory.Exists(target) ? target : Path.GetDirectoryName(target)!;
 
-            var results = new List<(string Path, DateTime Modified, List<string> Lines, int Count)>();
-            foreach (var file in files)
+            // Most files do not match: one search of the whole text rules them out before the file is cut into lines.
+            // Line by line and whole text agree for what a line can match, except where a pattern names the text's
+            // own start or end (\A, \z, \Z, \G) or a line ends in \r; those files go line by line.
+            var wholeText = patternText.Contains("\\A", StringComparison.Ordinal) || patternText.Contains("\\z", StringComparison.Ordinal)
+                || patternText.Contains("\\Z", StringComparison.Ordinal) || patternText.Contains("\\G", StringComparison.Ordinal)
+                ? null
+                : new Regex(patternText, regex.Options | RegexOptions.Multiline, TimeSpan.FromSeconds(2));
+            var results = new System.Collections.Concurrent.ConcurrentBag<(string Path, DateTime Modified, List<string> Lines, int Count)>();
+            var parallel = new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount, CancellationToken = cancellationToken };
+            Parallel.ForEach(files, parallel, file =>
             {
                 var relative = Path.GetRelativePath(searchBase, file.FullName);
                 if (glob is not null && !glob.IsMatch(glob.HasDirectory ? relative : file.Name))
                 {
-                    continue;
+                    return;
                 }
-                if (Readable(context, file) is not { } text)
+                if (Readable(context, file) is not { } text || (wholeText is not null && !text.Contains('\r') && !wholeText.IsMatch(text)))
                 {
-                    continue;
+                    return;
                 }
                 var display = Path.GetRelativePath(root, file.FullName);
                 var lines = new List<string>();
@@ -114,20 +125,20 @@ public sealed class GrepTool : ITool
                 {
                     results.Add((display, file.LastWriteTimeUtc, lines, count));
                 }
-            }
+            });
             return Task.FromResult(new ToolResult(TextFile.Cap(Format(results, mode, (int)Math.Min(headLimit, int.MaxValue)), context.MaxOutputChars)));
         }
         catch (ToolException e)
         {
             return Task.FromResult(ToolResult.Error(e.Message));
         }
-        catch (RegexMatchTimeoutException)
+        catch (Exception e) when (e is RegexMatchTimeoutException || (e is AggregateException a && a.InnerExceptions.Any(i => i is RegexMatchTimeoutException)))
         {
             return Task.FromResult(ToolResult.Error("The regular expression took too long on a line (catastrophic backtracking?); simplify it."));
         }
     }
 
-    private static string Format(List<(string Path, DateTime Modified, List<string> Lines, int Count)> results, string mode, int headLimit)
+    private static string Format(IReadOnlyCollection<(string Path, DateTime Modified, List<string> Lines, int Count)> results, string mode, int headLimit)
     {
         if (results.Count == 0)
         {

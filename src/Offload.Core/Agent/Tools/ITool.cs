@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Offload.Protocol;
 
 namespace Offload.Agent.Tools;
 
@@ -15,6 +16,11 @@ public interface ITool
     JsonElement InputSchema { get; }
     /// <summary>Whether the tool can change files or run commands (used by permission rules).</summary>
     bool Mutates { get; }
+    /// <summary>
+    /// Whether calls of this tool may run at the same time as the other such calls of the same turn (Read, Glob, Grep;
+    /// a subagent tool may say yes while it <see cref="Mutates"/>). Calls that say no run alone, in the order given.
+    /// </summary>
+    bool ConcurrencySafe => !Mutates;
     Task<ToolResult> InvokeAsync(JsonElement input, ToolContext context, CancellationToken cancellationToken = default);
 }
 
@@ -24,6 +30,8 @@ public interface ITool
 /// <param name="Environment">The whole environment of Bash commands; null inherits the daemon's.</param>
 /// <param name="Sandbox">Run Bash commands under bubblewrap with this policy; null runs them unconfined.</param>
 /// <param name="Limits">Processes, memory and disk for each Bash command (<see cref="CommandLimits"/>); null for none.</param>
+/// <param name="Reads">What this task has Read, for Write and Edit's rule "read it first, and again if it changed"; null
+/// only where a tool is tried on its own (tool tests), where that rule is off.</param>
 public sealed record ToolContext(
     string WorkDir,
     string SpillDir,
@@ -31,9 +39,11 @@ public sealed record ToolContext(
     TimeSpan? DefaultBashTimeout = null,
     IReadOnlyDictionary<string, string>? Environment = null,
     SandboxPolicy? Sandbox = null,
-    SandboxLimits? Limits = null);
+    SandboxLimits? Limits = null,
+    FileReads? Reads = null);
 
-public sealed record ToolResult(string Output, bool IsError = false, int? ExitCode = null, bool Truncated = false, string? FullOutputPath = null)
+/// <param name="File">The file a Read saw or a Write or Edit left (<see cref="FileReads"/>).</param>
+public sealed record ToolResult(string Output, bool IsError = false, int? ExitCode = null, bool Truncated = false, string? FullOutputPath = null, FileStamp? File = null)
 {
     public static ToolResult Error(string message) => new(message, IsError: true);
 }

@@ -54,7 +54,8 @@ public sealed class ReadTool : ITool
             {
                 throw new ToolException($"File does not exist: {display}");
             }
-            return Task.FromResult(new ToolResult(ReadLines(real, display, Math.Max(offset, 1), limit, context.MaxOutputChars, cancellationToken)));
+            var text = ReadLines(real, display, Math.Max(offset, 1), limit, context.MaxOutputChars, cancellationToken);
+            return Task.FromResult(new ToolResult(text, File: FileReads.Stamp(real, display)));
         }
         catch (ToolException e)
         {

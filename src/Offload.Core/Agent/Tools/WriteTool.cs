@@ -9,7 +9,7 @@ public sealed class WriteTool : ITool
 
     public string Description =>
         "Write a file in the worktree, replacing it if it exists and creating missing parent directories. " +
-        "Prefer Edit for changing part of an existing file; Read a file before overwriting it.";
+        "Prefer Edit for changing part of an existing file. An existing file must have been Read first in this task (and Read again if it changed since).";
 
     public JsonElement InputSchema { get; } = ToolInput.Schema("""
         {
@@ -39,10 +39,14 @@ public sealed class WriteTool : ITool
                 throw new ToolException($"{display} is a directory; give the path of a file.");
             }
             var existed = File.Exists(real);
+            if (existed)
+            {
+                context.Reads?.CheckWritable(real, display);
+            }
             Directory.CreateDirectory(Path.GetDirectoryName(real)!);
             File.WriteAllText(real, content, TextFile.Utf8);
             var verb = existed ? "Overwrote" : "Created";
-            return Task.FromResult(new ToolResult($"{verb} {display} ({TextFile.FormatSize(TextFile.Utf8.GetByteCount(content))})."));
+            return Task.FromResult(new ToolResult($"{verb} {display} ({TextFile.FormatSize(TextFile.Utf8.GetByteCount(content))}).", File: FileReads.Stamp(real, display)));
         }
         catch (ToolException e)
         {

@@ -6,7 +6,7 @@ namespace Offload.Simulator;
 /// <summary>Reads the scenario file format strictly, so a typo fails loudly with the JSON path of the mistake.</summary>
 internal static class ScenarioJson
 {
-    private static readonly string[] s_rootKeys = ["$schema", "name", "description", "turns", "rules", "finalText"];
+    private static readonly string[] s_rootKeys = ["$schema", "name", "description", "turns", "rules", "finalText", "contextWindow", "summary"];
     private static readonly string[] s_turnKeys = ["text", "toolCalls", "delayMs", "repeat", "faults", "cacheReadTokens", "cacheWriteTokens"];
     private static readonly string[] s_toolCallKeys = ["name", "input"];
     private static readonly string[] s_ruleKeys = ["whenContains", "afterTurn", "turn"];
@@ -36,6 +36,16 @@ internal static class ScenarioJson
             var rules = root.TryGetProperty("rules", out var rulesElement)
                 ? Array(rulesElement, "rules").Select((r, i) => ParseRule(r, $"rules[{i}]")).ToArray()
                 : [];
+            ScenarioTurn? summary = null;
+            if (root.TryGetProperty("summary", out var summaryElement))
+            {
+                summary = ParseTurn(summaryElement, "summary");
+                if (summary.ToolCalls.Count > 0 || summary.Repeat != 1)
+                {
+                    throw new FormatException("Scenario: summary answers a summary request with text only; it takes no toolCalls or repeat.");
+                }
+            }
+
             try
             {
                 return new Scenario(
@@ -43,7 +53,9 @@ internal static class ScenarioJson
                     turns,
                     rules,
                     OptionalString(root, "finalText", "(root)"),
-                    OptionalString(root, "description", "(root)"));
+                    OptionalString(root, "description", "(root)"),
+                    OptionalInt(root, "contextWindow", "(root)", min: 1),
+                    summary);
             }
             catch (ArgumentException e)
             {

@@ -254,8 +254,7 @@ public sealed partial class Compaction
             var part = afterClearing.Where(e => e.Seq < keptFrom).ToList();
             if (part.OfType<AssistantMessage>().Any())
             {
-                var uncleared = view.Where(e => e.Seq < keptFrom).ToList();
-                (var summary, usage) = await SummariseAsync(uncleared, part, cancellationToken);
+                (var summary, usage) = await SummariseAsync([.. view.Where(e => e.Seq < keptFrom)], cancellationToken);
                 candidate = candidate with { Summary = summary, KeptFromSeq = keptFrom == long.MaxValue ? history[^1].Seq + 1 : keptFrom };
                 tokensAfter = Tokens(_overheadChars + View([.. current, candidate]).Sum(Chars));
             }
@@ -279,14 +278,18 @@ public sealed partial class Compaction
     }
 
     /// <summary>
-    /// The model's summary of <paramref name="whole"/>, or of <paramref name="cleared"/> (its old outputs cleared) when
-    /// the whole does not fit, or of the later turns of that; a summary made of the assistant's own messages if the model
-    /// cannot be asked at all.
+    /// The model's summary of <paramref name="whole"/>; when that does not fit in a request, of it with its tool outputs
+    /// left out, and when even that does not, of its later turns. A summary made of the assistant's own messages if the
+    /// model cannot be asked at all.
     /// </summary>
-    private async Task<(string Summary, UsageRecorded? Usage)> SummariseAsync(List<AgentEvent> whole, List<AgentEvent> cleared, CancellationToken cancellationToken)
+    private async Task<(string Summary, UsageRecorded? Usage)> SummariseAsync(List<AgentEvent> whole, CancellationToken cancellationToken)
     {
         var budget = _window * _compactAt - Tokens(_overheadChars + SummaryPrompt.Length);
-        var part = Tokens(whole.Sum(Chars)) <= budget ? whole : cleared;
+        var part = Tokens(whole.Sum(Chars)) <= budget
+            ? whole
+            : [.. whole.Select(e => e is ToolResulted { Output.Length: > ClearAbove } r
+                ? r with { Output = string.Create(CultureInfo.InvariantCulture, $"[{r.Output.Length} characters of output, left out of this request]") }
+                : e)];
         for (var tries = 0; tries < MaxOverflows; tries++)
         {
             while (Tokens(part.Sum(Chars)) > budget && DropOldestTurn(part))

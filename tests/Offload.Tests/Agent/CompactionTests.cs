@@ -213,6 +213,14 @@ public sealed class CompactionTests : IAsyncLifetime
         var done = await _h.WaitAsync(task.Id);
         Assert.True(done.Status == OffloadTaskStatus.Succeeded, $"{done.Status.ToWire()}: {done.Error}");
         Assert.Equal("all 30 steps done", done.Summary);
+
+        // A reply goes on from the same compacted conversation.
+        seen = _sim.Requests.ToHashSet(ReferenceEqualityComparer.Instance);
+        Assert.Equal(0, (await _h.OffloadAsync("reply", Id(task.Id), "one more thing")).ExitCode);
+        Assert.Equal(OffloadTaskStatus.Succeeded, (await _h.WaitAsync(task.Id)).Status);
+        var replied = _sim.Requests.First(r => r.TurnIndex >= 0 && !seen.Contains(r));
+        Assert.Contains(SummaryText, Messages(replied)[0].GetProperty("content").ToString());
+        Assert.Contains("one more thing", Messages(replied).EnumerateArray().Last().GetRawText(), StringComparison.Ordinal);
     }
 
     private static JsonElement Messages(RecordedRequest request)

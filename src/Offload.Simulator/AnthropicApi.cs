@@ -65,6 +65,9 @@ internal sealed class AnthropicApi : ModelApi
             ["error"] = new JsonObject { ["type"] = ErrorType(status), ["message"] = message },
         });
 
+    public override string ContextOverflowBody(int tokens, int window) =>
+        ErrorBody(400, $"prompt is too long: {tokens} tokens > {window} maximum");
+
     public override SseEvent ErrorEvent(string message) =>
         new("error", Json(new JsonObject
         {

@@ -21,6 +21,9 @@ internal abstract class ModelApi
 
     public abstract string ErrorBody(int status, string message);
 
+    /// <summary>The 400 body a provider sends for a request longer than the model's context window.</summary>
+    public abstract string ContextOverflowBody(int tokens, int window);
+
     /// <summary>An error delivered inside a 200 stream.</summary>
     public abstract SseEvent ErrorEvent(string message);
 

@@ -81,6 +81,18 @@ internal sealed class OpenAIApi : ModelApi
         });
     }
 
+    public override string ContextOverflowBody(int tokens, int window) =>
+        Json(new JsonObject
+        {
+            ["error"] = new JsonObject
+            {
+                ["message"] = $"This model's maximum context length is {window} tokens. However, your messages resulted in {tokens} tokens. Please reduce the length of the messages.",
+                ["type"] = "invalid_request_error",
+                ["param"] = "messages",
+                ["code"] = "context_length_exceeded",
+            },
+        });
+
     public override SseEvent ErrorEvent(string message) =>
         new(null, Json(new JsonObject
         {

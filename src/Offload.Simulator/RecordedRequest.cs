@@ -23,4 +23,10 @@ public sealed record RecordedRequest(
 
     /// <summary>The <c>x-api-key</c> header the client sent, if any (to check who adds the credential on the way).</summary>
     public string? ApiKey { get; init; }
+
+    /// <summary>The input tokens the Simulator counted for a model call (a token per 4 bytes of body), as its usage reports them.</summary>
+    public int InputTokens { get; init; }
+
+    /// <summary>Whether the request asked for a summary of the conversation (<see cref="Scenario.SummaryRequestMarker"/>).</summary>
+    public bool Summary { get; init; }
 }

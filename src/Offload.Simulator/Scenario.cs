@@ -25,7 +25,9 @@ public sealed class Scenario
         IEnumerable<ScenarioTurn> turns,
         IEnumerable<ScenarioRule>? rules = null,
         string? finalText = null,
-        string? description = null)
+        string? description = null,
+        int? contextWindow = null,
+        ScenarioTurn? summary = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
         Name = name;
@@ -33,6 +35,8 @@ public sealed class Scenario
         Turns = turns.ToArray();
         Rules = rules?.ToArray() ?? [];
         FinalText = finalText ?? "(scenario finished)";
+        ContextWindow = contextWindow;
+        Summary = summary;
         _turnStarts = new int[Turns.Count];
         var next = 0;
         for (var i = 0; i < Turns.Count; i++)
@@ -49,7 +53,22 @@ public sealed class Scenario
         TurnCount = next;
     }
 
+    /// <summary>
+    /// The opening words of a request for a summary of the conversation so far (Claude Code's compaction prompt, which
+    /// Offload's agent opens with too): a request whose last user message holds them is answered with <see cref="Summary"/>.
+    /// </summary>
+    public const string SummaryRequestMarker = "Your task is to create a detailed summary of the conversation so far";
+
     public string Name { get; }
+
+    /// <summary>
+    /// The most input tokens a request may carry (the Simulator counts a token per 4 bytes of request body); a longer
+    /// request is refused as the provider would (Anthropic: 400 <c>prompt is too long: N tokens &gt; M maximum</c>). Null: no limit.
+    /// </summary>
+    public int? ContextWindow { get; }
+
+    /// <summary>The answer to a summary request (<see cref="SummaryRequestMarker"/>); null: a generated one.</summary>
+    public ScenarioTurn? Summary { get; }
 
     public string? Description { get; }
 

@@ -6,7 +6,7 @@ namespace Offload.Simulator;
 /// <summary>Reads the scenario file format strictly, so a typo fails loudly with the JSON path of the mistake.</summary>
 internal static class ScenarioJson
 {
-    private static readonly string[] s_rootKeys = ["$schema", "name", "description", "turns", "rules", "finalText", "thinking"];
+    private static readonly string[] s_rootKeys = ["$schema", "name", "description", "turns", "rules", "finalText", "thinking", "contextWindow", "summary"];
     private static readonly string[] s_turnKeys = ["text", "toolCalls", "delayMs", "repeat", "faults", "cacheReadTokens", "cacheWriteTokens", "thinking", "redactedThinking", "cutOff"];
     private static readonly string[] s_toolCallKeys = ["name", "input"];
     private static readonly string[] s_ruleKeys = ["whenContains", "afterTurn", "turn"];
@@ -43,6 +43,16 @@ internal static class ScenarioJson
             var rules = root.TryGetProperty("rules", out var rulesElement)
                 ? Array(rulesElement, "rules").Select((r, i) => ParseRule(r, $"rules[{i}]")).ToArray()
                 : [];
+            ScenarioTurn? summary = null;
+            if (root.TryGetProperty("summary", out var summaryElement))
+            {
+                summary = ParseTurn(summaryElement, "summary");
+                if (summary.ToolCalls.Count > 0 || summary.Repeat != 1)
+                {
+                    throw new FormatException("Scenario: summary answers a summary request with text only; it takes no toolCalls or repeat.");
+                }
+            }
+
             try
             {
                 return new Scenario(
@@ -50,7 +60,9 @@ internal static class ScenarioJson
                     turns,
                     rules,
                     OptionalString(root, "finalText", "(root)"),
-                    OptionalString(root, "description", "(root)"))
+                    OptionalString(root, "description", "(root)"),
+                    OptionalInt(root, "contextWindow", "(root)", min: 1),
+                    summary)
                 {
                     Thinking = thinking,
                 };

@@ -31,6 +31,10 @@ public sealed class SimulatorServer : IAsyncDisposable
     private readonly FaultBook _faults = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly List<(Func<RecordedRequest, bool> Predicate, TaskCompletionSource<RecordedRequest> Done)> _waiters = [];
+    private readonly List<RequestHold> _holds = [];
+
+    /// <summary>In a turn's text and tool inputs, replaced by the turn index: one repeated turn makes calls that differ.</summary>
+    public const string TurnPlaceholder = "{{turn}}";
 
     private SimulatorServer(SimulatorOptions options, WebApplication app)
     {
@@ -87,6 +91,31 @@ public sealed class SimulatorServer : IAsyncDisposable
         }
 
         return done.Task;
+    }
+
+    /// <summary>
+    /// Keeps the next <paramref name="count"/> model requests that match <paramref name="predicate"/> waiting, unanswered,
+    /// until <see cref="RequestHold.Release"/> (or the client leaves): a test can act while the agent is inside a model call,
+    /// e.g. kill the daemon during a compaction. The request is recorded before it is held.
+    /// </summary>
+    public RequestHold Hold(Func<RecordedRequest, bool> predicate, int count = 1)
+    {
+        ArgumentNullException.ThrowIfNull(predicate);
+        var hold = new RequestHold(predicate, count);
+        lock (_requestsLock)
+        {
+            _holds.Add(hold);
+        }
+
+        return hold;
+    }
+
+    private RequestHold? TakeHold(RecordedRequest request)
+    {
+        lock (_requestsLock)
+        {
+            return _holds.FirstOrDefault(h => h.TryTake(request));
+        }
     }
 
     public static async Task<SimulatorServer> StartAsync(SimulatorOptions options, CancellationToken cancellationToken = default)
@@ -191,8 +220,18 @@ public sealed class SimulatorServer : IAsyncDisposable
             return;
         }
 
-        var turnIndex = conversation.AssistantMessages;
-        Record(context, api.Name, conversation.Model, body, turnIndex, conversation.Stream);
+        // A summary written earlier carries the turns it covers and the conversation it came from (SummaryMark), so
+        // the turn index and the fault book go on across a compaction without any state kept here.
+        var mark = SummaryMark.Find(conversation.FirstUserText);
+        var conversationId = mark?.Conversation ?? Hash(conversation.FirstUserText);
+        var turnIndex = conversation.AssistantMessages + (mark?.Turns ?? 0);
+        var tokens = EstimateTokens(body.Length);
+        var summaryRequest = conversation.LastUserText.Contains(Scenario.SummaryRequestMarker, StringComparison.Ordinal);
+        var recorded = Record(context, api.Name, conversation.Model, body, turnIndex, conversation.Stream, tokens, summaryRequest);
+        if (TakeHold(recorded) is { } hold)
+        {
+            await hold.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
 
         Scenario scenario;
         try
@@ -212,8 +251,18 @@ public sealed class SimulatorServer : IAsyncDisposable
             return;
         }
 
-        var turn = scenario.Select(turnIndex, conversation.LastUserText, out var slot);
-        var fault = turn is { Faults.Count: > 0 } ? _faults.Next($"{scenario.Name}\n{Hash(conversation.FirstUserText)}\n{slot}", turn.Faults) : null;
+        if (scenario.ContextWindow is { } window && tokens > window)
+        {
+            await WriteJsonAsync(context, 400, api.ContextOverflowBody(tokens, window), cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var slot = $"summary@{turnIndex}";
+        var turn = summaryRequest
+            ? scenario.Summary ?? new ScenarioTurn { Text = $"Summary of the {turnIndex} turns so far (written by the Simulator)." }
+            : scenario.Select(turnIndex, conversation.LastUserText, out slot);
+
+        var fault = turn is { Faults.Count: > 0 } ? _faults.Next($"{scenario.Name}\n{conversationId}\n{slot}", turn.Faults) : null;
         if (turn is { DelayMs: > 0 })
         {
             await Task.Delay(TimeSpan.FromMilliseconds(turn.DelayMs), _options.TimeProvider, cancellationToken).ConfigureAwait(false);
@@ -232,8 +281,14 @@ public sealed class SimulatorServer : IAsyncDisposable
             return;
         }
 
-        var text = turn?.Text ?? scenario.FinalText;
-        var toolCalls = turn?.ToolCalls ?? [];
+        var number = turnIndex.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var text = (turn?.Text ?? scenario.FinalText).Replace(TurnPlaceholder, number, StringComparison.Ordinal);
+        if (summaryRequest)
+        {
+            text += "\n\n" + new SummaryMark(turnIndex, conversationId);
+        }
+
+        var toolCalls = summaryRequest ? [] : (turn?.ToolCalls ?? []).Select(c => Expand(c, number)).ToArray();
         var thinking = conversation.Thinks ? SimulatedThinking.BlocksOf(turn, turnIndex) : [];
         var outputChars = text.Length + thinking.Sum(b => b.Value.Length) + toolCalls.Sum(c => c.Name.Length + ModelApi.InputJson(c.Input).Length);
         var reply = new Reply(
@@ -242,7 +297,7 @@ public sealed class SimulatorServer : IAsyncDisposable
             turnIndex,
             text,
             toolCalls,
-            EstimateTokens(body.Length),
+            tokens,
             EstimateTokens(outputChars),
             turn?.CacheReadTokens ?? 0,
             turn?.CacheWriteTokens ?? 0,
@@ -348,7 +403,7 @@ public sealed class SimulatorServer : IAsyncDisposable
             "or the path of an existing scenario .json file.");
     }
 
-    private void Record(HttpContext context, string api, string? model, byte[] body, int turnIndex, bool stream)
+    private RecordedRequest Record(HttpContext context, string api, string? model, byte[] body, int turnIndex, bool stream, int inputTokens = 0, bool summary = false)
     {
         var request = context.Request;
         var recorded = new RecordedRequest(
@@ -364,6 +419,8 @@ public sealed class SimulatorServer : IAsyncDisposable
             Query = request.QueryString.Value ?? "",
             Stream = stream,
             ApiKey = request.Headers["x-api-key"].FirstOrDefault(),
+            InputTokens = inputTokens,
+            Summary = summary,
         };
         lock (_requestsLock)
         {
@@ -383,6 +440,8 @@ public sealed class SimulatorServer : IAsyncDisposable
                 }
             }
         }
+
+        return recorded;
     }
 
     private async Task WriteRequestsAsync(HttpContext context, bool withBodies, CancellationToken cancellationToken)
@@ -400,6 +459,8 @@ public sealed class SimulatorServer : IAsyncDisposable
                 ["stream"] = r.Stream,
                 ["bodyBytes"] = r.BodyBytes,
                 ["turnIndex"] = r.TurnIndex,
+                ["inputTokens"] = r.InputTokens,
+                ["summary"] = r.Summary,
                 ["at"] = r.At,
             };
             if (withBodies)
@@ -446,6 +507,18 @@ public sealed class SimulatorServer : IAsyncDisposable
     }
 
     private static int EstimateTokens(int chars) => Math.Max(1, chars / 4);
+
+    private static ScenarioToolCall Expand(ScenarioToolCall call, string turn)
+    {
+        var raw = call.Input.GetRawText();
+        if (!raw.Contains(TurnPlaceholder, StringComparison.Ordinal))
+        {
+            return call;
+        }
+
+        using var expanded = JsonDocument.Parse(raw.Replace(TurnPlaceholder, turn, StringComparison.Ordinal));
+        return call with { Input = expanded.RootElement.Clone() };
+    }
 
     private static string Hash(string text) => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text)), 0, 12);
 

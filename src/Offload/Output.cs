@@ -76,6 +76,7 @@ public static class Output
             ModelRetried m => Paint($"model call failed ({m.Reason}); retry {m.Try} in {m.DelayMs} ms", "33"),
             PermissionRequested p => Paint($"needs approval: {p.Tool} {OneLine(p.Input.GetRawText(), 120)} (offload approve {e.TaskId} / offload deny {e.TaskId})", "33"),
             PermissionAnswered p => $"permission {(p.Allowed ? "approved" : "denied")}{(p.Reason is null ? "" : ": " + p.Reason)}",
+            ContextCompacted c => Paint(Compacted(c), "36"),
             CheckpointSaved c => Paint($"checkpoint turn {c.Turn} · {c.FilesChanged} files", "2"),
             WorktreeRestored w => Paint(Restored(w.BranchCommit, w.Turn, w.Checkpoint), "33"),
             EngineNote { Kind: Engines.Claude.ClaudeEngine.LimitNote } n => Paint($"limit reached: {n.Text}", "31"),
@@ -102,6 +103,18 @@ public static class Output
 
         var first = block.Text.Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault() ?? "";
         return $"{label} {Paint($"{OneLine(first, 100)} ({block.Text.Length.ToString(CultureInfo.InvariantCulture)} chars; --thinking shows it)", "2")}";
+    }
+
+    /// <summary>A compaction as <c>logs</c> shows it: what it took out, the tokens before and after, and the summary whole.</summary>
+    private static string Compacted(ContextCompacted c)
+    {
+        var what = string.Join(" and ", new[]
+        {
+            c.Cleared.Count > 0 ? $"cleared {c.Cleared.Count} old tool output{(c.Cleared.Count == 1 ? "" : "s")}" : null,
+            c.Summary is not null ? "summarised the conversation before the last turns" : null,
+        }.OfType<string>());
+        var line = $"context compacted ({c.Reason}): {what}; {Tokens(c.TokensBefore)} → {Tokens(c.TokensAfter)} of {Tokens(c.Window)} tokens";
+        return c.Summary is null ? line : line + "\n  summary: " + c.Summary.ReplaceLineEndings("\n  ");
     }
 
     /// <summary>How a worktree found gone was made again, for <c>logs</c> and <c>show</c>.</summary>

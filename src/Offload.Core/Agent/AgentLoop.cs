@@ -15,6 +15,7 @@ namespace Offload.Agent;
 /// results after), so a run can always be resumed from the journal.
 /// Before each tool runs: rules → approval → sandbox → run (<see cref="PermissionPolicy"/> decides,
 /// <see cref="PermissionGate"/> parks the task for the user's answer, the tool confines itself).
+/// The conversation is kept inside the model's context window by <see cref="Compaction"/>.
 /// </summary>
 /// <param name="redactor">Told the task's own secrets (<see cref="WorktreeIncludeSecrets"/>) before its first tool runs; null in tests without a daemon.</param>
 public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, PermissionGate permissions, SecretRedactor? redactor = null) : IEngine
@@ -73,8 +74,11 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
                     await runner.RunAsync(call, cancellationToken); // a question left open by a restart is asked again
                 }
 
-                messages = Conversation.Rebuild(await journal.ReadAllAsync(cancellationToken));
+                history = await journal.ReadAllAsync(cancellationToken);
+                messages = Conversation.Rebuild(history);
             }
+
+            var compaction = new Compaction(run, models, client, options, history, messages);
 
             var maxTurns = task.MaxTurns ?? limits.MaxTurns;
             var maxCost = task.MaxCostUsd ?? limits.MaxCostUsd;
@@ -95,12 +99,12 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
                     return Ended(new EngineOutcome.Limited($"turn limit reached ({maxTurns} turns); raise it with `offload reply {task.Id} --max-turns N \"go on\"`"));
                 }
 
-                if (maxCost is { } cap && cost >= cap)
+                if (maxCost is { } cap && cost + compaction.CostUsd >= cap)
                 {
-                    return Ended(new EngineOutcome.Limited($"cost limit reached (${cost:0.####} of ${cap:0.####})"));
+                    return Ended(new EngineOutcome.Limited($"cost limit reached (${cost + compaction.CostUsd:0.####} of ${cap:0.####})"));
                 }
 
-                var response = await client.GetResponseAsync(messages, options, cancellationToken);
+                var response = await compaction.CallAsync(messages, turn, cancellationToken); // compacts first when the window would overflow
                 turn++;
                 var usage = models.Usage(task.Model, response.Usage);
                 cost += usage.CostUsd;

@@ -64,12 +64,13 @@ public static class Conversation
     public static bool IsParked(IReadOnlyList<AgentEvent> history, ToolCalled call) =>
         history.OfType<PermissionRequested>().Any(p => p.Seq > call.Seq && p.Tool == call.Name && JsonElement.DeepEquals(p.Input, call.Input));
 
+    /// <summary>The model conversation as it stands: the current events, as compactions left them (<see cref="Compaction.View"/>).</summary>
     public static List<ChatMessage> Rebuild(IReadOnlyList<AgentEvent> history)
     {
         var messages = new List<ChatMessage>();
         ChatMessage? assistant = null;
         ChatMessage? tool = null;
-        foreach (var e in Current(history))
+        foreach (var e in Compaction.View(Current(history)))
         {
             switch (e)
             {

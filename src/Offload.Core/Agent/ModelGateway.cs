@@ -70,6 +70,35 @@ public sealed class ModelGateway(ModelSettings settings, Func<string, string?> g
         Factory.Create(ModelRef.Parse(model, Settings), Settings, getEnv,
             retry => onRetry(new ModelRetried(retry.Try, (int)retry.Delay.TotalMilliseconds, retry.Reason)));
 
+    /// <summary>
+    /// The context window of <paramref name="model"/> in tokens: <c>models.contextWindow</c> in the config, else for a
+    /// <c>sim:</c> model its scenario's <c>contextWindow</c>, else the catalog (<see cref="ModelCatalog.ContextWindows"/>).
+    /// </summary>
+    public int ContextWindow(string model)
+    {
+        if (Settings.ConfiguredContextWindow(model) is { } configured)
+        {
+            return configured;
+        }
+
+        if (ModelRef.TryParse(model, Settings, out var parsed) && parsed!.Provider == "sim")
+        {
+            try
+            {
+                if (Simulator.Scenario.Find(parsed.Name).ContextWindow is { } scripted)
+                {
+                    return scripted;
+                }
+            }
+            catch (Exception e) when (e is KeyNotFoundException or FormatException or IOException or UnauthorizedAccessException)
+            {
+                // the model call itself will say what is wrong with the scenario
+            }
+        }
+
+        return ModelSettings.CatalogContextWindow(model);
+    }
+
     public UsageRecorded Usage(string model, UsageDetails? details)
     {
         var usage = ModelUsage.From(details);

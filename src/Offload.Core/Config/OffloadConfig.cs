@@ -92,9 +92,31 @@ public sealed record OffloadConfig
             ("limits.bashTimeoutSeconds", Limits.BashTimeoutSeconds),
             ("limits.maxToolOutputChars", Limits.MaxToolOutputChars),
         ];
-        return positive.FirstOrDefault(s => s.Value <= 0) is { Name: not null } bad ? $"{bad.Name} must be above 0 (it is {bad.Value})"
-            : Thinking.Problem(Models);
+        if (positive.FirstOrDefault(s => s.Value <= 0) is { Name: not null } bad)
+        {
+            return $"{bad.Name} must be above 0 (it is {bad.Value})";
+        }
+
+        if (Models.ContextWindow is null)
+        {
+            return "models.contextWindow is null; it should be an object of model names and token counts ({\"vllm:my-model\": 32768}) or be left out";
+        }
+
+        if (Models.ContextWindow.FirstOrDefault(w => w.Value < MinContextWindow) is { Key: not null } small)
+        {
+            return $"models.contextWindow[\"{small.Key}\"] is {small.Value}; a context window is a number of tokens, at least {MinContextWindow} (e.g. 32768)";
+        }
+
+        if (Models.CompactAt is not (> 0.05 and < 1))
+        {
+            return string.Create(System.Globalization.CultureInfo.InvariantCulture, $"models.compactAt is {Models.CompactAt}; it is the share of the context window at which the agent compacts, above 0.05 and below 1 (e.g. 0.8)");
+        }
+
+        return Thinking.Problem(Models);
     }
+
+    /// <summary>The smallest context window the config accepts: less cannot hold the agent's system prompt and tools.</summary>
+    public const int MinContextWindow = 2048;
 
     /// <summary>The user's config with a repository's <c>.offload/config.json</c> laid over it.</summary>
     public OffloadConfig WithRepository(string repoRoot)

@@ -355,6 +355,7 @@ public sealed partial class ReviewService(
         var attempts = new List<AttemptInfo>();
         var merges = new List<MergeRecord>();
         var restores = new List<WorktreeRestoreRecord>();
+        var compactions = new List<CompactionRecord>();
         var commands = new List<CommandRun>();
         var calls = new Dictionary<string, ToolCalled>(StringComparer.Ordinal);
         var runSeconds = 0.0;
@@ -408,6 +409,9 @@ public sealed partial class ReviewService(
                 case WorktreeRestored r:
                     restores.Add(new WorktreeRestoreRecord(r.At, r.BranchCommit, r.Turn, r.Checkpoint));
                     break;
+                case ContextCompacted c:
+                    compactions.Add(new CompactionRecord(c.Attempt, c.At, c.Turn, c.Reason, c.Window, c.TokensBefore, c.TokensAfter, c.Cleared.Count, c.Summary is not null));
+                    break;
             }
         }
 
@@ -416,7 +420,7 @@ public sealed partial class ReviewService(
             runSeconds += (time.GetUtcNow() - stillRunning).TotalSeconds;
         }
 
-        return new TaskDetails(report.Task, report.Files, commands, attempts, merges, Math.Round(runSeconds, 3), restores);
+        return new TaskDetails(report.Task, report.Files, commands, attempts, merges, Math.Round(runSeconds, 3), restores, compactions);
     }
 
     private static string? CommandOf(ToolCalled call) =>

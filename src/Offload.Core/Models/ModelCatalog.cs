@@ -56,6 +56,24 @@ public static class ModelCatalog
         .Select(p => p.Value)
         .FirstOrDefault();
 
+    /// <summary>
+    /// Context windows in tokens (the most input one request may carry), by the longest name that prefixes a model's.
+    /// Claude models take 200,000 (a 1M window needs a beta header Offload does not send: set <c>models.contextWindow</c>
+    /// for an endpoint that serves one); OpenAI's gpt-5 family takes 400,000 of which 128,000 are reserved for output.
+    /// </summary>
+    public static IReadOnlyDictionary<string, int> ContextWindows { get; } = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase)
+    {
+        ["claude-"] = 200_000,
+        ["gpt-5"] = 272_000,
+        ["gpt-4.1"] = 1_047_576,
+        ["gpt-4o"] = 128_000,
+        ["o3"] = 200_000,
+        ["o4-mini"] = 200_000,
+    };
+
+    /// <summary>The window assumed for a model nobody named; a provider that refuses a longer prompt says its own, and is believed.</summary>
+    public const int DefaultContextWindow = 128_000;
+
     /// <summary>Providers that run on the user's own machine and cost nothing per token.</summary>
     public static IReadOnlyList<string> FreeProviders { get; } = ["ollama", "sim"];
 }

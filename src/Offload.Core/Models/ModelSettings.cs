@@ -22,6 +22,15 @@ public sealed record ModelSettings
 
     public RetrySettings Retry { get; set; } = new();
 
+    /// <summary>
+    /// Context windows in tokens by model (<c>provider:model</c> or the bare model name), for models
+    /// <see cref="ModelCatalog.ContextWindows"/> does not know or knows wrong: <c>{"vllm:my-model": 32768}</c>.
+    /// </summary>
+    public Dictionary<string, int> ContextWindow { get; set; } = [];
+
+    /// <summary>The share of the window a request may reach before the agent compacts its conversation first.</summary>
+    public double CompactAt { get; set; } = 0.8;
+
     /// <summary>The most tokens one model answer may have (Anthropic requires a value).</summary>
     public int MaxOutputTokens { get; set; } = 32_000;
 
@@ -67,6 +76,35 @@ public sealed record ModelSettings
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// The configured window of <paramref name="model"/> (<c>provider:model</c>): an entry of <see cref="ContextWindow"/>
+    /// for the full name or the bare model name, else null (the caller asks the Simulator's scenario, then the catalog).
+    /// </summary>
+    public int? ConfiguredContextWindow(string model)
+    {
+        var colon = model.IndexOf(':', StringComparison.Ordinal);
+        foreach (var key in colon > 0 ? [model, model[(colon + 1)..]] : new[] { model })
+        {
+            if (ContextWindow.FirstOrDefault(w => string.Equals(w.Key, key, StringComparison.OrdinalIgnoreCase)) is { Key: not null } own)
+            {
+                return own.Value;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>The built-in window of <paramref name="model"/>: the longest catalog name that prefixes its bare name, or the default.</summary>
+    public static int CatalogContextWindow(string model)
+    {
+        var name = model[(model.IndexOf(':', StringComparison.Ordinal) + 1)..];
+        return ModelCatalog.ContextWindows
+            .Where(w => name.StartsWith(w.Key, StringComparison.OrdinalIgnoreCase))
+            .OrderByDescending(w => w.Key.Length)
+            .Select(w => (int?)w.Value)
+            .FirstOrDefault() ?? ModelCatalog.DefaultContextWindow;
     }
 
     /// <summary>What <paramref name="usage"/> of <paramref name="model"/> cost in USD; 0 for a model with no price.</summary>

@@ -29,6 +29,7 @@ namespace Offload.Protocol;
 [JsonDerivedType(typeof(TaskMerged), "task.merged")]
 [JsonDerivedType(typeof(TaskDiscarded), "task.discarded")]
 [JsonDerivedType(typeof(WorktreeRestored), "worktree.restored")]
+[JsonDerivedType(typeof(ContextCompacted), "context.compacted")]
 public abstract record AgentEvent
 {
     public long TaskId { get; init; }
@@ -92,6 +93,31 @@ public sealed record CheckpointSaved(int Turn, string Ref, string Commit, int Fi
 /// deleted folder.
 /// </summary>
 public sealed record WorktreeRestored(string Worktree, string BranchCommit, int? Turn = null, string? Checkpoint = null) : AgentEvent;
+
+/// <summary>
+/// The conversation was made to fit the model's context window, in one step: the outputs of the tool calls in
+/// <paramref name="Cleared"/> are replaced, in what the model sees from now on, by a note naming the file that keeps each
+/// whole; and when <paramref name="Summary"/> is set, every event of the conversation before <paramref name="KeptFromSeq"/>
+/// is replaced by that summary, written by the model. The journal itself keeps everything; the conversation is rebuilt
+/// from it (<c>Conversation.Rebuild</c>), so resume, reply, rewind and retry see what the model saw.
+/// </summary>
+/// <param name="Turn">The task's turns so far when it happened.</param>
+/// <param name="Reason"><c>threshold</c> (the next request would have passed the configured share of the window) or
+/// <c>prompt too long</c> (the provider refused the request).</param>
+/// <param name="Window">The context window, in tokens, the conversation was fitted to.</param>
+/// <param name="TokensBefore">The estimated input tokens of the next request before, and <paramref name="TokensAfter"/> after.</param>
+public sealed record ContextCompacted(
+    int Turn,
+    string Reason,
+    int Window,
+    long TokensBefore,
+    long TokensAfter,
+    IReadOnlyList<ClearedOutput> Cleared,
+    string? Summary = null,
+    long? KeptFromSeq = null) : AgentEvent;
+
+/// <summary>A tool result taken out of the conversation; <paramref name="Path"/> holds its whole output.</summary>
+public sealed record ClearedOutput(string CallId, string Path);
 
 public sealed record ErrorRaised(string Message, string? Detail = null) : AgentEvent;
 

@@ -47,10 +47,16 @@ public sealed record MergeRecord(string Mode, string Into, string? Commit, DateT
 /// </summary>
 public sealed record WorktreeRestoreRecord(DateTimeOffset At, string BranchCommit, int? Turn, string? Checkpoint);
 
+/// <summary>One compaction of the builtin agent's conversation (<see cref="ContextCompacted"/>): when, why, how much it took out.</summary>
+/// <param name="Cleared">How many tool outputs were cleared.</param>
+/// <param name="Summarised">Whether the conversation before the last turns was replaced by a summary.</param>
+public sealed record CompactionRecord(
+    int Attempt, DateTimeOffset At, int Turn, string Reason, int Window, long TokensBefore, long TokensAfter, int Cleared, bool Summarised);
+
 /// <summary>
 /// Everything <c>offload show</c> tells: the task, its files with line counts, the commands it ran
 /// (of the current attempt), its attempts, merges, the time it actually spent running, and each time its
-/// worktree had to be made again.
+/// worktree had to be made again, and each compaction of its conversation.
 /// </summary>
 public sealed record TaskDetails(
     TaskInfo Task,
@@ -59,7 +65,8 @@ public sealed record TaskDetails(
     IReadOnlyList<AttemptInfo> Attempts,
     IReadOnlyList<MergeRecord> Merges,
     double RunSeconds,
-    IReadOnlyList<WorktreeRestoreRecord>? Restores = null);
+    IReadOnlyList<WorktreeRestoreRecord>? Restores = null,
+    IReadOnlyList<CompactionRecord>? Compactions = null);
 
 /// <summary>
 /// What a webhook receives when a task succeeds, fails, is limited or needs input. <paramref name="Text"/>

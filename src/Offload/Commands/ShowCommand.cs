@@ -27,6 +27,7 @@ public static class ShowCommand
                 node["merges"] = JsonSerializer.SerializeToNode(report.Merges, CliJson.Info<IReadOnlyList<MergeRecord>>());
                 node["runSeconds"] = report.RunSeconds;
                 node["restores"] = JsonSerializer.SerializeToNode(report.Restores ?? [], CliJson.Info<IReadOnlyList<WorktreeRestoreRecord>>());
+                node["compactions"] = JsonSerializer.SerializeToNode(report.Compactions ?? [], CliJson.Info<IReadOnlyList<CompactionRecord>>());
                 if (question is not null)
                 {
                     node["pendingPermission"] = JsonSerializer.SerializeToNode(question, CliJson.Info<PermissionRequested>());
@@ -77,6 +78,12 @@ public static class ShowCommand
         }
 
         w.WriteLine($"usage     {t.Turns} turns · {Output.Tokens(t.Usage.InputTokens)} in / {Output.Tokens(t.Usage.OutputTokens)} out · {Output.Cost(t.Usage.CostUsd)}");
+        if (report.Compactions is [.., var lastCompaction] compactions)
+        {
+            var summaries = compactions.Count(c => c.Summarised);
+            w.WriteLine($"context   {compactions.Count} compaction{(compactions.Count == 1 ? "" : "s")} ({summaries} with a summary) · last at turn {lastCompaction.Turn}: {Output.Tokens(lastCompaction.TokensBefore)} → {Output.Tokens(lastCompaction.TokensAfter)} of {Output.Tokens(lastCompaction.Window)} tokens");
+        }
+
         var started = t.StartedAt ?? t.CreatedAt;
         var queued = started - t.CreatedAt;
         var ran = TimeSpan.FromSeconds(report.RunSeconds);

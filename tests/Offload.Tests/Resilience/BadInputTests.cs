@@ -364,6 +364,9 @@ public sealed class BadInputTests : IAsyncLifetime
         { "{\n  \"limits\": { \"maxTurns\": \"many\" }\n}", "line 2, column 35: limits.maxTurns should be a whole number" },
         { "{ \"limits\": { \"maxTurns\": -3 } }", "limits.maxTurns must be above 0 (it is -3)" },
         { "{ \"limits\": null }", "limits is null" },
+        { "{ \"models\": { \"contextWindow\": { \"vllm:my-model\": 0 } } }", "models.contextWindow[\"vllm:my-model\"] is 0; a context window is a number of tokens, at least 2048 (e.g. 32768)" },
+        { "{ \"models\": { \"contextWindow\": { \"vllm:my-model\": \"32k\" } } }", "line 1, column 56: models.contextWindow.vllm:my-model should be a whole number" },
+        { "{ \"models\": { \"compactAt\": 80 } }", "models.compactAt is 80; it is the share of the context window at which the agent compacts, above 0.05 and below 1 (e.g. 0.8)" },
     };
 
     [Theory]

@@ -23,7 +23,8 @@ public sealed partial class ReviewService(
     ModelGateway models,
     OffloadPaths paths,
     Func<OffloadConfig> config,
-    TimeProvider time)
+    TimeProvider time,
+    PermissionBroker permissions)
 {
     private readonly ConcurrentDictionary<long, SemaphoreSlim> _locks = new();
 
@@ -239,6 +240,12 @@ public sealed partial class ReviewService(
         }
 
         TaskService.RefuseNul(request.Text, "the reply");
+        if (await permissions.PendingAsync(id, cancellationToken) is { Tool: "ExitPlanMode" })
+        {
+            await permissions.AnswerAsync(id, false, request.Text, false, cancellationToken); // back to planning, with the user's words
+            return await tasks.GetAsync(id, cancellationToken);
+        }
+
         var task = await RequireEndedAsync(id, "reply to", cancellationToken);
         CheckCaps(request.MaxTurns, request.MaxCostUsd, request.TimeoutSeconds);
         var limits = config().WithRepository(task.RepoPath).Limits;

@@ -423,7 +423,11 @@ public sealed partial class ReviewService(
             runSeconds += (time.GetUtcNow() - stillRunning).TotalSeconds;
         }
 
-        return new TaskDetails(report.Task, report.Files, commands, attempts, merges, Math.Round(runSeconds, 3), restores);
+        var current = Conversation.Current(events);
+        var plan = TaskPlan.From(current);
+        var proposed = plan.PlanMode ? current.OfType<PlanProposed>().LastOrDefault()?.Plan : null;
+        return new TaskDetails(report.Task, report.Files, commands, attempts, merges, Math.Round(runSeconds, 3), restores,
+            plan.Items, proposed, current.OfType<PlanApproved>().LastOrDefault()?.Plan);
     }
 
     private static string? CommandOf(ToolCalled call) =>

@@ -50,7 +50,7 @@ public sealed record WorktreeRestoreRecord(DateTimeOffset At, string BranchCommi
 /// <summary>
 /// Everything <c>offload show</c> tells: the task, its files with line counts, the commands it ran
 /// (of the current attempt), its attempts, merges, the time it actually spent running, and each time its
-/// worktree had to be made again.
+/// worktree had to be made again; the agent's plan (its items, and for <c>--plan-first</c> the plan proposed or approved).
 /// </summary>
 public sealed record TaskDetails(
     TaskInfo Task,
@@ -59,7 +59,10 @@ public sealed record TaskDetails(
     IReadOnlyList<AttemptInfo> Attempts,
     IReadOnlyList<MergeRecord> Merges,
     double RunSeconds,
-    IReadOnlyList<WorktreeRestoreRecord>? Restores = null);
+    IReadOnlyList<WorktreeRestoreRecord>? Restores = null,
+    IReadOnlyList<PlanItem>? Plan = null,
+    string? ProposedPlan = null,
+    string? ApprovedPlan = null);
 
 /// <summary>
 /// What a webhook receives when a task succeeds, fails, is limited or needs input. <paramref name="Text"/>

@@ -42,6 +42,7 @@ namespace Offload.Cli;
 [JsonSerializable(typeof(IReadOnlyList<MergeRecord>))]
 [JsonSerializable(typeof(IReadOnlyList<WorktreeRestoreRecord>))]
 [JsonSerializable(typeof(IReadOnlyList<CompactionRecord>))]
+[JsonSerializable(typeof(IReadOnlyList<PlanItem>))]
 [JsonSerializable(typeof(PermissionRequested))]
 [JsonSerializable(typeof(System.Text.Json.Nodes.JsonObject))]
 [JsonSerializable(typeof(DoctorReport))]

@@ -77,6 +77,9 @@ public static class Output
             PermissionRequested p => Paint($"needs approval: {p.Tool} {OneLine(p.Input.GetRawText(), 120)} (offload approve {e.TaskId} / offload deny {e.TaskId})", "33"),
             PermissionAnswered p => $"permission {(p.Allowed ? "approved" : "denied")}{(p.Reason is null ? "" : ": " + p.Reason)}",
             ContextCompacted c => Paint(Compacted(c), "36"),
+            PlanItemChanged p => $"{Paint("plan", "36")} {PlanMark(p.Item.Status)} #{p.Item.Id} {OneLine(p.Item.Subject, 100)} · {p.Item.Status} ({p.Done}/{p.Total})",
+            PlanProposed p => Paint($"plan proposed ({p.Plan.Split('\n').Length} lines; offload show {e.TaskId} shows it): offload approve {e.TaskId} / offload reply {e.TaskId} \"…\"", "33"),
+            PlanApproved => Paint("plan approved: plan mode is over", "32"),
             CheckpointSaved c => Paint($"checkpoint turn {c.Turn} · {c.FilesChanged} files", "2"),
             WorktreeRestored w => Paint(Restored(w.BranchCommit, w.Turn, w.Checkpoint), "33"),
             EngineNote { Kind: Engines.Claude.ClaudeEngine.LimitNote } n => Paint($"limit reached: {n.Text}", "31"),
@@ -86,6 +89,15 @@ public static class Output
         };
         return text is null ? null : $"{Paint(time, "2")} {text}";
     }
+
+    /// <summary>The mark of a plan item's status: done, doing, to do, deleted.</summary>
+    public static string PlanMark(string status) => status switch
+    {
+        "completed" => Paint("✓", "32"),
+        "in_progress" => Paint("▶", "33"),
+        "deleted" => Paint("✗", "2"),
+        _ => "○",
+    };
 
     /// <summary>A thinking block: whole, or its first line and its size (<c>logs --thinking</c> shows it whole).</summary>
     private static string Thought(ThinkingBlock block, bool whole)

@@ -192,8 +192,9 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
         redactor?.AddTaskSecrets(run.Task.Id, await WorktreeIncludeSecrets.ReadAsync(run.Task.RepoPath, cancellationToken));
         var limits = run.Config.Limits;
         var sandbox = await Sandbox.ForTaskAsync(run.Task.RepoPath, run.Worktree, run.Task.Branch, run.SpillDir, run.Config.Sandbox, cancellationToken);
+        var current = Conversation.Current(await run.Journal.ReadAllAsync(cancellationToken));
         return new ToolContext(run.Worktree, run.SpillDir, limits.MaxToolOutputChars, TimeSpan.FromSeconds(limits.BashTimeoutSeconds),
             SandboxEnvironment.ForCommands(sandboxed: sandbox is not null), sandbox, run.Config.Sandbox.Limits,
-            FileReads.From(Conversation.Current(await run.Journal.ReadAllAsync(cancellationToken))));
+            FileReads.From(current), TaskPlan.From(current));
     }
 }

@@ -32,20 +32,26 @@ public static class SystemPrompt
     public static async Task<string> BuildAsync(EngineRun run, CancellationToken cancellationToken)
     {
         var task = run.Task;
+        var planMode = TaskPlan.From(Conversation.Current(run.History)).PlanMode;
         if (!run.WorktreeReady.IsCompleted
             && !File.Exists(Path.Combine(task.RepoPath, GitWorkspace.WorktreeIncludeFile))
             && await GitWorkspace.ReadAtCommitAsync(task.RepoPath, task.BaseCommit, RepositoryFiles, cancellationToken) is { } atBase)
         {
-            return Build(name => atBase.GetValueOrDefault(name));
+            return Build(name => atBase.GetValueOrDefault(name), planMode);
         }
 
         await run.WorktreeReady.WaitAsync(cancellationToken);
-        return Build(name => Path.Combine(run.Worktree, name) is var path && File.Exists(path) ? File.ReadAllText(path) : null);
+        return Build(name => Path.Combine(run.Worktree, name) is var path && File.Exists(path) ? File.ReadAllText(path) : null, planMode);
     }
 
-    private static string Build(Func<string, string?> read)
+    private static string Build(Func<string, string?> read, bool planMode)
     {
         var parts = new List<string> { Base };
+        if (planMode)
+        {
+            parts.Add(Permissions.PermissionGate.PlanModeNote);
+        }
+
         foreach (var name in RepositoryFiles)
         {
             if (read(name) is { } text)

@@ -52,9 +52,10 @@ internal sealed class ToolRunner(ToolRegistry tools, PermissionGate permissions,
 
     /// <summary>Null when the call may run; otherwise the error result the model gets instead.</summary>
     private async Task<ToolResult?> RefusalAsync(ToolCalled call, CancellationToken cancellationToken) =>
-        !tools.ContainsKey(call.Name)
+        !tools.TryGetValue(call.Name, out var tool)
             ? ToolResult.Error($"there is no tool named {call.Name}; the tools are {string.Join(", ", tools.Values.Select(t => t.Name))}")
-            : await permissions.CheckAsync(run, policy, call, cancellationToken);
+            : (context.Plan is { } plan ? await permissions.PlanRefusalAsync(run, plan, call, tool, context.WorkDir, cancellationToken) : null)
+              ?? (call.Name == "ExitPlanMode" ? null : await permissions.CheckAsync(run, policy, call, cancellationToken));
 
     private async Task<ToolResulted> InvokeAsync(ToolCalled call, ToolResult? refusal, CancellationToken cancellationToken)
     {
@@ -67,9 +68,10 @@ internal sealed class ToolRunner(ToolRegistry tools, PermissionGate permissions,
         await _journal.WaitAsync(cancellationToken);
         try
         {
-            return (ToolResulted)await run.Journal.AppendAsync(
-                new ToolResulted(call.CallId, call.Name, result.Output, result.IsError, result.ExitCode, result.Truncated, result.FullOutputPath, result.File),
+            var stored = await run.Journal.AppendAllAsync(
+                [new ToolResulted(call.CallId, call.Name, result.Output, result.IsError, result.ExitCode, result.Truncated, result.FullOutputPath, result.File), .. result.Events],
                 cancellationToken);
+            return (ToolResulted)stored[0];
         }
         finally
         {

@@ -23,7 +23,8 @@ public sealed partial class ReviewService(
     ModelGateway models,
     OffloadPaths paths,
     Func<OffloadConfig> config,
-    TimeProvider time)
+    TimeProvider time,
+    PermissionBroker permissions)
 {
     private readonly ConcurrentDictionary<long, SemaphoreSlim> _locks = new();
 
@@ -239,6 +240,12 @@ public sealed partial class ReviewService(
         }
 
         TaskService.RefuseNul(request.Text, "the reply");
+        if (await permissions.PendingAsync(id, cancellationToken) is { Tool: "ExitPlanMode" })
+        {
+            await permissions.AnswerAsync(id, false, request.Text, false, cancellationToken); // back to planning, with the user's words
+            return await tasks.GetAsync(id, cancellationToken);
+        }
+
         var task = await RequireEndedAsync(id, "reply to", cancellationToken);
         CheckCaps(request.MaxTurns, request.MaxCostUsd, request.TimeoutSeconds);
         var limits = config().WithRepository(task.RepoPath).Limits;
@@ -420,7 +427,11 @@ public sealed partial class ReviewService(
             runSeconds += (time.GetUtcNow() - stillRunning).TotalSeconds;
         }
 
-        return new TaskDetails(report.Task, report.Files, commands, attempts, merges, Math.Round(runSeconds, 3), restores, compactions);
+        var current = Conversation.Current(events);
+        var plan = TaskPlan.From(current);
+        var proposed = plan.PlanMode ? current.OfType<PlanProposed>().LastOrDefault()?.Plan : null;
+        return new TaskDetails(report.Task, report.Files, commands, attempts, merges, Math.Round(runSeconds, 3), restores,
+            plan.Items, proposed, current.OfType<PlanApproved>().LastOrDefault()?.Plan, compactions);
     }
 
     private static string? CommandOf(ToolCalled call) =>

@@ -51,11 +51,17 @@ public sealed class TaskService(
             throw new OffloadException(ErrorCodes.BadInput, $"unknown engine '{engine}'", $"use --engine {string.Join(" or --engine ", scheduler.EngineNames)}");
         }
 
+        if (request.PlanFirst && engine != "builtin")
+        {
+            throw new OffloadException(ErrorCodes.BadInput, $"--plan-first works with the builtin engine, not '{engine}'",
+                "drop --engine, or run Claude Code's own plan mode by hand");
+        }
+
         var model = models.Resolve(request.Model, engine, request.RepoPath);
         var task = await store.CreateTaskAsync(new NewTask(
             title, request.Prompt, model, engine, repo.Root, repo.BaseRef, repo.BaseCommit,
             id => Place(repo.Root, commonDir, paths.WorktreesDir, id, slug),
-            request.MaxTurns, request.MaxCostUsd, request.TimeoutSeconds), cancellationToken);
+            request.MaxTurns, request.MaxCostUsd, request.TimeoutSeconds, request.PlanFirst), cancellationToken);
         foreach (var e in await store.ReadEventsAsync(task.Id, 0, int.MaxValue, cancellationToken))
         {
             hub.Publish(e);

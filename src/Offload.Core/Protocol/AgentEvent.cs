@@ -30,6 +30,9 @@ namespace Offload.Protocol;
 [JsonDerivedType(typeof(TaskDiscarded), "task.discarded")]
 [JsonDerivedType(typeof(WorktreeRestored), "worktree.restored")]
 [JsonDerivedType(typeof(ContextCompacted), "context.compacted")]
+[JsonDerivedType(typeof(PlanItemChanged), "plan.item")]
+[JsonDerivedType(typeof(PlanProposed), "plan.proposed")]
+[JsonDerivedType(typeof(PlanApproved), "plan.approved")]
 public abstract record AgentEvent
 {
     public long TaskId { get; init; }
@@ -38,7 +41,8 @@ public abstract record AgentEvent
     public DateTimeOffset At { get; init; }
 }
 
-public sealed record TaskCreated(string Prompt, string Model, string Engine, string Branch, string BaseRef, string BaseCommit) : AgentEvent;
+/// <param name="PlanFirst">Started in plan mode (<c>run --plan-first</c>): the agent only reads until the user approves its plan.</param>
+public sealed record TaskCreated(string Prompt, string Model, string Engine, string Branch, string BaseRef, string BaseCommit, bool PlanFirst = false) : AgentEvent;
 
 public sealed record StatusChanged(OffloadTaskStatus From, OffloadTaskStatus To, string? Reason = null) : AgentEvent;
 

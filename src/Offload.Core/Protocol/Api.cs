@@ -9,7 +9,8 @@ public sealed record CreateTaskRequest(
     string? Name = null,
     int? MaxTurns = null,
     decimal? MaxCostUsd = null,
-    int? TimeoutSeconds = null);
+    int? TimeoutSeconds = null,
+    bool PlanFirst = false);
 
 public sealed record Usage(long InputTokens, long OutputTokens, decimal CostUsd)
 {
@@ -40,6 +41,8 @@ public sealed record TaskInfo
     public int? TimeoutSeconds { get; init; }
     public bool Seen { get; init; }
     public bool Discarded { get; init; }
+    /// <summary>The agent's plan so far (<see cref="PlanItemChanged"/>); null while it has none.</summary>
+    public PlanProgress? Plan { get; init; }
     public required DateTimeOffset CreatedAt { get; init; }
     public DateTimeOffset? StartedAt { get; init; }
     public DateTimeOffset? FinishedAt { get; init; }

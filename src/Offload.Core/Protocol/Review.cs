@@ -56,7 +56,7 @@ public sealed record CompactionRecord(
 /// <summary>
 /// Everything <c>offload show</c> tells: the task, its files with line counts, the commands it ran
 /// (of the current attempt), its attempts, merges, the time it actually spent running, and each time its
-/// worktree had to be made again, and each compaction of its conversation.
+/// worktree had to be made again, each compaction of its conversation; the agent's plan (its items, and for <c>--plan-first</c> the plan proposed or approved).
 /// </summary>
 public sealed record TaskDetails(
     TaskInfo Task,
@@ -66,6 +66,9 @@ public sealed record TaskDetails(
     IReadOnlyList<MergeRecord> Merges,
     double RunSeconds,
     IReadOnlyList<WorktreeRestoreRecord>? Restores = null,
+    IReadOnlyList<PlanItem>? Plan = null,
+    string? ProposedPlan = null,
+    string? ApprovedPlan = null,
     IReadOnlyList<CompactionRecord>? Compactions = null);
 
 /// <summary>

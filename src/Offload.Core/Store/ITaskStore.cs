@@ -65,6 +65,7 @@ public sealed record NewTask(
     Func<long, (string Branch, string Worktree)> Place,
     int? MaxTurns = null,
     decimal? MaxCostUsd = null,
-    int? TimeoutSeconds = null);
+    int? TimeoutSeconds = null,
+    bool PlanFirst = false);
 
 public sealed record TaskQuery(bool IncludeDiscarded = false, long? After = null, int Limit = 100, string? RepoPath = null);

@@ -151,7 +151,7 @@ public sealed class SqliteTaskStore : ITaskStore
         var (branch, worktree) = task.Place(id);
         Prepared("UPDATE tasks SET branch = $branch, worktree = $worktree WHERE id = $id",
             ("$branch", branch), ("$worktree", worktree), ("$id", id)).ExecuteNonQuery();
-        InsertEvent(id, 0, new TaskCreated(task.Prompt, task.Model, task.Engine, branch, task.BaseRef, task.BaseCommit), now);
+        InsertEvent(id, 0, new TaskCreated(task.Prompt, task.Model, task.Engine, branch, task.BaseRef, task.BaseCommit, task.PlanFirst), now);
         return ReadTask(_writer, id)!;
     }, cancellationToken);
 
@@ -490,7 +490,7 @@ public sealed class SqliteTaskStore : ITaskStore
                     ("$summary", f.Summary), ("$error", f.Status == OffloadTaskStatus.Succeeded ? null : f.Reason), ("$id", e.TaskId)).ExecuteNonQuery();
                 break;
             case AttemptStarted a:
-                Prepared("UPDATE tasks SET model = $model, turns = 0, summary = NULL, error = NULL, discarded = 0, session_id = NULL WHERE id = $id",
+                Prepared("UPDATE tasks SET model = $model, turns = 0, summary = NULL, error = NULL, discarded = 0, session_id = NULL, plan_done = NULL, plan_total = NULL WHERE id = $id",
                     ("$model", a.Model), ("$id", e.TaskId)).ExecuteNonQuery();
                 break;
             case LimitsChanged l:
@@ -502,6 +502,17 @@ public sealed class SqliteTaskStore : ITaskStore
                 break;
             case TaskDiscarded:
                 Prepared("UPDATE tasks SET discarded = 1 WHERE id = $id", ("$id", e.TaskId)).ExecuteNonQuery();
+                break;
+            case PlanItemChanged p:
+                Prepared("UPDATE tasks SET plan_done = $done, plan_total = $total WHERE id = $id",
+                    ("$done", p.Done), ("$total", p.Total), ("$id", e.TaskId)).ExecuteNonQuery();
+                break;
+            case TaskRewound r: // the plan as it was at the turn rewound to
+                var last = Prepared("SELECT data FROM events WHERE task_id = $id AND type = 'plan.item' AND attempt = $attempt AND seq <= $seq ORDER BY seq DESC LIMIT 1",
+                    ("$id", e.TaskId), ("$attempt", e.Attempt), ("$seq", r.ToSeq)).ExecuteScalar() as string;
+                var plan = last is null ? null : JsonSerializer.Deserialize(last, OffloadJson.Info<AgentEvent>()) as PlanItemChanged;
+                Prepared("UPDATE tasks SET plan_done = $done, plan_total = $total WHERE id = $id",
+                    ("$done", plan?.Done), ("$total", plan?.Total), ("$id", e.TaskId)).ExecuteNonQuery();
                 break;
         }
     }
@@ -552,7 +563,7 @@ public sealed class SqliteTaskStore : ITaskStore
     private const string TaskColumns = """
         id, title, prompt, status, model, engine, repo_path, base_ref, base_commit, branch, worktree, summary, error,
         turns, input_tokens, output_tokens, cost_usd, attempt, max_turns, max_cost_usd, timeout_seconds, seen, discarded,
-        created_at, started_at, finished_at
+        created_at, started_at, finished_at, plan_done, plan_total
         """;
 
     private static TaskInfo? ReadTask(SqliteConnection connection, long id)
@@ -588,6 +599,7 @@ public sealed class SqliteTaskStore : ITaskStore
         CreatedAt = Parse(r.GetString(23)),
         StartedAt = r.IsDBNull(24) ? null : Parse(r.GetString(24)),
         FinishedAt = r.IsDBNull(25) ? null : Parse(r.GetString(25)),
+        Plan = r.IsDBNull(26) ? null : new PlanProgress(r.GetInt32(26), r.GetInt32(27)),
     };
 
     private SqliteConnection OpenReader()

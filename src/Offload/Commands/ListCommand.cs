@@ -26,7 +26,7 @@ public static class ListCommand
             },
         };
         var json = Common.JsonOption();
-        var command = new Command("list", "List tasks: id, status, age, turns, tokens, cost, title") { all, limit, json };
+        var command = new Command("list", "List tasks: id, status, age, turns, tokens, cost, plan progress (done/total), title") { all, limit, json };
         command.Aliases.Add("ls");
         command.SetAction(async (parse, ct) => await Common.WithClientAsync(async client =>
         {
@@ -44,14 +44,14 @@ public static class ListCommand
             }
 
             var now = DateTimeOffset.UtcNow;
-            Console.Out.WriteLine(Output.Paint($"{"ID",-5} {"STATUS",-12} {"AGE",5} {"TURNS",5} {"TOKENS",7} {"COST",8}  TITLE", "1"));
+            Console.Out.WriteLine(Output.Paint($"{"ID",-5} {"STATUS",-12} {"AGE",5} {"TURNS",5} {"TOKENS",7} {"COST",8} {"PLAN",5}  TITLE", "1"));
             foreach (var t in page.Items)
             {
                 var mark = t.Status.IsFinal() && !t.Seen ? "*" : " ";
                 var status = t.Status.ToWire() + (t.Discarded ? " (x)" : "");
                 var title = Output.OneLine(t.Title, 60) + (t.Status is OffloadTaskStatus.Limited or OffloadTaskStatus.Failed && t.Error is not null
                     ? Output.Paint($"  ({Output.OneLine(t.Error, 60)})", "2") : "");
-                Console.Out.WriteLine($"{t.Id + mark,-5} {Output.Paint(status.PadRight(12), Output.StatusColor(t.Status))} {Output.Age(t.CreatedAt, now),5} {t.Turns,5} {Output.Tokens(t.Usage.InputTokens + t.Usage.OutputTokens),7} {Output.Cost(t.Usage.CostUsd),8}  {title}");
+                Console.Out.WriteLine($"{t.Id + mark,-5} {Output.Paint(status.PadRight(12), Output.StatusColor(t.Status))} {Output.Age(t.CreatedAt, now),5} {t.Turns,5} {Output.Tokens(t.Usage.InputTokens + t.Usage.OutputTokens),7} {Output.Cost(t.Usage.CostUsd),8} {(t.Plan is { } p ? $"{p.Done}/{p.Total}" : "-"),5}  {title}");
             }
 
             if (page.Items.Any(t => t.Status.IsFinal() && !t.Seen))

@@ -17,17 +17,22 @@ public static class RunCommand
         var maxTurns = Common.MaxTurnsOption("Stop after this many model turns (status limited)");
         var maxCost = Common.MaxCostOption("Stop once the task has cost this many US dollars");
         var timeout = Common.TimeoutOption("Stop after this much wall-clock time, e.g. 90s, 20m, 2h (time spent waiting for your approval does not count)");
+        var planFirst = new Option<bool>("--plan-first")
+        {
+            Description = "Plan mode, for prompts with vague edges: the agent only reads and searches, then proposes a plan and waits (needs_input) " +
+                "until you `offload approve ID`, or `offload reply ID \"…\"` to send it back to planning; only then may it write or run commands",
+        };
         var json = Common.JsonOption();
         var command = new Command("run", "Hand a task to a background agent; returns at once with its id")
         {
-            prompt, file, model, engine, baseRef, name, maxTurns, maxCost, timeout, json,
+            prompt, file, model, engine, baseRef, name, maxTurns, maxCost, timeout, planFirst, json,
         };
         command.SetAction(async (parse, ct) =>
         {
             var text = ReadPrompt(parse.GetValue(prompt), parse.GetValue(file));
             var request = new CreateTaskRequest(
                 text, Directory.GetCurrentDirectory(), parse.GetValue(model), parse.GetValue(engine), parse.GetValue(baseRef),
-                parse.GetValue(name), parse.GetValue(maxTurns), parse.GetValue(maxCost), parse.GetValue(timeout));
+                parse.GetValue(name), parse.GetValue(maxTurns), parse.GetValue(maxCost), parse.GetValue(timeout), parse.GetValue(planFirst));
             return await Common.WithClientAsync(async client =>
             {
                 var task = await client.PostAsync<TaskInfo>("v1/tasks", request, ct);

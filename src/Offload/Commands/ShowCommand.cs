@@ -28,6 +28,9 @@ public static class ShowCommand
                 node["runSeconds"] = report.RunSeconds;
                 node["restores"] = JsonSerializer.SerializeToNode(report.Restores ?? [], CliJson.Info<IReadOnlyList<WorktreeRestoreRecord>>());
                 node["compactions"] = JsonSerializer.SerializeToNode(report.Compactions ?? [], CliJson.Info<IReadOnlyList<CompactionRecord>>());
+                node["plan"] = JsonSerializer.SerializeToNode(report.Plan ?? [], CliJson.Info<IReadOnlyList<PlanItem>>());
+                node["proposedPlan"] = report.ProposedPlan;
+                node["approvedPlan"] = report.ApprovedPlan;
                 if (question is not null)
                 {
                     node["pendingPermission"] = JsonSerializer.SerializeToNode(question, CliJson.Info<PermissionRequested>());
@@ -38,7 +41,14 @@ public static class ShowCommand
             }
 
             Print(report);
-            if (question is not null)
+            if (question is { Tool: "ExitPlanMode" })
+            {
+                Console.Out.WriteLine();
+                Console.Out.WriteLine(Output.Paint("waiting for approval of the plan", "1;33"));
+                Console.Out.WriteLine(Indent(report.ProposedPlan ?? "(the plan file is empty)"));
+                Console.Out.WriteLine($"  next: offload approve {report.Task.Id} (it goes on, and may now write and run commands) · offload reply {report.Task.Id} \"…\" (back to planning)");
+            }
+            else if (question is not null)
             {
                 Console.Out.WriteLine();
                 Console.Out.WriteLine(Output.Paint("waiting for approval", "1;33"));
@@ -106,6 +116,23 @@ public static class ShowCommand
             w.WriteLine();
             w.WriteLine(Output.Paint("summary", "1"));
             w.WriteLine(Indent(t.Summary));
+        }
+
+        if (report.ApprovedPlan is { } approved)
+        {
+            w.WriteLine();
+            w.WriteLine(Output.Paint("approved plan", "1"));
+            w.WriteLine(Indent(approved));
+        }
+
+        if (report.Plan is { Count: > 0 } plan)
+        {
+            w.WriteLine();
+            w.WriteLine(Output.Paint($"plan ({plan.Count(i => i.Status == "completed")}/{plan.Count})", "1"));
+            foreach (var item in plan)
+            {
+                w.WriteLine($"  {Output.PlanMark(item.Status)} #{item.Id} {item.Subject}{(item.Status == "in_progress" && item.ActiveForm is { } active ? Output.Paint($" ({active})", "2") : "")}  {Output.Paint(item.Status, "2")}");
+            }
         }
 
         if (report.Files.Count > 0)

@@ -32,6 +32,7 @@ public interface ITool
 /// <param name="Limits">Processes, memory and disk for each Bash command (<see cref="CommandLimits"/>); null for none.</param>
 /// <param name="Reads">What this task has Read, for Write and Edit's rule "read it first, and again if it changed"; null
 /// only where a tool is tried on its own (tool tests), where that rule is off.</param>
+/// <param name="Plan">The task's plan, for the plan tools (<see cref="PlanTool"/>); null where a tool is tried on its own.</param>
 public sealed record ToolContext(
     string WorkDir,
     string SpillDir,
@@ -40,10 +41,14 @@ public sealed record ToolContext(
     IReadOnlyDictionary<string, string>? Environment = null,
     SandboxPolicy? Sandbox = null,
     SandboxLimits? Limits = null,
-    FileReads? Reads = null);
+    FileReads? Reads = null,
+    TaskPlan? Plan = null);
 
 /// <param name="File">The file a Read saw or a Write or Edit left (<see cref="FileReads"/>).</param>
 public sealed record ToolResult(string Output, bool IsError = false, int? ExitCode = null, bool Truncated = false, string? FullOutputPath = null, FileStamp? File = null)
 {
+    /// <summary>Events the call caused (a plan change), journaled with its result in one transaction.</summary>
+    public IReadOnlyList<AgentEvent> Events { get; init; } = [];
+
     public static ToolResult Error(string message) => new(message, IsError: true);
 }

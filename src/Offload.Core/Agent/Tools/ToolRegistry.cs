@@ -20,9 +20,10 @@ public sealed class ToolRegistry : IReadOnlyDictionary<string, ITool>
         }
     }
 
-    /// <summary>Read, Write, Edit, Bash, Glob and Grep.</summary>
+    /// <summary>Read, Write, Edit, Bash, Glob and Grep; the plan tools TaskCreate, TaskUpdate, TaskList, TaskGet and ExitPlanMode.</summary>
     public static ToolRegistry CreateDefault() =>
-        new([new ReadTool(), new WriteTool(), new EditTool(), new BashTool(), new GlobTool(), new GrepTool()]);
+        new([new ReadTool(), new WriteTool(), new EditTool(), new BashTool(), new GlobTool(), new GrepTool(),
+            new TaskCreateTool(), new TaskUpdateTool(), new TaskListTool(), new TaskGetTool(), new ExitPlanModeTool()]);
 
     public ITool this[string key] => tools[key];
 

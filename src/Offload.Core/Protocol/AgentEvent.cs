@@ -35,6 +35,12 @@ public abstract record AgentEvent
     public long Seq { get; init; }
     public int Attempt { get; init; }
     public DateTimeOffset At { get; init; }
+
+    /// <summary>
+    /// The <c>Agent</c> call (its call id) whose subagent wrote this event; null for the task's own agent (and in journals
+    /// written before subagents). A subagent's conversation is the events that carry its id, so it resumes from them.
+    /// </summary>
+    public string? Subagent { get; init; }
 }
 
 public sealed record TaskCreated(string Prompt, string Model, string Engine, string Branch, string BaseRef, string BaseCommit) : AgentEvent;

@@ -6,7 +6,8 @@ namespace Offload.Simulator;
 /// <summary>Reads the scenario file format strictly, so a typo fails loudly with the JSON path of the mistake.</summary>
 internal static class ScenarioJson
 {
-    private static readonly string[] s_rootKeys = ["$schema", "name", "description", "turns", "rules", "finalText", "thinking"];
+    private static readonly string[] s_rootKeys = ["$schema", "name", "description", "turns", "rules", "finalText", "thinking", "subagents"];
+    private static readonly string[] s_subagentKeys = ["whenPromptContains", "turns", "finalText"];
     private static readonly string[] s_turnKeys = ["text", "toolCalls", "delayMs", "repeat", "faults", "cacheReadTokens", "cacheWriteTokens", "thinking", "redactedThinking", "cutOff"];
     private static readonly string[] s_toolCallKeys = ["name", "input"];
     private static readonly string[] s_ruleKeys = ["whenContains", "afterTurn", "turn"];
@@ -53,6 +54,9 @@ internal static class ScenarioJson
                     OptionalString(root, "description", "(root)"))
                 {
                     Thinking = thinking,
+                    Subagents = root.TryGetProperty("subagents", out var subagents)
+                        ? [.. Array(subagents, "subagents").Select((c, i) => ParseSubagent(c, $"subagents[{i}]", name, thinking))]
+                        : [],
                 };
             }
             catch (ArgumentException e)
@@ -60,6 +64,18 @@ internal static class ScenarioJson
                 throw new FormatException($"Scenario '{name}': {e.Message}", e);
             }
         }
+    }
+
+    private static ScenarioSubagent ParseSubagent(JsonElement e, string at, string name, string? thinking)
+    {
+        RequireObject(e, at, s_subagentKeys);
+        var marker = OptionalString(e, "whenPromptContains", at) is { Length: > 0 } text
+            ? text
+            : throw new FormatException($"Scenario '{name}': {at}.whenPromptContains is required (a text the subagent's prompt contains).");
+        var turns = e.TryGetProperty("turns", out var turnsElement)
+            ? Array(turnsElement, at + ".turns").Select((t, i) => ParseTurn(t, $"{at}.turns[{i}]")).ToArray()
+            : throw new FormatException($"Scenario '{name}': {at}.turns is required (an array of turns).");
+        return new ScenarioSubagent(marker, new Scenario($"{name}/{at}", turns, finalText: OptionalString(e, "finalText", at)) { Thinking = thinking });
     }
 
     private static ScenarioTurn ParseTurn(JsonElement e, string at)

@@ -41,6 +41,7 @@ namespace Offload.Cli;
 [JsonSerializable(typeof(IReadOnlyList<AttemptInfo>))]
 [JsonSerializable(typeof(IReadOnlyList<MergeRecord>))]
 [JsonSerializable(typeof(IReadOnlyList<WorktreeRestoreRecord>))]
+[JsonSerializable(typeof(IReadOnlyList<SubagentInfo>))]
 [JsonSerializable(typeof(PermissionRequested))]
 [JsonSerializable(typeof(System.Text.Json.Nodes.JsonObject))]
 [JsonSerializable(typeof(DoctorReport))]

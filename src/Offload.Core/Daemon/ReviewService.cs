@@ -359,8 +359,33 @@ public sealed partial class ReviewService(
         var calls = new Dictionary<string, ToolCalled>(StringComparer.Ordinal);
         var runSeconds = 0.0;
         DateTimeOffset? runningSince = null;
+        var subagents = new Dictionary<string, SubagentInfo>(StringComparer.Ordinal);
         foreach (var e in events)
         {
+            if (e.Subagent is { } subId && subagents.TryGetValue(subId, out var sub))
+            {
+                subagents[subId] = e switch
+                {
+                    AssistantMessage => sub with { Turns = sub.Turns + 1 },
+                    UsageRecorded u => sub with
+                    {
+                        InputTokens = sub.InputTokens + u.InputTokens + u.CacheReadTokens + u.CacheWriteTokens,
+                        OutputTokens = sub.OutputTokens + u.OutputTokens,
+                        CostUsd = sub.CostUsd + u.CostUsd,
+                    },
+                    _ => sub,
+                };
+            }
+            else if (e is ToolCalled { Subagent: null, Name: Agent.Subagents.AgentTool.ToolName } agentCall)
+            {
+                subagents[agentCall.CallId] = new SubagentInfo(agentCall.CallId,
+                    Field(agentCall, "subagent_type") ?? Agent.Subagents.AgentTypes.GeneralPurpose, Field(agentCall, "description") ?? "", 0, 0, 0, 0m, null);
+            }
+            else if (e is ToolResulted { Subagent: null } agentResult && subagents.TryGetValue(agentResult.CallId, out var ended))
+            {
+                subagents[agentResult.CallId] = ended with { Result = agentResult.Output };
+            }
+
             switch (e)
             {
                 case TaskCreated c:
@@ -416,8 +441,12 @@ public sealed partial class ReviewService(
             runSeconds += (time.GetUtcNow() - stillRunning).TotalSeconds;
         }
 
-        return new TaskDetails(report.Task, report.Files, commands, attempts, merges, Math.Round(runSeconds, 3), restores);
+        return new TaskDetails(report.Task, report.Files, commands, attempts, merges, Math.Round(runSeconds, 3), restores, [.. subagents.Values]);
     }
+
+    private static string? Field(ToolCalled call, string name) =>
+        call.Input.ValueKind == System.Text.Json.JsonValueKind.Object && call.Input.TryGetProperty(name, out var value)
+        && value.ValueKind == System.Text.Json.JsonValueKind.String ? value.GetString() : null;
 
     private static string? CommandOf(ToolCalled call) =>
         call.Name == "Bash" && call.Input.ValueKind == System.Text.Json.JsonValueKind.Object

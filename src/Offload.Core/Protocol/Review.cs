@@ -59,7 +59,14 @@ public sealed record TaskDetails(
     IReadOnlyList<AttemptInfo> Attempts,
     IReadOnlyList<MergeRecord> Merges,
     double RunSeconds,
-    IReadOnlyList<WorktreeRestoreRecord>? Restores = null);
+    IReadOnlyList<WorktreeRestoreRecord>? Restores = null,
+    IReadOnlyList<SubagentInfo>? Subagents = null);
+
+/// <summary>
+/// A subagent the task's agent started with the <c>Agent</c> tool (call <paramref name="CallId"/>), with its share of the
+/// task's turns, tokens and cost (they are in the task's totals too). <paramref name="Result"/>: its final message, once given.
+/// </summary>
+public sealed record SubagentInfo(string CallId, string Type, string Description, int Turns, long InputTokens, long OutputTokens, decimal CostUsd, string? Result);
 
 /// <summary>
 /// What a webhook receives when a task succeeds, fails, is limited or needs input. <paramref name="Text"/>

@@ -27,6 +27,7 @@ public static class ShowCommand
                 node["merges"] = JsonSerializer.SerializeToNode(report.Merges, CliJson.Info<IReadOnlyList<MergeRecord>>());
                 node["runSeconds"] = report.RunSeconds;
                 node["restores"] = JsonSerializer.SerializeToNode(report.Restores ?? [], CliJson.Info<IReadOnlyList<WorktreeRestoreRecord>>());
+                node["subagents"] = JsonSerializer.SerializeToNode(report.Subagents ?? [], CliJson.Info<IReadOnlyList<SubagentInfo>>());
                 if (question is not null)
                 {
                     node["pendingPermission"] = JsonSerializer.SerializeToNode(question, CliJson.Info<PermissionRequested>());
@@ -91,6 +92,16 @@ public static class ShowCommand
                 w.WriteLine($"  #{a.Number} {status}{(a.Reason is null ? "" : " · " + Output.OneLine(a.Reason, 60))} · {a.Model} · {a.Turns} turns · {Output.Cost(a.CostUsd)} · {a.StartedAt.ToLocalTime():yyyy-MM-dd HH:mm:ss}{(a.SavedRef is null ? "" : " · kept on " + a.SavedRef)}");
             }
         }
+        if (report.Subagents is { Count: > 0 } subagents)
+        {
+            w.WriteLine();
+            w.WriteLine(Output.Paint($"subagents ({subagents.Count})", "1"));
+            foreach (var a in subagents)
+            {
+                w.WriteLine($"  {a.Type} · {Output.OneLine(a.Description, 40)} · {a.Turns} turns · {Output.Tokens(a.InputTokens)} in / {Output.Tokens(a.OutputTokens)} out · {Output.Cost(a.CostUsd)}{(a.Result is null ? " · running" : "")}");
+            }
+        }
+
         w.WriteLine();
         w.WriteLine(Output.Paint("prompt", "1"));
         w.WriteLine(Indent(t.Prompt));

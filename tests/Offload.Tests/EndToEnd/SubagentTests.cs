@@ -38,13 +38,13 @@ public sealed class SubagentTests : IAsyncLifetime
         var task = await _h.RunTaskAsync(model, "have a subagent write a note");
         var done = await _h.WaitAsync(task.Id);
 
-        Assert.Equal(OffloadTaskStatus.Succeeded, done.Status);
+        Assert.True(done.Status == OffloadTaskStatus.Succeeded, done.Error);
         Assert.Equal("The subagent wrote it.", done.Summary);
         Assert.Equal("from the subagent\n", File.ReadAllText(Path.Combine(task.Worktree, "note.txt")));
         var events = await _h.EventsAsync(task.Id);
         var call = Assert.Single(events.OfType<ToolCalled>(), c => c.Name == AgentTool.ToolName);
         Assert.Null(call.Subagent);
-        var result = Assert.Single(events.OfType<ToolResulted>(), r => r.CallId == call.CallId);
+        var result = Assert.Single(events.OfType<ToolResulted>(), r => r.CallId == call.CallId && r.Subagent is null); // the Simulator numbers each conversation's calls alike
         Assert.False(result.IsError);
         Assert.Equal("I wrote note.txt.", result.Output);
 
@@ -88,7 +88,7 @@ public sealed class SubagentTests : IAsyncLifetime
         await Task.Run(() => File.WriteAllText(a, "needle a\n")).WaitAsync(Timeout);
         var done = await _h.WaitAsync(task.Id);
 
-        Assert.Equal(OffloadTaskStatus.Succeeded, done.Status);
+        Assert.True(done.Status == OffloadTaskStatus.Succeeded, done.Error);
         var events = await _h.EventsAsync(task.Id);
         var agentResults = events.OfType<ToolResulted>().Where(r => r.Name == AgentTool.ToolName && r.Subagent is null).OrderBy(r => r.CallId, StringComparer.Ordinal);
         Assert.Equal(["A saw its needle.", "B saw its needle."], agentResults.Select(r => r.Output));
@@ -120,7 +120,7 @@ public sealed class SubagentTests : IAsyncLifetime
         var task = await _h.RunTaskAsync(model, "use the reader agent");
         var done = await _h.WaitAsync(task.Id);
 
-        Assert.Equal(OffloadTaskStatus.Succeeded, done.Status);
+        Assert.True(done.Status == OffloadTaskStatus.Succeeded, done.Error);
         Assert.False(File.Exists(Path.Combine(task.Worktree, "forbidden.txt")));
         var events = await _h.EventsAsync(task.Id);
         var refused = Assert.Single(events.OfType<ToolResulted>(), r => r.Name == "Write");
@@ -152,7 +152,7 @@ public sealed class SubagentTests : IAsyncLifetime
         await KillNineAsync(pid);
         var done = await _h.WaitAsync(task.Id); // starts the next daemon, which resumes the task
 
-        Assert.Equal(OffloadTaskStatus.Succeeded, done.Status);
+        Assert.True(done.Status == OffloadTaskStatus.Succeeded, done.Error);
         Assert.Equal("The subagent went on after the restart.", done.Summary);
         var events = await _h.EventsAsync(task.Id);
         AssertGapless(events, "the task");
@@ -161,7 +161,7 @@ public sealed class SubagentTests : IAsyncLifetime
         var bash = Assert.Single(events.OfType<ToolResulted>(), r => r.Name == "Bash");
         Assert.Equal(call.CallId, bash.Subagent);
         Assert.Equal(Conversation.InterruptedNote, bash.Output);
-        var result = Assert.Single(events.OfType<ToolResulted>(), r => r.CallId == call.CallId);
+        var result = Assert.Single(events.OfType<ToolResulted>(), r => r.CallId == call.CallId && r.Subagent is null); // the Simulator numbers each conversation's calls alike
         Assert.Equal("The long step was cut by a restart; I did not run it again.", result.Output);
         Assert.Equal(["ran"], File.ReadAllLines(runs));
     }

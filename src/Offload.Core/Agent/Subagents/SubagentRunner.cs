@@ -89,9 +89,9 @@ public sealed class SubagentRunner
             {
                 return Final(done.Text); // it had answered; the restart came before the Agent call's result was stored
             }
-
-            history = await journal.ReadAllAsync(cancellationToken);
         }
+
+        history = await journal.ReadAllAsync(cancellationToken);
 
         string model;
         try

@@ -82,6 +82,16 @@ public sealed class Scenario
 
     public IReadOnlyList<ScenarioTurn> Turns { get; }
 
+    /// <summary>
+    /// Scripts of subagents' conversations (Offload's and Claude Code's <c>Agent</c> tool): a request whose first user
+    /// message (the subagent's prompt) contains a script's marker is played from that script, counting its own turns.
+    /// </summary>
+    public IReadOnlyList<ScenarioSubagent> Subagents { get; init; } = [];
+
+    /// <summary>The script for a conversation that starts with <paramref name="firstUserText"/>: a subagent's, else this one.</summary>
+    internal Scenario For(string firstUserText) =>
+        Subagents.FirstOrDefault(s => firstUserText.Contains(s.WhenPromptContains, StringComparison.Ordinal))?.Script ?? this;
+
     public IReadOnlyList<ScenarioRule> Rules { get; }
 
     /// <summary>The reply once every scripted turn has been played.</summary>
@@ -211,6 +221,9 @@ public sealed record ScenarioTurn
 }
 
 public sealed record ScenarioToolCall(string Name, JsonElement Input);
+
+/// <summary>A subagent's script: played for conversations whose first user message contains <see cref="WhenPromptContains"/>.</summary>
+public sealed record ScenarioSubagent(string WhenPromptContains, Scenario Script);
 
 /// <summary>Serves <see cref="Turn"/> when the last user message contains <see cref="WhenContains"/> (case-insensitive).</summary>
 public sealed record ScenarioRule(string WhenContains, ScenarioTurn Turn, int? AfterTurn = null);

@@ -6,7 +6,8 @@ namespace Offload.Simulator;
 /// <summary>Reads the scenario file format strictly, so a typo fails loudly with the JSON path of the mistake.</summary>
 internal static class ScenarioJson
 {
-    private static readonly string[] s_rootKeys = ["$schema", "name", "description", "turns", "rules", "finalText", "thinking", "contextWindow", "summary"];
+    private static readonly string[] s_rootKeys = ["$schema", "name", "description", "turns", "rules", "finalText", "thinking", "contextWindow", "summary", "subagents"];
+    private static readonly string[] s_subagentKeys = ["whenPromptContains", "turns", "finalText"];
     private static readonly string[] s_turnKeys = ["text", "toolCalls", "delayMs", "repeat", "faults", "cacheReadTokens", "cacheWriteTokens", "thinking", "redactedThinking", "cutOff"];
     private static readonly string[] s_toolCallKeys = ["name", "input"];
     private static readonly string[] s_ruleKeys = ["whenContains", "afterTurn", "turn"];
@@ -65,6 +66,9 @@ internal static class ScenarioJson
                     summary)
                 {
                     Thinking = thinking,
+                    Subagents = root.TryGetProperty("subagents", out var subagents)
+                        ? [.. Array(subagents, "subagents").Select((c, i) => ParseSubagent(c, $"subagents[{i}]", name, thinking))]
+                        : [],
                 };
             }
             catch (ArgumentException e)
@@ -72,6 +76,18 @@ internal static class ScenarioJson
                 throw new FormatException($"Scenario '{name}': {e.Message}", e);
             }
         }
+    }
+
+    private static ScenarioSubagent ParseSubagent(JsonElement e, string at, string name, string? thinking)
+    {
+        RequireObject(e, at, s_subagentKeys);
+        var marker = OptionalString(e, "whenPromptContains", at) is { Length: > 0 } text
+            ? text
+            : throw new FormatException($"Scenario '{name}': {at}.whenPromptContains is required (a text the subagent's prompt contains).");
+        var turns = e.TryGetProperty("turns", out var turnsElement)
+            ? Array(turnsElement, at + ".turns").Select((t, i) => ParseTurn(t, $"{at}.turns[{i}]")).ToArray()
+            : throw new FormatException($"Scenario '{name}': {at}.turns is required (an array of turns).");
+        return new ScenarioSubagent(marker, new Scenario($"{name}/{at}", turns, finalText: OptionalString(e, "finalText", at)) { Thinking = thinking });
     }
 
     private static ScenarioTurn ParseTurn(JsonElement e, string at)

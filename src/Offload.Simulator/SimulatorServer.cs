@@ -236,7 +236,7 @@ public sealed class SimulatorServer : IAsyncDisposable
         Scenario scenario;
         try
         {
-            scenario = SelectScenario(conversation.Model);
+            scenario = SelectScenario(conversation.Model).For(conversation.FirstUserText);
         }
         catch (Exception e) when (e is KeyNotFoundException or FormatException or IOException or UnauthorizedAccessException)
         {

@@ -43,6 +43,7 @@ namespace Offload.Cli;
 [JsonSerializable(typeof(IReadOnlyList<WorktreeRestoreRecord>))]
 [JsonSerializable(typeof(IReadOnlyList<CompactionRecord>))]
 [JsonSerializable(typeof(IReadOnlyList<PlanItem>))]
+[JsonSerializable(typeof(IReadOnlyList<SubagentInfo>))]
 [JsonSerializable(typeof(PermissionRequested))]
 [JsonSerializable(typeof(System.Text.Json.Nodes.JsonObject))]
 [JsonSerializable(typeof(DoctorReport))]

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.Extensions.AI;
 using Offload.Agent.Permissions;
+using Offload.Agent.Subagents;
 using Offload.Agent.Tools;
 using Offload.Engines;
 using Offload.Models;
@@ -28,7 +29,8 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
         var task = run.Task;
         var limits = run.Config.Limits;
 
-        var parked = Conversation.PendingCalls(run.History).Where(c => Conversation.IsParked(run.History, c)).ToList();
+        // A question left open by a restart is asked again; a subagent cut off by one goes on from its own events.
+        var parked = Conversation.PendingCalls(run.History).Where(c => c.Name == AgentTool.ToolName || Conversation.IsParked(run.History, c)).ToList();
         foreach (var pending in Conversation.PendingCalls(run.History).Except(parked))
         {
             await journal.AppendAsync(new ToolResulted(pending.CallId, pending.Name, Conversation.InterruptedNote, IsError: true), cancellationToken);
@@ -50,7 +52,6 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
             var options = new ChatOptions
             {
                 Instructions = await SystemPrompt.BuildAsync(run, cancellationToken),
-                Tools = [.. tools.Values.Select(t => AIFunctionFactory.CreateDeclaration(t.Name, t.Description, t.InputSchema))],
                 ModelId = ModelRef.Parse(task.Model, models.Settings).Name,
             };
             using var client = models.Create(task.Model, retry => journal.AppendAsync(retry, CancellationToken.None));
@@ -64,15 +65,17 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
                 return new EngineOutcome.Failed(e.Message);
             }
 
+            var budget = new TaskBudget(task.Id, task.Turns, task.Usage.CostUsd, task.MaxTurns ?? limits.MaxTurns, task.MaxCostUsd ?? limits.MaxCostUsd);
+            var subagents = new SubagentRunner(models, tools, permissions, run, policy, budget);
+            var runTools = new ToolRegistry([.. tools.Values, new AgentTool(await AgentTypes.LoadAsync(run, cancellationToken), subagents)]);
+            options.Tools = [.. runTools.Values.Select(t => AIFunctionFactory.CreateDeclaration(t.Name, t.Description, t.InputSchema))];
+
             ToolRunner? runner = null;
             if (parked.Count > 0)
             {
-                runner = new ToolRunner(tools, permissions, run, policy, await prepared);
-                foreach (var call in parked)
-                {
-                    wrote |= Writes(call.Name);
-                    await runner.RunAsync(call, cancellationToken); // a question left open by a restart is asked again
-                }
+                runner = new ToolRunner(runTools, permissions, run, policy, await prepared);
+                wrote |= parked.Any(c => Writes(runTools, c.Name));
+                await runner.RunTurnAsync(parked, cancellationToken);
 
                 history = await journal.ReadAllAsync(cancellationToken);
                 messages = Conversation.Rebuild(history);
@@ -80,10 +83,6 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
 
             var compaction = new Compaction(run, models, client, options, history, messages);
 
-            var maxTurns = task.MaxTurns ?? limits.MaxTurns;
-            var maxCost = task.MaxCostUsd ?? limits.MaxCostUsd;
-            var turn = task.Turns;
-            var cost = task.Usage.CostUsd;
             var lastCall = "";
             var repeats = 0;
 
@@ -94,20 +93,14 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
                     return new EngineOutcome.Suspended();
                 }
 
-                if (turn >= maxTurns)
+                if (budget.Exceeded(compaction.CostUsd) is { } limited)
                 {
-                    return Ended(new EngineOutcome.Limited($"turn limit reached ({maxTurns} turns); raise it with `offload reply {task.Id} --max-turns N \"go on\"`"));
+                    return Ended(new EngineOutcome.Limited(limited));
                 }
 
-                if (maxCost is { } cap && cost + compaction.CostUsd >= cap)
-                {
-                    return Ended(new EngineOutcome.Limited($"cost limit reached (${cost + compaction.CostUsd:0.####} of ${cap:0.####})"));
-                }
-
-                var response = await compaction.CallAsync(messages, turn, cancellationToken); // compacts first when the window would overflow
-                turn++;
+                var response = await compaction.CallAsync(messages, budget.Turns, cancellationToken); // compacts first when the window would overflow
                 var usage = models.Usage(task.Model, response.Usage);
-                cost += usage.CostUsd;
+                var turn = budget.Spend(usage.CostUsd);
 
                 var text = string.Concat(response.Messages.SelectMany(m => m.Contents).OfType<TextContent>().Select(t => t.Text)).Trim();
                 var calls = response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>().ToList();
@@ -155,8 +148,8 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
                 }
 
                 messages.Add(assistant);
-                runner ??= new ToolRunner(tools, permissions, run, policy, await prepared);
-                wrote |= recorded.Any(c => Writes(c.Name));
+                runner ??= new ToolRunner(runTools, permissions, run, policy, await prepared);
+                wrote |= recorded.Any(c => Writes(runTools, c.Name));
                 var ran = await runner.RunTurnAsync(recorded, cancellationToken);
                 messages.Add(new ChatMessage(ChatRole.Tool, [.. ran.Select(Conversation.ResultContent)]));
                 foreach (var call in recorded)
@@ -166,7 +159,7 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
                     lastCall = key;
                 }
 
-                if (run.TurnEnded is { } turnEnded && recorded.Any(c => tools.TryGetValue(c.Name, out var t) && t.Mutates))
+                if (run.TurnEnded is { } turnEnded && recorded.Any(c => Writes(runTools, c.Name)))
                 {
                     await turnEnded(turn, cancellationToken);
                 }
@@ -184,7 +177,7 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
     }
 
     /// <summary>Whether the tool may change files; a name that is no tool changes nothing (the call fails).</summary>
-    private bool Writes(string toolName) => tools.TryGetValue(toolName, out var tool) && tool.Mutates;
+    private static bool Writes(ToolRegistry tools, string toolName) => tools.TryGetValue(toolName, out var tool) && tool.Mutates;
 
     private async Task<ToolContext> ToolContextAsync(EngineRun run, CancellationToken cancellationToken)
     {

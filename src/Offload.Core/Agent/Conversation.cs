@@ -23,9 +23,9 @@ public static class Conversation
     public const string OutputLimitSource = "output-limit";
 
     /// <summary>Tool calls in the journal that have no result: the run stopped while they were pending.</summary>
-    public static IReadOnlyList<ToolCalled> PendingCalls(IReadOnlyList<AgentEvent> history)
+    public static IReadOnlyList<ToolCalled> PendingCalls(IReadOnlyList<AgentEvent> history, string? subagent = null)
     {
-        var current = Current(history);
+        var current = Current(history, subagent);
         var answered = current.OfType<ToolResulted>().Select(r => r.CallId).ToHashSet(StringComparer.Ordinal);
         return current.OfType<ToolCalled>().Where(c => !answered.Contains(c.CallId)).ToList();
     }
@@ -33,9 +33,10 @@ public static class Conversation
     /// <summary>
     /// The events that make the conversation as it stands: the prompt, then the current attempt's events
     /// (after the last <see cref="AttemptStarted"/>), without those a <see cref="TaskRewound"/> took back.
-    /// Everything else stays in the journal, on record.
+    /// Everything else stays in the journal, on record. Only the events of <paramref name="subagent"/> (the Agent call
+    /// whose subagent wrote them; null: the task's own agent) are in it: each agent has its own conversation.
     /// </summary>
-    public static IReadOnlyList<AgentEvent> Current(IReadOnlyList<AgentEvent> history)
+    public static IReadOnlyList<AgentEvent> Current(IReadOnlyList<AgentEvent> history, string? subagent = null)
     {
         var current = new List<AgentEvent>(history.Count);
         foreach (var e in history)
@@ -47,6 +48,9 @@ public static class Conversation
                     break;
                 case TaskRewound rewound:
                     current.RemoveAll(c => c.Seq > rewound.ToSeq);
+                    break;
+                case not TaskCreated when e.Subagent != subagent:
+                case TaskCreated when subagent is not null:
                     break;
                 default:
                     current.Add(e);
@@ -64,13 +68,13 @@ public static class Conversation
     public static bool IsParked(IReadOnlyList<AgentEvent> history, ToolCalled call) =>
         history.OfType<PermissionRequested>().Any(p => p.Seq > call.Seq && p.Tool == call.Name && JsonElement.DeepEquals(p.Input, call.Input));
 
-    /// <summary>The model conversation as it stands: the current events, as compactions left them (<see cref="Compaction.View"/>).</summary>
-    public static List<ChatMessage> Rebuild(IReadOnlyList<AgentEvent> history)
+    /// <summary>The model conversation as it stands: the current events (of the task's agent, or of one subagent), as compactions left them (<see cref="Compaction.View"/>).</summary>
+    public static List<ChatMessage> Rebuild(IReadOnlyList<AgentEvent> history, string? subagent = null)
     {
         var messages = new List<ChatMessage>();
         ChatMessage? assistant = null;
         ChatMessage? tool = null;
-        foreach (var e in Compaction.View(Current(history)))
+        foreach (var e in Compaction.View(Current(history, subagent)))
         {
             switch (e)
             {

@@ -12,7 +12,8 @@ namespace Offload.Agent;
 /// Each result is in the journal as soon as its call ends (so the journal can hold a batch's results out of call
 /// order); the results come back in call order, which is the order the model gets them in, live and on resume.
 /// </summary>
-internal sealed class ToolRunner(ToolRegistry tools, PermissionGate permissions, EngineRun run, PermissionPolicy policy, ToolContext context)
+/// <param name="subagent">The Agent call whose subagent makes these calls (its results are marked with it); null for the task's agent.</param>
+internal sealed class ToolRunner(ToolRegistry tools, PermissionGate permissions, EngineRun run, PermissionPolicy policy, ToolContext context, string? subagent = null)
 {
     private readonly SemaphoreSlim _journal = new(1, 1); // one append at a time: live views see seq in order
 
@@ -59,7 +60,7 @@ internal sealed class ToolRunner(ToolRegistry tools, PermissionGate permissions,
 
     private async Task<ToolResulted> InvokeAsync(ToolCalled call, ToolResult? refusal, CancellationToken cancellationToken)
     {
-        var result = refusal ?? await Task.Run(() => tools[call.Name].InvokeAsync(call.Input, context, cancellationToken), cancellationToken);
+        var result = refusal ?? await Task.Run(() => tools[call.Name].InvokeAsync(call.Input, context with { CallId = call.CallId }, cancellationToken), cancellationToken);
         if (result is { IsError: false, File: { } stamp })
         {
             context.Reads?.Record(stamp);
@@ -69,7 +70,7 @@ internal sealed class ToolRunner(ToolRegistry tools, PermissionGate permissions,
         try
         {
             var stored = await run.Journal.AppendAllAsync(
-                [new ToolResulted(call.CallId, call.Name, result.Output, result.IsError, result.ExitCode, result.Truncated, result.FullOutputPath, result.File), .. result.Events],
+                [new ToolResulted(call.CallId, call.Name, result.Output, result.IsError, result.ExitCode, result.Truncated, result.FullOutputPath, result.File) { Subagent = subagent }, .. result.Events],
                 cancellationToken);
             return (ToolResulted)stored[0];
         }

@@ -91,6 +91,7 @@ public sealed record OffloadConfig
             ("limits.repeatLimit", Limits.RepeatLimit),
             ("limits.bashTimeoutSeconds", Limits.BashTimeoutSeconds),
             ("limits.maxToolOutputChars", Limits.MaxToolOutputChars),
+            ("limits.maxSubagents", Limits.MaxSubagents),
         ];
         if (positive.FirstOrDefault(s => s.Value <= 0) is { Name: not null } bad)
         {
@@ -152,6 +153,8 @@ public sealed record LimitSettings
     public int RepeatLimit { get; set; } = 5;
     public int BashTimeoutSeconds { get; set; } = 120;
     public int MaxToolOutputChars { get; set; } = 30_000;
+    /// <summary>How many subagents (<c>Agent</c> calls of one turn) of a task run at once; the others wait for a place.</summary>
+    public int MaxSubagents { get; set; } = 4;
 
     /// <summary>
     /// Daemon starts in a row that find the task running without progress (no model answer or tool result stored since
@@ -167,6 +170,7 @@ public sealed record LimitSettings
         RepeatLimit = other.RepeatLimit,
         BashTimeoutSeconds = other.BashTimeoutSeconds,
         MaxToolOutputChars = other.MaxToolOutputChars,
+        MaxSubagents = other.MaxSubagents,
         MaxRestarts = MaxRestarts,
     };
 }

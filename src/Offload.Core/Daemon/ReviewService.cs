@@ -367,8 +367,33 @@ public sealed partial class ReviewService(
         var calls = new Dictionary<string, ToolCalled>(StringComparer.Ordinal);
         var runSeconds = 0.0;
         DateTimeOffset? runningSince = null;
+        var subagents = new Dictionary<string, SubagentInfo>(StringComparer.Ordinal);
         foreach (var e in events)
         {
+            if (e.Subagent is { } subId && subagents.TryGetValue(subId, out var sub))
+            {
+                subagents[subId] = e switch
+                {
+                    AssistantMessage => sub with { Turns = sub.Turns + 1 },
+                    UsageRecorded u => sub with
+                    {
+                        InputTokens = sub.InputTokens + u.InputTokens + u.CacheReadTokens + u.CacheWriteTokens,
+                        OutputTokens = sub.OutputTokens + u.OutputTokens,
+                        CostUsd = sub.CostUsd + u.CostUsd,
+                    },
+                    _ => sub,
+                };
+            }
+            else if (e is ToolCalled { Subagent: null, Name: Agent.Subagents.AgentTool.ToolName } agentCall)
+            {
+                subagents[agentCall.CallId] = new SubagentInfo(agentCall.CallId,
+                    Field(agentCall, "subagent_type") ?? Agent.Subagents.AgentTypes.GeneralPurpose, Field(agentCall, "description") ?? "", 0, 0, 0, 0m, null);
+            }
+            else if (e is ToolResulted { Subagent: null } agentResult && subagents.TryGetValue(agentResult.CallId, out var ended))
+            {
+                subagents[agentResult.CallId] = ended with { Result = agentResult.Output };
+            }
+
             switch (e)
             {
                 case TaskCreated c:
@@ -431,8 +456,12 @@ public sealed partial class ReviewService(
         var plan = TaskPlan.From(current);
         var proposed = plan.PlanMode ? current.OfType<PlanProposed>().LastOrDefault()?.Plan : null;
         return new TaskDetails(report.Task, report.Files, commands, attempts, merges, Math.Round(runSeconds, 3), restores,
-            plan.Items, proposed, current.OfType<PlanApproved>().LastOrDefault()?.Plan, compactions);
+            plan.Items, proposed, current.OfType<PlanApproved>().LastOrDefault()?.Plan, compactions, [.. subagents.Values]);
     }
+
+    private static string? Field(ToolCalled call, string name) =>
+        call.Input.ValueKind == System.Text.Json.JsonValueKind.Object && call.Input.TryGetProperty(name, out var value)
+        && value.ValueKind == System.Text.Json.JsonValueKind.String ? value.GetString() : null;
 
     private static string? CommandOf(ToolCalled call) =>
         call.Name == "Bash" && call.Input.ValueKind == System.Text.Json.JsonValueKind.Object

@@ -39,6 +39,12 @@ public abstract record AgentEvent
     public long Seq { get; init; }
     public int Attempt { get; init; }
     public DateTimeOffset At { get; init; }
+
+    /// <summary>
+    /// The <c>Agent</c> call (its call id) whose subagent wrote this event; null for the task's own agent (and in journals
+    /// written before subagents). A subagent's conversation is the events that carry its id, so it resumes from them.
+    /// </summary>
+    public string? Subagent { get; init; }
 }
 
 /// <param name="PlanFirst">Started in plan mode (<c>run --plan-first</c>): the agent only reads until the user approves its plan.</param>

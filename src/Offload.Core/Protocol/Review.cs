@@ -69,7 +69,14 @@ public sealed record TaskDetails(
     IReadOnlyList<PlanItem>? Plan = null,
     string? ProposedPlan = null,
     string? ApprovedPlan = null,
-    IReadOnlyList<CompactionRecord>? Compactions = null);
+    IReadOnlyList<CompactionRecord>? Compactions = null,
+    IReadOnlyList<SubagentInfo>? Subagents = null);
+
+/// <summary>
+/// A subagent the task's agent started with the <c>Agent</c> tool (call <paramref name="CallId"/>), with its share of the
+/// task's turns, tokens and cost (they are in the task's totals too). <paramref name="Result"/>: its final message, once given.
+/// </summary>
+public sealed record SubagentInfo(string CallId, string Type, string Description, int Turns, long InputTokens, long OutputTokens, decimal CostUsd, string? Result);
 
 /// <summary>
 /// What a webhook receives when a task succeeds, fails, is limited or needs input. <paramref name="Text"/>

@@ -31,6 +31,7 @@ public static class ShowCommand
                 node["plan"] = JsonSerializer.SerializeToNode(report.Plan ?? [], CliJson.Info<IReadOnlyList<PlanItem>>());
                 node["proposedPlan"] = report.ProposedPlan;
                 node["approvedPlan"] = report.ApprovedPlan;
+                node["subagents"] = JsonSerializer.SerializeToNode(report.Subagents ?? [], CliJson.Info<IReadOnlyList<SubagentInfo>>());
                 if (question is not null)
                 {
                     node["pendingPermission"] = JsonSerializer.SerializeToNode(question, CliJson.Info<PermissionRequested>());
@@ -108,6 +109,16 @@ public static class ShowCommand
                 w.WriteLine($"  #{a.Number} {status}{(a.Reason is null ? "" : " · " + Output.OneLine(a.Reason, 60))} · {a.Model} · {a.Turns} turns · {Output.Cost(a.CostUsd)} · {a.StartedAt.ToLocalTime():yyyy-MM-dd HH:mm:ss}{(a.SavedRef is null ? "" : " · kept on " + a.SavedRef)}");
             }
         }
+        if (report.Subagents is { Count: > 0 } subagents)
+        {
+            w.WriteLine();
+            w.WriteLine(Output.Paint($"subagents ({subagents.Count})", "1"));
+            foreach (var a in subagents)
+            {
+                w.WriteLine($"  {a.Type} · {Output.OneLine(a.Description, 40)} · {a.Turns} turns · {Output.Tokens(a.InputTokens)} in / {Output.Tokens(a.OutputTokens)} out · {Output.Cost(a.CostUsd)}{(a.Result is null ? " · running" : "")}");
+            }
+        }
+
         w.WriteLine();
         w.WriteLine(Output.Paint("prompt", "1"));
         w.WriteLine(Indent(t.Prompt));

@@ -233,6 +233,7 @@ public static class BackgroundDefaults
         "Read" or "Glob" or "Grep" => new(PermissionBehavior.Allow, "reading inside the worktree is allowed by default"),
         "Write" or "Edit" => new(PermissionBehavior.Allow, "editing inside the worktree is allowed by default"),
         "TaskCreate" or "TaskUpdate" or "TaskList" or "TaskGet" => new(PermissionBehavior.Allow, "the plan tools change only the plan"),
+        "Agent" => new(PermissionBehavior.Allow, "a subagent's own tool calls are checked one by one"),
         "Bash" when bashContained => new(PermissionBehavior.Allow, "commands run in the sandbox are allowed by default"),
         "Bash" => new(PermissionBehavior.Ask, "the sandbox (bubblewrap) is not available, so every command asks first"),
         _ => new(PermissionBehavior.Ask, $"{tool} is not one of the tools allowed by default"),

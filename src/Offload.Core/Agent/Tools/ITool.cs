@@ -33,6 +33,7 @@ public interface ITool
 /// <param name="Reads">What this task has Read, for Write and Edit's rule "read it first, and again if it changed"; null
 /// only where a tool is tried on its own (tool tests), where that rule is off.</param>
 /// <param name="Plan">The task's plan, for the plan tools (<see cref="PlanTool"/>); null where a tool is tried on its own.</param>
+/// <param name="CallId">The call being run (set by the runner for each call): a subagent is keyed by it.</param>
 public sealed record ToolContext(
     string WorkDir,
     string SpillDir,
@@ -42,7 +43,8 @@ public sealed record ToolContext(
     SandboxPolicy? Sandbox = null,
     SandboxLimits? Limits = null,
     FileReads? Reads = null,
-    TaskPlan? Plan = null);
+    TaskPlan? Plan = null,
+    string? CallId = null);
 
 /// <param name="File">The file a Read saw or a Write or Edit left (<see cref="FileReads"/>).</param>
 public sealed record ToolResult(string Output, bool IsError = false, int? ExitCode = null, bool Truncated = false, string? FullOutputPath = null, FileStamp? File = null)

@@ -27,7 +27,7 @@ public static class ShowCommand
                 node["merges"] = JsonSerializer.SerializeToNode(report.Merges, CliJson.Info<IReadOnlyList<MergeRecord>>());
                 node["runSeconds"] = report.RunSeconds;
                 node["restores"] = JsonSerializer.SerializeToNode(report.Restores ?? [], CliJson.Info<IReadOnlyList<WorktreeRestoreRecord>>());
-                node["plan"] = JsonSerializer.SerializeToNode(report.Plan ?? [], CliJson.Info<IReadOnlyList<PlanItem>>());
+                node["planItems"] = JsonSerializer.SerializeToNode(report.Plan ?? [], CliJson.Info<IReadOnlyList<PlanItem>>());
                 node["proposedPlan"] = report.ProposedPlan;
                 node["approvedPlan"] = report.ApprovedPlan;
                 if (question is not null)

@@ -28,7 +28,7 @@ public static class ShowCommand
                 node["runSeconds"] = report.RunSeconds;
                 node["restores"] = JsonSerializer.SerializeToNode(report.Restores ?? [], CliJson.Info<IReadOnlyList<WorktreeRestoreRecord>>());
                 node["compactions"] = JsonSerializer.SerializeToNode(report.Compactions ?? [], CliJson.Info<IReadOnlyList<CompactionRecord>>());
-                node["plan"] = JsonSerializer.SerializeToNode(report.Plan ?? [], CliJson.Info<IReadOnlyList<PlanItem>>());
+                node["planItems"] = JsonSerializer.SerializeToNode(report.Plan ?? [], CliJson.Info<IReadOnlyList<PlanItem>>());
                 node["proposedPlan"] = report.ProposedPlan;
                 node["approvedPlan"] = report.ApprovedPlan;
                 node["subagents"] = JsonSerializer.SerializeToNode(report.Subagents ?? [], CliJson.Info<IReadOnlyList<SubagentInfo>>());

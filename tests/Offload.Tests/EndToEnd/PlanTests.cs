@@ -57,8 +57,9 @@ public sealed class PlanTests : IAsyncLifetime
             var lsJson = JsonDocument.Parse((await _h.OffloadAsync("ls", "--json")).Stdout).RootElement;
             Assert.Equal((1, 3), (lsJson[0].GetProperty("plan").GetProperty("done").GetInt32(), lsJson[0].GetProperty("plan").GetProperty("total").GetInt32()));
             var showJson = JsonDocument.Parse((await _h.OffloadAsync("show", "--json", Id(task))).Stdout).RootElement;
+            Assert.Equal(new PlanProgress(1, 3), (await _h.ShowAsync(task.Id)).Plan); // the task's fields stay readable as a TaskInfo
             Assert.Equal(["1:completed", "2:in_progress", "3:pending"],
-                showJson.GetProperty("plan").EnumerateArray().Select(i => $"{i.GetProperty("id").GetString()}:{i.GetProperty("status").GetString()}"));
+                showJson.GetProperty("planItems").EnumerateArray().Select(i => $"{i.GetProperty("id").GetString()}:{i.GetProperty("status").GetString()}"));
             Assert.Equal(0, (await _h.OffloadAsync("daemon", "stop")).ExitCode); // the next command starts a new daemon, which knows the plan from the store
         }
 

@@ -31,10 +31,12 @@ public sealed class SimulatorServer : IAsyncDisposable
     private readonly FaultBook _faults = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly List<(Func<RecordedRequest, bool> Predicate, TaskCompletionSource<RecordedRequest> Done)> _waiters = [];
+    private readonly PromptCache _promptCache;
 
     private SimulatorServer(SimulatorOptions options, WebApplication app)
     {
         _options = options;
+        _promptCache = new PromptCache(options.TimeProvider);
         _app = app;
         app.Run(HandleAsync);
     }
@@ -236,16 +238,20 @@ public sealed class SimulatorServer : IAsyncDisposable
         var toolCalls = turn?.ToolCalls ?? [];
         var thinking = conversation.Thinks ? SimulatedThinking.BlocksOf(turn, turnIndex) : [];
         var outputChars = text.Length + thinking.Sum(b => b.Value.Length) + toolCalls.Sum(c => c.Name.Length + ModelApi.InputJson(c.Input).Length);
+        var inputTokens = EstimateTokens(body.Length);
+        var (cacheRead, cacheWrite) = turn is { CacheReadTokens: > 0 } or { CacheWriteTokens: > 0 }
+            ? (turn.CacheReadTokens, turn.CacheWriteTokens) // scripted counts override the accounting
+            : api == AnthropicApi.Instance ? _promptCache.Account(conversation.Model ?? scenario.Name, body, inputTokens) : (0, 0);
         var reply = new Reply(
             api.MessageIdPrefix + Guid.NewGuid().ToString("N")[..24],
             conversation.Model ?? scenario.Name,
             turnIndex,
             text,
             toolCalls,
-            EstimateTokens(body.Length),
+            inputTokens,
             EstimateTokens(outputChars),
-            turn?.CacheReadTokens ?? 0,
-            turn?.CacheWriteTokens ?? 0,
+            cacheRead,
+            cacheWrite,
             thinking,
             turn?.CutOff ?? false);
 
@@ -445,7 +451,8 @@ public sealed class SimulatorServer : IAsyncDisposable
         }
     }
 
-    private static int EstimateTokens(int chars) => Math.Max(1, chars / 4);
+    /// <summary>The Simulator's token count: characters / 4, at least 1 (the whole request, and each cached prefix).</summary>
+    internal static int EstimateTokens(int chars) => Math.Max(1, chars / 4);
 
     private static string Hash(string text) => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text)), 0, 12);
 

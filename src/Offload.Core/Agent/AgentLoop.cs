@@ -46,6 +46,7 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
         try
         {
             var messages = Conversation.Rebuild(history);
+            history = []; // the messages carry what the model needs; the journal's events are not held for the whole run
             var options = new ChatOptions
             {
                 Instructions = await SystemPrompt.BuildAsync(run, cancellationToken),

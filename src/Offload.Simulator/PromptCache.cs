@@ -104,7 +104,7 @@ internal sealed class PromptCache(TimeProvider time)
         var prefix = new byte[32];
         long chars = 0;
 
-        void Add(JsonElement element, string? role)
+        void Add(JsonElement element, string? role, int envelope = 0)
         {
             buffer.ResetWrittenCount();
             using (var writer = new Utf8JsonWriter(buffer))
@@ -120,7 +120,7 @@ internal sealed class PromptCache(TimeProvider time)
             prefix.CopyTo(chained, 0);
             buffer.WrittenSpan.CopyTo(chained.AsSpan(32));
             prefix = SHA256.HashData(chained);
-            chars += buffer.WrittenCount;
+            chars += RawLength(element) + envelope;
             blocks.Add(new Block(
                 new UInt128(BitConverter.ToUInt64(prefix, 0), BitConverter.ToUInt64(prefix, 8)),
                 SimulatorServer.EstimateTokens((int)Math.Min(chars, int.MaxValue)),
@@ -153,16 +153,27 @@ internal sealed class PromptCache(TimeProvider time)
                     continue;
                 }
 
-                var first = true;
-                foreach (var block in content.ValueKind == JsonValueKind.Array ? [.. content.EnumerateArray()] : new[] { content })
+                JsonElement[] parts = content.ValueKind == JsonValueKind.Array ? [.. content.EnumerateArray()] : [content];
+                var envelope = Bytes(message) - parts.Sum(Bytes) + 1; // its role and brackets, and the comma after it
+                for (var i = 0; i < parts.Length; i++)
                 {
-                    Add(block, first ? role : null); // a new message starts where its role is
-                    first = false;
+                    Add(parts[i], i == 0 ? role : null, i == 0 ? envelope : 0); // a new message starts where its role is
                 }
             }
         }
 
         return blocks;
+    }
+
+    private static int Bytes(JsonElement element) => System.Text.Encoding.UTF8.GetByteCount(element.GetRawText());
+
+    /// <summary>The block's length as sent (the request's own escaping), less its <c>"cache_control":{…},</c>.</summary>
+    private static int RawLength(JsonElement block)
+    {
+        var length = Bytes(block);
+        return block.ValueKind == JsonValueKind.Object && block.TryGetProperty("cache_control", out var control)
+            ? length - Bytes(control) - "\"cache_control\":,".Length
+            : length;
     }
 
     private static TimeSpan? TtlOf(JsonElement block) =>

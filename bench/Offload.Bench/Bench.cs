@@ -18,7 +18,7 @@ public sealed partial class Bench(string offload, string? claude, bool quick, Te
 
     public IReadOnlyList<Figure> Figures => _figures;
 
-    public static readonly string[] Names = ["background", "memory", "cpu", "logs", "many", "cli", "prompt", "search"];
+    public static readonly string[] Names = ["background", "memory", "cpu", "logs", "many", "cli", "prompt", "search", "longmem", "cache"];
 
     public async Task RunAsync(IReadOnlyCollection<string> only)
     {
@@ -66,6 +66,16 @@ public sealed partial class Bench(string offload, string? claude, bool quick, Te
         if (Want("search"))
         {
             await Measure("search (100,000 files)", () => SearchBench.RunAsync(quick, log));
+        }
+
+        if (Want("longmem"))
+        {
+            await Measure("memory of long tasks", LongTaskMemoryAsync);
+        }
+
+        if (Want("cache"))
+        {
+            await Measure("prompt cache share", PromptCacheAsync);
         }
     }
 

@@ -36,9 +36,12 @@ public sealed class SimulatorServer : IAsyncDisposable
     /// <summary>In a turn's text and tool inputs, replaced by the turn index: one repeated turn makes calls that differ.</summary>
     public const string TurnPlaceholder = "{{turn}}";
 
+    private readonly PromptCache _promptCache;
+
     private SimulatorServer(SimulatorOptions options, WebApplication app)
     {
         _options = options;
+        _promptCache = new PromptCache(options.TimeProvider);
         _app = app;
         app.Run(HandleAsync);
     }
@@ -291,6 +294,9 @@ public sealed class SimulatorServer : IAsyncDisposable
         var toolCalls = summaryRequest ? [] : (turn?.ToolCalls ?? []).Select(c => Expand(c, number)).ToArray();
         var thinking = conversation.Thinks ? SimulatedThinking.BlocksOf(turn, turnIndex) : [];
         var outputChars = text.Length + thinking.Sum(b => b.Value.Length) + toolCalls.Sum(c => c.Name.Length + ModelApi.InputJson(c.Input).Length);
+        var (cacheRead, cacheWrite) = turn is { CacheReadTokens: > 0 } or { CacheWriteTokens: > 0 }
+            ? (turn.CacheReadTokens, turn.CacheWriteTokens) // scripted counts override the accounting
+            : api == AnthropicApi.Instance ? _promptCache.Account(conversation.Model ?? scenario.Name, body, tokens) : (0, 0);
         var reply = new Reply(
             api.MessageIdPrefix + Guid.NewGuid().ToString("N")[..24],
             conversation.Model ?? scenario.Name,
@@ -299,8 +305,8 @@ public sealed class SimulatorServer : IAsyncDisposable
             toolCalls,
             tokens,
             EstimateTokens(outputChars),
-            turn?.CacheReadTokens ?? 0,
-            turn?.CacheWriteTokens ?? 0,
+            cacheRead,
+            cacheWrite,
             thinking,
             turn?.CutOff ?? false);
 
@@ -506,7 +512,8 @@ public sealed class SimulatorServer : IAsyncDisposable
         }
     }
 
-    private static int EstimateTokens(int chars) => Math.Max(1, chars / 4);
+    /// <summary>The Simulator's token count: characters / 4, at least 1 (the whole request, and each cached prefix).</summary>
+    internal static int EstimateTokens(int chars) => Math.Max(1, chars / 4);
 
     private static ScenarioToolCall Expand(ScenarioToolCall call, string turn)
     {

@@ -82,6 +82,7 @@ public sealed class AgentLoop(ModelGateway models, ToolRegistry tools, Permissio
             }
 
             var compaction = new Compaction(run, models, client, options, history, messages);
+            history = []; // the messages carry what the model needs (the compaction took its measure): the journal's events are not held for the whole run
 
             var lastCall = "";
             var repeats = 0;

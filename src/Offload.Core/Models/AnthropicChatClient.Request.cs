@@ -11,8 +11,6 @@ public sealed partial class AnthropicChatClient
     private static readonly byte[] Breakpoint = ""","cache_control":{"type":"ephemeral"}"""u8.ToArray();
 
     private readonly ConditionalWeakTable<ChatMessage, WireMessage> _wire = new();
-    private readonly Lock _joinLock = new();
-    private Joined _joined = Joined.Empty;
     private RenderedHead? _head;
     private LastCall _last = new([], []);
 
@@ -82,68 +80,6 @@ public sealed partial class AnthropicChatClient
     private sealed record LastCall(ChatMessage[] Messages, WireMessage?[] Wire);
 
     /// <summary>
-    /// All messages but the newest, joined with commas: kept from the last call and extended when this call's
-    /// conversation goes on from it, made again when it does not. Calls in flight keep the array they were given
-    /// (it is only ever written past their length, or replaced).
-    /// </summary>
-    private ReadOnlyMemory<byte> Join(List<byte[]> wire)
-    {
-        var count = wire.Count - 1;
-        lock (_joinLock)
-        {
-            var joined = _joined;
-            var same = 0;
-            while (same < joined.Parts.Count && same < count && ReferenceEquals(joined.Parts[same], wire[same]))
-            {
-                same++;
-            }
-
-            if (same < joined.Parts.Count)
-            {
-                joined = Joined.Empty; // another conversation, or an earlier point of this one
-                same = 0;
-            }
-
-            var length = joined.Length;
-            for (var i = same; i < count; i++)
-            {
-                length += wire[i].Length + 1;
-            }
-
-            var buffer = joined.Buffer;
-            if (length > buffer.Length)
-            {
-                var grown = new byte[Math.Max(length, buffer.Length * 2)];
-                buffer.AsSpan(0, joined.Length).CopyTo(grown);
-                buffer = grown;
-            }
-
-            var at = joined.Length;
-            var parts = joined.Parts;
-            for (var i = same; i < count; i++)
-            {
-                if (at > 0)
-                {
-                    buffer[at++] = (byte)',';
-                }
-
-                wire[i].CopyTo(buffer, at);
-                at += wire[i].Length;
-                parts.Add(wire[i]);
-            }
-
-            _joined = new Joined(buffer, at, parts);
-            return buffer.AsMemory(0, at);
-        }
-    }
-
-    /// <summary>Messages joined so far: <see cref="Buffer"/>[..<see cref="Length"/>] holds <see cref="Parts"/>, comma-separated.</summary>
-    private sealed record Joined(byte[] Buffer, int Length, List<byte[]> Parts)
-    {
-        public static Joined Empty => new([], 0, []);
-    }
-
-    /// <summary>
     /// The request body: the head, then <c>"messages":[…]</c> (the newest message with a cache breakpoint on its last
     /// block when asked), then <c>"stream":true</c>. Written straight from the kept bytes.
     /// </summary>
@@ -151,15 +87,27 @@ public sealed partial class AnthropicChatClient
     {
         private readonly ReadOnlyMemory<byte>[] _segments;
 
-        public WireContent(byte[] head, ReadOnlyMemory<byte> joined, byte[] last, bool markLast)
+        public WireContent(byte[] head, List<byte[]> wire, bool markLast)
         {
-            ReadOnlyMemory<byte> separator = joined.IsEmpty ? ReadOnlyMemory<byte>.Empty : ","u8.ToArray();
-            _segments = markLast
+            // Each message's kept bytes are written as they are, not copied into one joined buffer: a long
+            // conversation is held once (per message), not twice.
+            var segments = new List<ReadOnlyMemory<byte>>(2 * wire.Count + 4) { head, "["u8.ToArray() };
+            for (var i = 0; i < wire.Count - 1; i++)
+            {
+                segments.Add(wire[i]);
+                segments.Add(Comma);
+            }
+
+            var last = wire[^1];
+            segments.AddRange(markLast
                 // Every message ends "…}]}": its last block, the content array, the message.
-                ? [head, "["u8.ToArray(), joined, separator, last.AsMemory(0, last.Length - 3), Breakpoint, "}]}]"u8.ToArray(), Tail]
-                : [head, "["u8.ToArray(), joined, separator, last, "]"u8.ToArray(), Tail];
+                ? [last.AsMemory(0, last.Length - 3), Breakpoint, "}]}]"u8.ToArray(), Tail]
+                : [last, "]"u8.ToArray(), Tail]);
+            _segments = [.. segments];
             Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
         }
+
+        private static ReadOnlyMemory<byte> Comma { get; } = ","u8.ToArray();
 
         private static ReadOnlyMemory<byte> Tail { get; } = ""","stream":true}"""u8.ToArray();
 

@@ -92,7 +92,7 @@ public sealed partial class AnthropicChatClient : IChatClient
         var list = messages as IReadOnlyList<ChatMessage> ?? [.. messages];
         var (system, wire, markLast) = WireMessages(list);
         var head = Head(options, system);
-        return StreamAsync(new WireContent(head, Join(wire), wire[^1], markLast), cancellationToken);
+        return StreamAsync(new WireContent(head, wire, markLast), cancellationToken);
     }
 
     public object? GetService(Type serviceType, object? serviceKey = null)

@@ -92,11 +92,11 @@ public sealed class GlobGrepToolTests : IDisposable
     }
 
     [Fact]
-    public void Registry_Default_HasTheSixClaudeCodeToolsWithObjectSchemas()
+    public void Registry_Default_HasClaudeCodesFileShellAndPlanToolsWithObjectSchemas()
     {
-        var registry = ToolRegistry.CreateDefault();
+        var registry = ToolRegistry.CreateDefault(); // Agent is added per run, with the run's agent types
 
-        Assert.Equal(["Bash", "Edit", "Glob", "Grep", "Read", "Write"], registry.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(["Bash", "Edit", "ExitPlanMode", "Glob", "Grep", "Read", "TaskCreate", "TaskGet", "TaskList", "TaskUpdate", "Write"], registry.Keys.Order(StringComparer.Ordinal));
         Assert.All(registry, pair =>
         {
             Assert.Equal(pair.Key, pair.Value.Name);

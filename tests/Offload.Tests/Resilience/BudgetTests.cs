@@ -72,7 +72,8 @@ public sealed class BudgetTests : IAsyncLifetime
             models = new
             {
                 providers = new Dictionary<string, object> { ["paidsim"] = new { kind = "sim" } },
-                prices = new Dictionary<string, object> { [model] = new { input = 100, output = 100, cacheRead = 0, cacheWrite = 0 } },
+                // The Simulator serves most of each request from the prompt cache, as the API would: cache tokens cost too.
+                prices = new Dictionary<string, object> { [model] = new { input = 100, output = 100, cacheRead = 100, cacheWrite = 100 } },
             },
         });
 

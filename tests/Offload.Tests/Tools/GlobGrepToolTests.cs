@@ -101,7 +101,7 @@ public sealed class GlobGrepToolTests : IDisposable
         {
             Assert.Equal(pair.Key, pair.Value.Name);
             Assert.Equal("object", pair.Value.InputSchema.GetProperty("type").GetString());
-            foreach (var required in pair.Value.InputSchema.GetProperty("required").EnumerateArray())
+            foreach (var required in pair.Value.InputSchema.TryGetProperty("required", out var names) ? names.EnumerateArray() : default)
             {
                 Assert.True(pair.Value.InputSchema.GetProperty("properties").TryGetProperty(required.GetString()!, out _));
             }

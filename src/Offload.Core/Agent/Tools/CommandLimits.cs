@@ -63,9 +63,14 @@ public sealed class CommandLimits : IAsyncDisposable
     /// </summary>
     public IReadOnlyList<string> Launcher => _cgroup is null
         ? []
-        : ["/bin/sh", "-c",
-            "for f; do [ \"$f\" = -- ] && break; echo $$ > \"$f\" || { echo \"offload: cannot join the command's cgroup ($f)\" >&2; exit 125; }; shift; done; shift; exec \"$@\"",
-            "offload-limits", .. _cgroup.ProcsFiles, "--"];
+        : ["/bin/sh", "-c", JoinAndExec, "offload-limits", .. _cgroup.ProcsFiles, "--"];
+
+    /// <summary>
+    /// A shell script whose arguments are <c>cgroup.procs</c> files, then <c>--</c>, then a command: it writes its pid to each
+    /// file (joining the cgroup) and <c>exec</c>s the command, so the command is in the cgroup from its first instruction.
+    /// </summary>
+    internal const string JoinAndExec =
+        "for f; do [ \"$f\" = -- ] && break; echo $$ > \"$f\" || { echo \"offload: cannot join the cgroup ($f)\" >&2; exit 125; }; shift; done; shift; exec \"$@\"";
 
     /// <summary>The shell lines that set the rlimits, to run in the command's shell before the command (they are inherited).</summary>
     public string Ulimits

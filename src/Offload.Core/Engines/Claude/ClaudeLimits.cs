@@ -81,8 +81,7 @@ public sealed class ClaudeLimits : IAsyncDisposable
                 ulimits.Add(string.Create(CultureInfo.InvariantCulture, $"ulimit -u {_limits.MaxProcesses + ProcessRoom} 2>/dev/null"));
             }
 
-            var join = "for f; do [ \"$f\" = -- ] && break; echo $$ > \"$f\" || { echo \"offload: cannot join the run's cgroup ($f)\" >&2; exit 125; }; shift; done; shift; ";
-            return [Shell, "-c", string.Concat(ulimits.Select(u => u + "; ")) + join + "exec \"$@\"", "offload-limits", .. _cgroup?.ProcsFiles ?? [], "--"];
+            return [Shell, "-c", string.Concat(ulimits.Select(u => u + "; ")) + CommandLimits.JoinAndExec, "offload-limits", .. _cgroup?.ProcsFiles ?? [], "--"];
         }
     }
 

@@ -58,7 +58,7 @@ public static class ClaudeModelProxy
                 using var reader = new StreamReader(context.Request.Body, System.Text.Encoding.UTF8);
                 var text = await reader.ReadToEndAsync(context.RequestAborted);
                 var clean = redact(text);
-                redacted = !ReferenceEquals(clean, text) && clean != text;
+                redacted = clean != text;
                 request.Content = new ByteArrayContent(System.Text.Encoding.UTF8.GetBytes(clean));
             }
             else

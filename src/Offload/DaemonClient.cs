@@ -216,7 +216,17 @@ public sealed class DaemonClient : IDisposable
     /// A read. Reads are safe to repeat, so one cut short because the daemon stopped or died (a long <c>wait</c>)
     /// is asked again of a new daemon, which resumes the tasks.
     /// </summary>
-    public async Task<T> GetAsync<T>(string path, CancellationToken cancellationToken = default)
+    public Task<T> GetAsync<T>(string path, CancellationToken cancellationToken = default) =>
+        ReadAgainOnLossAsync(path, response => ReadAsync<T>(response, cancellationToken), cancellationToken);
+
+    public Task<string> GetTextAsync(string path, CancellationToken cancellationToken = default) =>
+        ReadAgainOnLossAsync(path, async response =>
+        {
+            await ThrowIfErrorAsync(response, cancellationToken);
+            return await response.Content.ReadAsStringAsync(cancellationToken);
+        }, cancellationToken);
+
+    private async Task<T> ReadAgainOnLossAsync<T>(string path, Func<HttpResponseMessage, Task<T>> read, CancellationToken cancellationToken)
     {
         for (var attempt = 1; ; attempt++)
         {
@@ -227,6 +237,7 @@ public sealed class DaemonClient : IDisposable
             }
             catch (HttpRequestException) when (attempt < MaxReconnects && !cancellationToken.IsCancellationRequested)
             {
+                await Task.Delay(TimeSpan.FromMilliseconds(50 * attempt), cancellationToken);
                 await EnsureDaemonAsync(cancellationToken);
                 continue;
             }
@@ -240,19 +251,12 @@ public sealed class DaemonClient : IDisposable
                     continue;
                 }
 
-                return await ReadAsync<T>(response, cancellationToken);
+                return await read(response);
             }
         }
     }
 
     private const int MaxReconnects = 5;
-
-    public async Task<string> GetTextAsync(string path, CancellationToken cancellationToken = default)
-    {
-        using var response = await _http.GetAsync(path, cancellationToken);
-        await ThrowIfErrorAsync(response, cancellationToken);
-        return await response.Content.ReadAsStringAsync(cancellationToken);
-    }
 
     public async Task<T> PostAsync<T>(string path, object? body, CancellationToken cancellationToken = default)
     {
@@ -276,6 +280,7 @@ public sealed class DaemonClient : IDisposable
     public async IAsyncEnumerable<AgentEvent> EventsAsync(long id, long after, bool follow, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         var last = after;
+        var seenBefore = after;
         var ended = false;
         for (var reconnects = 0; ; reconnects++)
         {
@@ -285,9 +290,9 @@ public sealed class DaemonClient : IDisposable
             {
                 response = await _http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
             }
-            catch (HttpRequestException) when (follow && reconnects > 0 && !cancellationToken.IsCancellationRequested)
+            catch (HttpRequestException) when (follow && !cancellationToken.IsCancellationRequested)
             {
-                // the new daemon went away too: try again below
+                // the daemon went away before this request reached it: reach a new one below
             }
 
             if (response is not null)
@@ -317,15 +322,33 @@ public sealed class DaemonClient : IDisposable
                 yield break;
             }
 
+            if (last > seenBefore)
+            {
+                reconnects = 0; // the daemon just lost was reached and gave events: count only losses in a row
+            }
+
+            seenBefore = last;
             if (reconnects >= MaxReconnects)
             {
-                throw new CliException(ExitCodes.Daemon, $"lost the daemon {reconnects} times while following task {id}",
+                throw new CliException(ExitCodes.Daemon, $"lost the daemon {reconnects} times in a row while following task {id}",
                     $"`offload daemon status` and its log ({Paths.DaemonLog}) say more; `offload logs {id} -f --after {last}` goes on from here");
             }
 
-            await EnsureDaemonAsync(cancellationToken);
-            if ((await GetAsync<TaskReport>($"v1/tasks/{id}", cancellationToken)).Task.Status.IsFinal()
-                && (await GetTextAsync($"v1/tasks/{id}/events?after={last}", cancellationToken)).Length == 0)
+            // A daemon that goes away again while this one is being reached (killed as it starts, or its socket
+            // refusing for a moment) is one more lost daemon, not the end of following.
+            var over = false;
+            try
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(50 * reconnects), cancellationToken);
+                await EnsureDaemonAsync(cancellationToken);
+                over = (await GetAsync<TaskReport>($"v1/tasks/{id}", cancellationToken)).Task.Status.IsFinal()
+                    && (await GetTextAsync($"v1/tasks/{id}/events?after={last}", cancellationToken)).Length == 0;
+            }
+            catch (Exception e) when (e is HttpRequestException or IOException && !cancellationToken.IsCancellationRequested)
+            {
+            }
+
+            if (over)
             {
                 yield break;
             }

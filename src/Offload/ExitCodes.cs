@@ -21,12 +21,12 @@ public static class ExitCodes
         0    ok (for wait: every task succeeded)
         1    unexpected error
         2    bad input: a usage error (unknown command or option, a malformed value; the command's usage follows), an empty or oversized prompt or one that is not text (NUL bytes, not UTF-8), a limit of 0 or below, a config file that does not parse (file, line and column are named)
-        3    no such task
-        4    the task's state does not allow it (e.g. cancelling a task that already ended, diffing a discarded one), or a new task's branch or worktree folder already exists
+        3    no such task or group
+        4    the task's state does not allow it (e.g. cancelling a task that already ended, diffing a discarded one, merging a group that has no pick yet), or a new task's branch or worktree folder already exists
         5    the daemon cannot be started (its reason is shown: e.g. a folder it cannot create, a database file that is not Offload's) or reached, another version answers, or its disk is full ("disk full at PATH")
         6    repository problem: not a git repository, no commits, a base that does not resolve
         7    model problem: malformed --model, unknown provider, missing API key, a sim: scenario that does not exist or does not parse
-        8    wait: a task failed
+        8    wait: a task failed (its check too), or a group ended with no pick
         9    wait: a task was stopped by a limit (turns, cost, time, repetition)
         10   wait: a task was cancelled
         11   merge/apply refused: your uncommitted changes touch the task's files, the task's worktree has changes not on its branch, the merge conflicts, or HEAD is detached; nothing was changed

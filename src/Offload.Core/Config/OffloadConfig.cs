@@ -30,6 +30,17 @@ public sealed record OffloadConfig
     /// <summary>How the builtin agent's shell commands are confined (docs/sandbox.md); only the user's config sets it.</summary>
     public Agent.Tools.SandboxSettings Sandbox { get; set; } = new();
 
+    /// <summary>
+    /// The command that defines done for every task of the repository (<c>run --check</c> overrides it): run in the
+    /// sandbox after the agent's final answer; a failure goes back to the agent (docs/runs.md).
+    /// </summary>
+    public string? Check { get; init; }
+
+    /// <summary>How many times the check runs before the task ends failed (null: <see cref="DefaultCheckTries"/>).</summary>
+    public int? CheckTries { get; init; }
+
+    public const int DefaultCheckTries = 3;
+
     /// <summary>The file's settings, or the defaults when there is no file (or only whitespace in it).</summary>
     /// <exception cref="ConfigException">The file cannot be read, does not parse, or sets a limit out of range.</exception>
     public static OffloadConfig Load(string path)
@@ -92,6 +103,7 @@ public sealed record OffloadConfig
             ("limits.bashTimeoutSeconds", Limits.BashTimeoutSeconds),
             ("limits.maxToolOutputChars", Limits.MaxToolOutputChars),
             ("limits.maxSubagents", Limits.MaxSubagents),
+            ("checkTries", CheckTries),
         ];
         if (positive.FirstOrDefault(s => s.Value <= 0) is { Name: not null } bad)
         {
@@ -133,6 +145,8 @@ public sealed record OffloadConfig
         {
             Limits = Limits.Overlay(repo.Limits),
             Permissions = Permissions.Concat(repo.Permissions),
+            Check = repo.Check ?? Check,
+            CheckTries = repo.CheckTries ?? CheckTries,
         };
     }
 

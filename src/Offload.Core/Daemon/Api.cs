@@ -48,28 +48,54 @@ public static class Api
                        ?? throw new OffloadException(ErrorCodes.BadInput, "the request has no body");
             return Json(await tasks.CreateAsync(body, ct), StatusCodes.Status201Created);
         });
-        v1.MapGet("/tasks", async (ITaskStore store, bool? all, long? after, int? limit, string? repo, CancellationToken ct) =>
-            Json(await store.ListTasksAsync(new TaskQuery(all ?? false, after, Math.Clamp(limit ?? 100, 1, 1000), repo), ct)));
+        v1.MapGet("/tasks", async (ITaskStore store, bool? all, long? after, int? limit, string? repo, string? tag, string? grep, long? group, long? series, CancellationToken ct) =>
+            Json(await store.ListTasksAsync(new TaskQuery(all ?? false, after, Math.Clamp(limit ?? 100, 1, 1000), repo)
+            {
+                Tag = string.IsNullOrEmpty(tag) ? null : tag,
+                Grep = string.IsNullOrEmpty(grep) ? null : grep,
+                Group = group,
+                Series = series,
+            }, ct)));
+        v1.MapPost("/groups", async (HttpRequest request, TaskService tasks, CancellationToken ct) =>
+        {
+            var body = await JsonSerializer.DeserializeAsync(request.Body, OffloadJson.Info<CreateTaskRequest>(), ct)
+                       ?? throw new OffloadException(ErrorCodes.BadInput, "the request has no body");
+            return Json(await tasks.CreateGroupAsync(body, ct), StatusCodes.Status201Created);
+        });
+        v1.MapGet("/groups/{id:long}", async (long id, TaskService tasks, CancellationToken ct) => Json(await tasks.GroupAsync(id, ct)));
+        v1.MapGet("/groups/{id:long}/wait", async (long id, TaskService tasks, EventHub hub, CancellationToken ct) =>
+        {
+            var group = await tasks.GroupAsync(id, ct);
+            foreach (var task in group.Tasks)
+            {
+                await WaitFinalAsync(task.Id, tasks, hub, ct);
+            }
+
+            return Json(await tasks.GroupAsync(id, ct));
+        });
         v1.MapGet("/tasks/{id:long}", async (long id, TaskService tasks, CancellationToken ct) => Json(await tasks.ReportAsync(id, ct)));
         v1.MapPost("/tasks/{id:long}/cancel", async (long id, TaskService tasks, CancellationToken ct) => Json(await tasks.CancelAsync(id, ct)));
         v1.MapGet("/tasks/{id:long}/diff", async (long id, TaskService tasks, CancellationToken ct) =>
             Results.Text(await tasks.DiffAsync(id, ct), "text/x-diff", Encoding.UTF8));
         v1.MapGet("/tasks/{id:long}/wait", async (long id, TaskService tasks, EventHub hub, CancellationToken ct) =>
-        {
-            using var subscription = hub.Subscribe(id);
-            var task = await tasks.GetAsync(id, ct);
-            while (!task.Status.IsFinal())
-            {
-                var e = await subscription.Reader.ReadAsync(ct);
-                if (e is StatusChanged s && s.To.IsFinal())
-                {
-                    task = await tasks.GetAsync(id, ct);
-                }
-            }
-
-            return Json(task);
-        });
+            Json(await WaitFinalAsync(id, tasks, hub, ct)));
         v1.MapGet("/tasks/{id:long}/events", StreamEventsAsync);
+    }
+
+    private static async Task<TaskInfo> WaitFinalAsync(long id, TaskService tasks, EventHub hub, CancellationToken ct)
+    {
+        using var subscription = hub.Subscribe(id);
+        var task = await tasks.GetAsync(id, ct);
+        while (!task.Status.IsFinal())
+        {
+            var e = await subscription.Reader.ReadAsync(ct);
+            if (e is StatusChanged s && s.To.IsFinal())
+            {
+                task = await tasks.GetAsync(id, ct);
+            }
+        }
+
+        return task;
     }
 
     /// <summary>

@@ -456,7 +456,8 @@ public sealed partial class ReviewService(
         var plan = TaskPlan.From(current);
         var proposed = plan.PlanMode ? current.OfType<PlanProposed>().LastOrDefault()?.Plan : null;
         return new TaskDetails(report.Task, report.Files, commands, attempts, merges, Math.Round(runSeconds, 3), restores,
-            plan.Items, proposed, current.OfType<PlanApproved>().LastOrDefault()?.Plan, compactions, [.. subagents.Values]);
+            plan.Items, proposed, current.OfType<PlanApproved>().LastOrDefault()?.Plan, compactions, [.. subagents.Values],
+            [.. events.OfType<CheckRan>()]);
     }
 
     private static string? Field(ToolCalled call, string name) =>

@@ -60,15 +60,14 @@ public sealed partial class Runner(
             // Not awaited here: the engine's first model call needs no files, so it goes out while git checks the worktree out.
             worktreeMade = EnsureWorktreeAsync(task, history, journal, linked.Token);
             var path = Path.GetFullPath(task.Worktree);
-            outcome = await RunEngineAsync(
-                engine,
-                new EngineRun(task, path, history, journal, settings, spill, time.GetUtcNow(), softStop)
-                {
-                    TurnEnded = (turn, ct) => Checkpoints.SaveAsync(workspace, journal, task, turn, ct),
-                    Clock = clock,
-                    WorktreeReady = worktreeMade,
-                },
-                linked.Token);
+            var run = new EngineRun(task, path, history, journal, settings, spill, time.GetUtcNow(), softStop)
+            {
+                TurnEnded = (turn, ct) => Checkpoints.SaveAsync(workspace, journal, task, turn, ct),
+                Clock = clock,
+                WorktreeReady = worktreeMade,
+            };
+            outcome = await RunEngineAsync(engine, run, linked.Token);
+            outcome = await CheckAsync(engine, run, outcome, linked.Token);
         }
         catch (Exception e) when (userCancelled() && e is not StaleAttemptException)
         {
@@ -150,6 +149,41 @@ public sealed partial class Runner(
         }
 
         await worktree; // even an answer given without touching a file needs the task's branch and worktree
+        return outcome;
+    }
+
+    /// <summary>
+    /// The task's check (<see cref="TaskCheck"/>) after each final answer: passed, the answer stands; failed with tries
+    /// left, its output goes back to the agent and the engine runs on in this attempt; failed on the last try, the task
+    /// fails. The failure and the message that answers it are written together, so a resume finds either both or neither.
+    /// </summary>
+    private async Task<EngineOutcome> CheckAsync(IEngine engine, EngineRun run, EngineOutcome outcome, CancellationToken cancellationToken)
+    {
+        var task = run.Task;
+        var tries = task.CheckTries ?? run.Config.CheckTries ?? OffloadConfig.DefaultCheckTries;
+        while (outcome is EngineOutcome.Succeeded succeeded && task.Check is not null)
+        {
+            if (run.SoftStop.IsCancellationRequested)
+            {
+                return new EngineOutcome.Suspended(); // the resumed run gives the answer again (from the journal) and checks it
+            }
+
+            var check = await TaskCheck.RunAsync(task, run.Worktree, run.SpillDir, run.Config,
+                TaskCheck.TriesSoFar(await run.Journal.ReadAllAsync(cancellationToken)) + 1, cancellationToken);
+            if (check.Passed || check.Try >= tries)
+            {
+                await run.Journal.AppendAsync(check, cancellationToken);
+                return check.Passed
+                    ? outcome with { FilesUntouched = false } // the check ran in the worktree
+                    : new EngineOutcome.Failed(TaskCheck.FailureReason(check, tries), succeeded.Summary);
+            }
+
+            await run.Journal.AppendAllAsync([check, new UserMessage(TaskCheck.FailureMessage(check, tries), TaskCheck.Source)], cancellationToken);
+            task = await store.GetTaskAsync(task.Id, CancellationToken.None) ?? task; // its turns and cost so far: the engine goes on from them
+            run = run with { Task = task, History = await run.Journal.ReadAllAsync(cancellationToken) };
+            outcome = await RunEngineAsync(engine, run, cancellationToken);
+        }
+
         return outcome;
     }
 

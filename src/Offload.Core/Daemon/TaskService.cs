@@ -22,6 +22,48 @@ public sealed class TaskService(
 
     public async Task<TaskInfo> CreateAsync(CreateTaskRequest request, CancellationToken cancellationToken = default)
     {
+        if (request.Models is { Count: > 1 } || request.Attempts is > 1)
+        {
+            throw new OffloadException(ErrorCodes.BadInput, "several models or attempts make a group: POST /v1/groups",
+                "`offload run --models a,b -n 2 \"…\"` makes one");
+        }
+
+        return (await CreateTasksAsync(request, group: false, cancellationToken))[0];
+    }
+
+    /// <summary>A best-of-N group: one task per model and attempt, from one prompt and one base commit.</summary>
+    public async Task<GroupInfo> CreateGroupAsync(CreateTaskRequest request, CancellationToken cancellationToken = default)
+    {
+        var tasks = await CreateTasksAsync(request, group: true, cancellationToken);
+        return await GroupAsync(tasks[0].Group!.Value, cancellationToken);
+    }
+
+    /// <summary>The most tasks one group may have: each is a whole agent run.</summary>
+    public const int MaxGroupSize = 20;
+
+    private async Task<IReadOnlyList<TaskInfo>> CreateTasksAsync(CreateTaskRequest request, bool group, CancellationToken cancellationToken)
+    {
+        long? againOf = null;
+        if (request.AgainOf is { } originalId)
+        {
+            var original = await store.GetTaskAsync(originalId, cancellationToken)
+                ?? throw new OffloadException(ErrorCodes.NotFound, $"there is no task {originalId} to run again", "`offload ls --all` lists the tasks");
+            againOf = original.AgainOf ?? original.Id; // a series hangs off its first task
+            request = request with
+            {
+                Prompt = string.IsNullOrEmpty(request.Prompt) ? original.Prompt : request.Prompt,
+                Name = request.Name ?? (string.IsNullOrEmpty(request.Prompt) ? original.Title : null),
+                Model = request.Model ?? (request.Models is null ? original.Model : null),
+                Engine = request.Engine ?? original.Engine,
+                MaxTurns = request.MaxTurns ?? original.MaxTurns,
+                MaxCostUsd = request.MaxCostUsd ?? original.MaxCostUsd,
+                TimeoutSeconds = request.TimeoutSeconds ?? original.TimeoutSeconds,
+                Check = request.Check ?? original.Check,
+                CheckTries = request.CheckTries ?? original.CheckTries,
+                Tags = request.Tags ?? original.Tags,
+            };
+        }
+
         if (string.IsNullOrWhiteSpace(request.Prompt))
         {
             throw new OffloadException(ErrorCodes.BadInput, "the prompt is empty", "say what the agent should do: `offload run \"fix the failing test\"`");
@@ -41,6 +83,7 @@ public sealed class TaskService(
         }
 
         RefuseLimitsNotAboveZero(request.MaxTurns, request.MaxCostUsd, request.TimeoutSeconds);
+        var tags = Tags(request.Tags);
         var title = Title(request.Name ?? request.Prompt);
         var slug = GitWorkspace.Slug(title);
         var (repo, commonDir) = await ResolveAsync(request.RepoPath, request.BaseRef, cancellationToken);
@@ -57,18 +100,122 @@ public sealed class TaskService(
                 "drop --engine, or run Claude Code's own plan mode by hand");
         }
 
-        var model = models.Resolve(request.Model, engine, request.RepoPath);
-        var task = await store.CreateTaskAsync(new NewTask(
+        var (check, checkTries) = Check(request, settings);
+        var attempts = request.Attempts ?? 1;
+        IReadOnlyList<string?> wanted = request.Models is { Count: > 0 } list ? [.. list] : [request.Model];
+        if (attempts < 1 || wanted.Count * attempts > MaxGroupSize)
+        {
+            throw new OffloadException(ErrorCodes.BadInput,
+                attempts < 1 ? $"-n {attempts} is not a number of attempts; nothing was started" : $"{wanted.Count} models × {attempts} attempts make {wanted.Count * attempts} tasks; a group has at most {MaxGroupSize}; nothing was started",
+                "e.g. --models anthropic:claude-opus-4-8,openai:gpt-5 -n 2");
+        }
+
+        var resolved = wanted.Select(m => models.Resolve(m, engine, request.RepoPath)).ToList(); // every model is checked before anything is stored
+        var news = resolved.SelectMany(model => Enumerable.Repeat(model, attempts)).Select(model => new NewTask(
             title, request.Prompt, model, engine, repo.Root, repo.BaseRef, repo.BaseCommit,
             id => Place(repo.Root, commonDir, paths.WorktreesDir, id, slug),
-            request.MaxTurns, request.MaxCostUsd, request.TimeoutSeconds, request.PlanFirst), cancellationToken);
-        foreach (var e in await store.ReadEventsAsync(task.Id, 0, int.MaxValue, cancellationToken))
+            request.MaxTurns, request.MaxCostUsd, request.TimeoutSeconds, request.PlanFirst)
         {
-            hub.Publish(e);
+            Check = check,
+            CheckTries = check is null ? null : checkTries,
+            Tags = tags,
+            AgainOf = againOf,
+        }).ToList();
+        var tasks = group
+            ? await store.CreateGroupAsync(news, cancellationToken)
+            : [await store.CreateTaskAsync(news.Single(), cancellationToken)];
+        foreach (var task in tasks)
+        {
+            foreach (var e in await store.ReadEventsAsync(task.Id, 0, int.MaxValue, cancellationToken))
+            {
+                hub.Publish(e);
+            }
         }
 
         scheduler.Wake();
-        return task;
+        return tasks;
+    }
+
+    /// <summary>The check the task runs (the request's, else the repository's config) and how many times it may run.</summary>
+    private static (string? Command, int Tries) Check(CreateTaskRequest request, OffloadConfig settings)
+    {
+        if (request.Check is { } given && string.IsNullOrWhiteSpace(given))
+        {
+            throw new OffloadException(ErrorCodes.BadInput, "--check is empty; nothing was started", "give the command that must pass: --check \"npm test\"");
+        }
+
+        if (request.CheckTries is <= 0)
+        {
+            throw new OffloadException(ErrorCodes.BadInput, $"--check-tries {request.CheckTries} is not a number of tries; nothing was started",
+                $"give 1 or more (the default is {OffloadConfig.DefaultCheckTries})");
+        }
+
+        var command = request.Check ?? (string.IsNullOrWhiteSpace(settings.Check) ? null : settings.Check);
+        if (command is not null)
+        {
+            RefuseNul(command, "the check");
+        }
+
+        return (command, request.CheckTries ?? settings.CheckTries ?? OffloadConfig.DefaultCheckTries);
+    }
+
+    /// <summary>Tags are short words: letters, digits and <c>. _ - / :</c>, so that they read the same in every view.</summary>
+    private static IReadOnlyList<string> Tags(IReadOnlyList<string>? tags)
+    {
+        var list = (tags ?? []).Select(t => t.Trim()).Where(t => t.Length > 0).Distinct(StringComparer.Ordinal).ToList();
+        if (list.FirstOrDefault(t => t.Length > 64 || !t.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-' or '/' or ':')) is { } bad)
+        {
+            throw new OffloadException(ErrorCodes.BadInput, $"the tag '{bad}' is not a tag; nothing was started",
+                "a tag is up to 64 letters, digits and . _ - / : (e.g. --tag auth-refactor)");
+        }
+
+        return list;
+    }
+
+    /// <summary>
+    /// A group with its pick, once every task of it is final: among the tasks that succeeded (a task with a check
+    /// succeeds only when it passed), the cheapest, then the one with the smallest diff (lines added + deleted), then the
+    /// first. docs/runs.md documents the rule.
+    /// </summary>
+    public async Task<GroupInfo> GroupAsync(long id, CancellationToken cancellationToken = default)
+    {
+        var tasks = (await store.ListTasksAsync(new TaskQuery(Limit: MaxGroupSize * 2) { Group = id }, cancellationToken)).Items.OrderBy(t => t.Id).ToList();
+        if (tasks.Count == 0)
+        {
+            throw new OffloadException(ErrorCodes.NotFound, $"there is no group g{id}", "`offload ls` lists groups as gN");
+        }
+
+        if (!tasks.All(t => t.Status.IsFinal()))
+        {
+            return new GroupInfo(id, tasks);
+        }
+
+        var candidates = tasks.Where(t => t.Status == OffloadTaskStatus.Succeeded && t.CheckPassed != false && !t.Discarded).ToList();
+        if (candidates.Count == 0)
+        {
+            return new GroupInfo(id, tasks, null, "no task of the group succeeded" + (tasks.Any(t => t.Check is not null) ? " with its check passing" : ""));
+        }
+
+        var sized = new List<(TaskInfo Task, int Lines)>();
+        foreach (var t in candidates)
+        {
+            IReadOnlyList<ChangedFile> files = [];
+            try
+            {
+                files = await workspace.ChangedFilesAsync(t.RepoPath, t.BaseCommit, t.Branch, cancellationToken);
+            }
+            catch (WorkspaceException)
+            {
+            }
+
+            sized.Add((t, files.Sum(f => f.Added + f.Deleted)));
+        }
+
+        var pick = sized.OrderBy(s => s.Task.Usage.CostUsd).ThenBy(s => s.Lines).ThenBy(s => s.Task.Id).First();
+        var why = (candidates.Any(t => t.CheckPassed == true) ? "its check passed; " : "it succeeded; ")
+            + (candidates.Count == 1 ? "the only one" : FormattableString.Invariant($"of {candidates.Count}, the cheapest (${pick.Task.Usage.CostUsd:0.####})")
+                + (sized.Count(s => s.Task.Usage.CostUsd == pick.Task.Usage.CostUsd) > 1 ? $", then the smallest diff ({pick.Lines} lines)" : ""));
+        return new GroupInfo(id, tasks, pick.Task.Id, why);
     }
 
     /// <summary>

@@ -33,6 +33,7 @@ namespace Offload.Protocol;
 [JsonDerivedType(typeof(PlanItemChanged), "plan.item")]
 [JsonDerivedType(typeof(PlanProposed), "plan.proposed")]
 [JsonDerivedType(typeof(PlanApproved), "plan.approved")]
+[JsonDerivedType(typeof(CheckRan), "check.ran")]
 public abstract record AgentEvent
 {
     public long TaskId { get; init; }
@@ -48,7 +49,22 @@ public abstract record AgentEvent
 }
 
 /// <param name="PlanFirst">Started in plan mode (<c>run --plan-first</c>): the agent only reads until the user approves its plan.</param>
-public sealed record TaskCreated(string Prompt, string Model, string Engine, string Branch, string BaseRef, string BaseCommit, bool PlanFirst = false) : AgentEvent;
+public sealed record TaskCreated(string Prompt, string Model, string Engine, string Branch, string BaseRef, string BaseCommit, bool PlanFirst = false) : AgentEvent
+{
+    /// <summary>The command that defines done (<c>run --check</c>), and how often a failure goes back to the agent.</summary>
+    public string? Check { get; init; }
+    public int? CheckTries { get; init; }
+    public long? Group { get; init; }
+    public IReadOnlyList<string>? Tags { get; init; }
+    public long? AgainOf { get; init; }
+}
+
+/// <summary>
+/// The task's check ran after the agent's final answer (<c>run --check</c>), in the sandbox, in the worktree.
+/// <paramref name="Try"/> counts from 1 since the prompt or the user's last reply; a failure's
+/// <paramref name="OutputTail"/> goes back to the agent while tries are left.
+/// </summary>
+public sealed record CheckRan(string Command, int? ExitCode, bool Passed, string OutputTail, long DurationMs, int Try, string? FullOutputPath = null) : AgentEvent;
 
 public sealed record StatusChanged(OffloadTaskStatus From, OffloadTaskStatus To, string? Reason = null) : AgentEvent;
 

@@ -10,7 +10,25 @@ public sealed record CreateTaskRequest(
     int? MaxTurns = null,
     decimal? MaxCostUsd = null,
     int? TimeoutSeconds = null,
-    bool PlanFirst = false);
+    bool PlanFirst = false)
+{
+    /// <summary>The command that defines done (<c>run --check</c>); null: the repository's <c>check</c>, if any.</summary>
+    public string? Check { get; init; }
+
+    /// <summary>How many times the check may fail and be sent back to the agent (default 3).</summary>
+    public int? CheckTries { get; init; }
+
+    /// <summary>Best-of-N (<c>POST /v1/groups</c>): each of these models gets <see cref="Attempts"/> tasks; null: just <see cref="Model"/>.</summary>
+    public IReadOnlyList<string>? Models { get; init; }
+
+    /// <summary>Best-of-N: tasks per model (<c>run -n K</c>).</summary>
+    public int? Attempts { get; init; }
+
+    public IReadOnlyList<string>? Tags { get; init; }
+
+    /// <summary><c>run --again ID</c>: the task whose prompt, model, engine, check, limits and tags this one repeats, unless given here.</summary>
+    public long? AgainOf { get; init; }
+}
 
 public sealed record Usage(long InputTokens, long OutputTokens, decimal CostUsd)
 {
@@ -43,6 +61,16 @@ public sealed record TaskInfo
     public bool Discarded { get; init; }
     /// <summary>The agent's plan so far (<see cref="PlanItemChanged"/>); null while it has none.</summary>
     public PlanProgress? Plan { get; init; }
+    /// <summary>The command that defines done; null: none (<see cref="CheckRan"/>).</summary>
+    public string? Check { get; init; }
+    public int? CheckTries { get; init; }
+    /// <summary>The last check's result; null while none ran.</summary>
+    public bool? CheckPassed { get; init; }
+    /// <summary>The best-of-N group the task belongs to; null: none.</summary>
+    public long? Group { get; init; }
+    public IReadOnlyList<string> Tags { get; init; } = [];
+    /// <summary>The first task of the series this one repeats (<c>run --again</c>); null: it is an original.</summary>
+    public long? AgainOf { get; init; }
     public required DateTimeOffset CreatedAt { get; init; }
     public DateTimeOffset? StartedAt { get; init; }
     public DateTimeOffset? FinishedAt { get; init; }
@@ -59,3 +87,12 @@ public sealed record ApiError(string Code, string Message, string? Hint = null);
 public sealed record ChangedFile(string Path, int Added, int Deleted, string Change);
 
 public sealed record TaskReport(TaskInfo Task, IReadOnlyList<ChangedFile> Files);
+
+/// <summary>
+/// A best-of-N group: tasks from one prompt and one base, one per model and attempt. Once all are final, the pick is
+/// the task <see cref="GroupPick"/> chooses; null before that, or when none succeeded.
+/// </summary>
+public sealed record GroupInfo(long Id, IReadOnlyList<TaskInfo> Tasks, long? Pick = null, string? PickReason = null)
+{
+    public bool Done => Tasks.All(t => t.Status.IsFinal());
+}

@@ -45,6 +45,8 @@ public static class OffloadJson
 [JsonSerializable(typeof(Page<TaskInfo>))]
 [JsonSerializable(typeof(Page<CheckpointInfo>))]
 [JsonSerializable(typeof(TaskReport))]
+[JsonSerializable(typeof(GroupInfo))]
+[JsonSerializable(typeof(Page<GroupInfo>))]
 [JsonSerializable(typeof(TaskDetails))]
 [JsonSerializable(typeof(DaemonStatusResponse))]
 [JsonSerializable(typeof(ApiError))]

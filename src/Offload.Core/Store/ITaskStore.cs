@@ -12,6 +12,9 @@ public interface ITaskStore : IDisposable
     /// <summary>Inserts the task (status queued) and its <c>task.created</c> event in one transaction.</summary>
     Task<TaskInfo> CreateTaskAsync(NewTask task, CancellationToken cancellationToken = default);
 
+    /// <summary>Inserts the tasks of a new best-of-N group, all or none, numbering the group.</summary>
+    Task<IReadOnlyList<TaskInfo>> CreateGroupAsync(IReadOnlyList<NewTask> tasks, CancellationToken cancellationToken = default);
+
     Task<TaskInfo?> GetTaskAsync(long id, CancellationToken cancellationToken = default);
 
     Task<Page<TaskInfo>> ListTasksAsync(TaskQuery query, CancellationToken cancellationToken = default);
@@ -66,6 +69,22 @@ public sealed record NewTask(
     int? MaxTurns = null,
     decimal? MaxCostUsd = null,
     int? TimeoutSeconds = null,
-    bool PlanFirst = false);
+    bool PlanFirst = false)
+{
+    public string? Check { get; init; }
+    public int? CheckTries { get; init; }
+    public IReadOnlyList<string> Tags { get; init; } = [];
+    public long? AgainOf { get; init; }
+}
 
-public sealed record TaskQuery(bool IncludeDiscarded = false, long? After = null, int Limit = 100, string? RepoPath = null);
+/// <param name="Tag">Only tasks with this tag.</param>
+/// <param name="Grep">Only tasks whose prompt or title contains this text (case-insensitive for ASCII).</param>
+/// <param name="Group">Only the tasks of this best-of-N group.</param>
+/// <param name="Series">Only this task and the tasks that repeat it (<c>run --again</c>).</param>
+public sealed record TaskQuery(bool IncludeDiscarded = false, long? After = null, int Limit = 100, string? RepoPath = null)
+{
+    public string? Tag { get; init; }
+    public string? Grep { get; init; }
+    public long? Group { get; init; }
+    public long? Series { get; init; }
+}

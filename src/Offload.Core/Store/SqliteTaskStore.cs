@@ -134,26 +134,44 @@ public sealed class SqliteTaskStore : ITaskStore
         }
     }
 
-    public Task<TaskInfo> CreateTaskAsync(NewTask task, CancellationToken cancellationToken = default) => WriteGroupedAsync(now =>
+    public Task<TaskInfo> CreateTaskAsync(NewTask task, CancellationToken cancellationToken = default) =>
+        WriteGroupedAsync(now => InsertTask(task, null, now), cancellationToken);
+
+    public Task<IReadOnlyList<TaskInfo>> CreateGroupAsync(IReadOnlyList<NewTask> tasks, CancellationToken cancellationToken = default) =>
+        WriteGroupedAsync<IReadOnlyList<TaskInfo>>(now =>
+        {
+            var group = Convert.ToInt64(Prepared("SELECT coalesce(max(group_id), 0) + 1 FROM tasks").ExecuteScalar(), CultureInfo.InvariantCulture);
+            return [.. tasks.Select(t => InsertTask(t, group, now))];
+        }, cancellationToken);
+
+    private TaskInfo InsertTask(NewTask task, long? group, DateTimeOffset now)
     {
         var insert = Prepared("""
             INSERT INTO tasks (title, prompt, status, model, engine, repo_path, base_ref, base_commit, branch, worktree,
-                               max_turns, max_cost_usd, timeout_seconds, created_at)
+                               max_turns, max_cost_usd, timeout_seconds, created_at, check_command, check_tries, group_id, tags, again_of)
             VALUES ($title, $prompt, 'queued', $model, $engine, $repo, $baseRef, $baseCommit, '', '',
-                    $maxTurns, $maxCost, $timeout, $now)
+                    $maxTurns, $maxCost, $timeout, $now, $check, $checkTries, $group, $tags, $againOf)
             RETURNING id
             """,
             ("$title", task.Title), ("$prompt", task.Prompt), ("$model", task.Model), ("$engine", task.Engine),
             ("$repo", task.RepoPath), ("$baseRef", task.BaseRef), ("$baseCommit", task.BaseCommit),
             ("$maxTurns", task.MaxTurns), ("$maxCost", task.MaxCostUsd?.ToString(CultureInfo.InvariantCulture)),
-            ("$timeout", task.TimeoutSeconds), ("$now", Format(now)));
+            ("$timeout", task.TimeoutSeconds), ("$now", Format(now)), ("$check", task.Check), ("$checkTries", task.CheckTries),
+            ("$group", group), ("$tags", task.Tags.Count == 0 ? null : "," + string.Join(",", task.Tags) + ","), ("$againOf", task.AgainOf));
         var id = Convert.ToInt64(insert.ExecuteScalar(), CultureInfo.InvariantCulture);
         var (branch, worktree) = task.Place(id);
         Prepared("UPDATE tasks SET branch = $branch, worktree = $worktree WHERE id = $id",
             ("$branch", branch), ("$worktree", worktree), ("$id", id)).ExecuteNonQuery();
-        InsertEvent(id, 0, new TaskCreated(task.Prompt, task.Model, task.Engine, branch, task.BaseRef, task.BaseCommit, task.PlanFirst), now);
+        InsertEvent(id, 0, new TaskCreated(task.Prompt, task.Model, task.Engine, branch, task.BaseRef, task.BaseCommit, task.PlanFirst)
+        {
+            Check = task.Check,
+            CheckTries = task.CheckTries,
+            Group = group,
+            Tags = task.Tags.Count == 0 ? null : task.Tags,
+            AgainOf = task.AgainOf,
+        }, now);
         return ReadTask(_writer, id)!;
-    }, cancellationToken);
+    }
 
     public Task<TaskInfo?> GetTaskAsync(long id, CancellationToken cancellationToken = default)
     {
@@ -167,10 +185,16 @@ public sealed class SqliteTaskStore : ITaskStore
         var sql = $"""
             SELECT {TaskColumns} FROM tasks
             WHERE ($all = 1 OR discarded = 0) AND ($after IS NULL OR id < $after) AND ($repo IS NULL OR repo_path = $repo)
+              AND ($tag IS NULL OR tags LIKE '%,' || $tag || ',%' ESCAPE '\')
+              AND ($grep IS NULL OR instr(lower(prompt), lower($grep)) > 0 OR instr(lower(title), lower($grep)) > 0)
+              AND ($group IS NULL OR group_id = $group)
+              AND ($series IS NULL OR id = $series OR again_of = $series)
             ORDER BY id DESC LIMIT $limit
             """;
         using var command = Command(connection, null, sql,
-            ("$all", query.IncludeDiscarded ? 1 : 0), ("$after", query.After), ("$repo", query.RepoPath), ("$limit", query.Limit + 1));
+            ("$all", query.IncludeDiscarded || query.Group is not null || query.Series is not null ? 1 : 0), ("$after", query.After), ("$repo", query.RepoPath),
+            ("$tag", query.Tag?.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal)),
+            ("$grep", query.Grep), ("$group", query.Group), ("$series", query.Series), ("$limit", query.Limit + 1));
         var items = new List<TaskInfo>();
         using (var reader = command.ExecuteReader())
         {
@@ -490,7 +514,7 @@ public sealed class SqliteTaskStore : ITaskStore
                     ("$summary", f.Summary), ("$error", f.Status == OffloadTaskStatus.Succeeded ? null : f.Reason), ("$id", e.TaskId)).ExecuteNonQuery();
                 break;
             case AttemptStarted a:
-                Prepared("UPDATE tasks SET model = $model, turns = 0, summary = NULL, error = NULL, discarded = 0, session_id = NULL, plan_done = NULL, plan_total = NULL WHERE id = $id",
+                Prepared("UPDATE tasks SET model = $model, turns = 0, summary = NULL, error = NULL, discarded = 0, session_id = NULL, plan_done = NULL, plan_total = NULL, check_passed = NULL WHERE id = $id",
                     ("$model", a.Model), ("$id", e.TaskId)).ExecuteNonQuery();
                 break;
             case LimitsChanged l:
@@ -502,6 +526,9 @@ public sealed class SqliteTaskStore : ITaskStore
                 break;
             case TaskDiscarded:
                 Prepared("UPDATE tasks SET discarded = 1 WHERE id = $id", ("$id", e.TaskId)).ExecuteNonQuery();
+                break;
+            case CheckRan c:
+                Prepared("UPDATE tasks SET check_passed = $passed WHERE id = $id", ("$passed", c.Passed ? 1 : 0), ("$id", e.TaskId)).ExecuteNonQuery();
                 break;
             case PlanItemChanged p:
                 Prepared("UPDATE tasks SET plan_done = $done, plan_total = $total WHERE id = $id",
@@ -563,7 +590,7 @@ public sealed class SqliteTaskStore : ITaskStore
     private const string TaskColumns = """
         id, title, prompt, status, model, engine, repo_path, base_ref, base_commit, branch, worktree, summary, error,
         turns, input_tokens, output_tokens, cost_usd, attempt, max_turns, max_cost_usd, timeout_seconds, seen, discarded,
-        created_at, started_at, finished_at, plan_done, plan_total
+        created_at, started_at, finished_at, plan_done, plan_total, check_command, check_tries, check_passed, group_id, tags, again_of
         """;
 
     private static TaskInfo? ReadTask(SqliteConnection connection, long id)
@@ -600,6 +627,12 @@ public sealed class SqliteTaskStore : ITaskStore
         StartedAt = r.IsDBNull(24) ? null : Parse(r.GetString(24)),
         FinishedAt = r.IsDBNull(25) ? null : Parse(r.GetString(25)),
         Plan = r.IsDBNull(26) ? null : new PlanProgress(r.GetInt32(26), r.GetInt32(27)),
+        Check = r.IsDBNull(28) ? null : r.GetString(28),
+        CheckTries = r.IsDBNull(29) ? null : r.GetInt32(29),
+        CheckPassed = r.IsDBNull(30) ? null : r.GetInt32(30) != 0,
+        Group = r.IsDBNull(31) ? null : r.GetInt64(31),
+        Tags = r.IsDBNull(32) ? [] : r.GetString(32).Split(',', StringSplitOptions.RemoveEmptyEntries),
+        AgainOf = r.IsDBNull(33) ? null : r.GetInt64(33),
     };
 
     private SqliteConnection OpenReader()

@@ -25,6 +25,37 @@ public static class Common
         CustomParser = r => [.. r.Tokens.Select(t => TaskNumber(r, t.Value))],
     };
 
+    /// <summary>A task number, or a best-of-N group as <c>gN</c> (<c>wait g3</c>, <c>merge g3</c>).</summary>
+    public static Argument<TaskRef> TaskOrGroupArgument(string description) => new("id")
+    {
+        Description = description,
+        CustomParser = r => TaskOrGroup(r, r.Tokens[0].Value),
+    };
+
+    public static Argument<TaskRef[]> TaskOrGroupIdsArgument(string description) => new("ids")
+    {
+        Description = description,
+        Arity = ArgumentArity.OneOrMore,
+        CustomParser = r => [.. r.Tokens.Select(t => TaskOrGroup(r, t.Value))],
+    };
+
+    private static TaskRef TaskOrGroup(ArgumentResult result, string text)
+    {
+        if (text.Length > 1 && text[0] is 'g' or 'G'
+            && long.TryParse(text.AsSpan(1), NumberStyles.None, CultureInfo.InvariantCulture, out var group))
+        {
+            return new TaskRef(group, IsGroup: true);
+        }
+
+        if (long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var id))
+        {
+            return new TaskRef(id, IsGroup: false);
+        }
+
+        result.AddError($"'{text}' is neither a task number (like 12) nor a group (like g3): `offload ls` lists both");
+        return default;
+    }
+
     private static long TaskNumber(ArgumentResult result, string text)
     {
         if (long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var id))
@@ -122,4 +153,10 @@ public static class Common
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: true, throwOnInvalidBytes: true);
 
     public static string Id(long id) => id.ToString(CultureInfo.InvariantCulture);
+}
+
+/// <summary>A task (<c>12</c>) or a best-of-N group (<c>g3</c>) named on the command line.</summary>
+public readonly record struct TaskRef(long Id, bool IsGroup)
+{
+    public override string ToString() => (IsGroup ? "g" : "") + Id.ToString(CultureInfo.InvariantCulture);
 }

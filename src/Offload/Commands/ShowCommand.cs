@@ -32,6 +32,7 @@ public static class ShowCommand
                 node["proposedPlan"] = report.ProposedPlan;
                 node["approvedPlan"] = report.ApprovedPlan;
                 node["subagents"] = JsonSerializer.SerializeToNode(report.Subagents ?? [], CliJson.Info<IReadOnlyList<SubagentInfo>>());
+                node["checks"] = JsonSerializer.SerializeToNode(report.Checks ?? [], CliJson.Info<IReadOnlyList<CheckRan>>());
                 if (question is not null)
                 {
                     node["pendingPermission"] = JsonSerializer.SerializeToNode(question, CliJson.Info<PermissionRequested>());
@@ -68,6 +69,45 @@ public static class ShowCommand
         var w = Console.Out;
         w.WriteLine(Output.Paint($"task {t.Id} · {t.Title}", "1"));
         w.WriteLine($"status    {Output.Status(t.Status)}{(t.Error is null ? "" : " · " + t.Error)}");
+        if (report.Checks is [.., var check])
+        {
+            w.WriteLine($"check     {Output.Paint(check.Passed ? "passed" : "FAILED", check.Passed ? "32" : "31;1")} · `{Output.OneLine(check.Command, 80)}` "
+                + (check.ExitCode is { } code ? $"exited {code.ToString(CultureInfo.InvariantCulture)}" : "did not finish")
+                + $" · try {check.Try} of {t.CheckTries?.ToString(CultureInfo.InvariantCulture) ?? "?"} · {Output.Duration(TimeSpan.FromMilliseconds(check.DurationMs))}");
+            if (!check.Passed)
+            {
+                foreach (var line in check.OutputTail.TrimEnd().Split('\n').TakeLast(8))
+                {
+                    w.WriteLine(Output.Paint("          │ " + Output.OneLine(line, 100), "2"));
+                }
+            }
+        }
+        else if (t.Check is { } pending)
+        {
+            w.WriteLine($"check     `{Output.OneLine(pending, 80)}` · not run yet (it runs after the agent's final answer)");
+        }
+
+        if (t.Group is not null || t.AgainOf is not null || t.Tags.Count > 0)
+        {
+            var parts = new List<string>();
+            if (t.Group is { } g)
+            {
+                parts.Add($"group g{g} (`offload compare g{g}`)");
+            }
+
+            if (t.AgainOf is { } of)
+            {
+                parts.Add($"again of task {of} (`offload compare {of}`)");
+            }
+
+            if (t.Tags.Count > 0)
+            {
+                parts.Add("tags " + string.Join(", ", t.Tags));
+            }
+
+            w.WriteLine($"runs      {string.Join(" · ", parts)}");
+        }
+
         var lastTest = report.Commands.LastOrDefault(c => c.IsTest);
         if (lastTest is not null)
         {

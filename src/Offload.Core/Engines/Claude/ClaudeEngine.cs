@@ -322,7 +322,7 @@ public sealed partial class ClaudeEngine(
     private static EngineOutcome? UnrecordedEnd(List<AgentEvent> history, TaskInfo task)
     {
         var start = history.FindLastIndex(e => e is EngineNote { Kind: SessionNote });
-        if (start < 0 || history.Skip(start).Any(e => e is TaskFinished or EngineNote { Kind: StoppedNote }))
+        if (start < 0 || history.Skip(start).Any(e => e is TaskFinished or CheckRan { Passed: false } or EngineNote { Kind: StoppedNote }))
         {
             return null;
         }
@@ -348,7 +348,7 @@ public sealed partial class ClaudeEngine(
         var known = lastRun < 0 ? null : ((EngineNote)history[lastRun]).Text;
         if (known is not null && SessionExists(known, environment))
         {
-            var lastEnd = history.FindLastIndex(e => e is TaskFinished);
+            var lastEnd = history.FindLastIndex(e => e is TaskFinished or CheckRan { Passed: false }); // a failed check ends a run too: its message follows
             if (lastEnd < lastRun)
             {
                 return (known, true, InterruptedPrompt, InterruptedPrompt); // the replies before that run are in the session already

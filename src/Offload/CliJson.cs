@@ -18,6 +18,8 @@ namespace Offload.Cli;
 [JsonSerializable(typeof(Page<CheckpointInfo>))]
 [JsonSerializable(typeof(TaskReport))]
 [JsonSerializable(typeof(GroupInfo))]
+[JsonSerializable(typeof(CompareResponse))]
+[JsonSerializable(typeof(StatsResponse))]
 [JsonSerializable(typeof(GroupInfo[]))]
 [JsonSerializable(typeof(Page<GroupInfo>))]
 [JsonSerializable(typeof(TaskDetails))]

@@ -18,6 +18,8 @@ var root = new RootCommand("""
     ShowCommand.Create(),
     LogsCommand.Create(),
     DiffCommand.Create(),
+    CompareCommand.Create(),
+    StatsCommand.Create(),
     WaitCommand.Create(),
     CancelCommand.Create(),
     ApproveCommand.Create(),

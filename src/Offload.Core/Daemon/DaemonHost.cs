@@ -77,6 +77,7 @@ public static class DaemonHost
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Scheduler>());
         builder.Services.AddSingleton<TaskService>();
         builder.Services.AddSingleton<ReviewService>();
+        builder.Services.AddSingleton<RunsService>();
         builder.Services.AddHostedService<Notifier>();
         builder.Services.AddSingleton(new DaemonInfo(Environment.ProcessId, Version, paths, DateTimeOffset.UtcNow));
 

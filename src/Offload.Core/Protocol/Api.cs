@@ -71,6 +71,14 @@ public sealed record TaskInfo
     public IReadOnlyList<string> Tags { get; init; } = [];
     /// <summary>The first task of the series this one repeats (<c>run --again</c>); null: it is an original.</summary>
     public long? AgainOf { get; init; }
+    /// <summary>Model calls retried (<see cref="ModelRetried"/>), over every attempt.</summary>
+    public int Retries { get; init; }
+    /// <summary>Approvals asked of the user (<see cref="PermissionRequested"/>).</summary>
+    public int Approvals { get; init; }
+    /// <summary>Times the conversation was compacted (<see cref="ContextCompacted"/>).</summary>
+    public int Compactions { get; init; }
+    /// <summary>Of <see cref="Usage"/>'s input tokens, those read from the prompt cache.</summary>
+    public long CacheReadTokens { get; init; }
     public required DateTimeOffset CreatedAt { get; init; }
     public DateTimeOffset? StartedAt { get; init; }
     public DateTimeOffset? FinishedAt { get; init; }

@@ -46,6 +46,8 @@ public static class OffloadJson
 [JsonSerializable(typeof(Page<CheckpointInfo>))]
 [JsonSerializable(typeof(TaskReport))]
 [JsonSerializable(typeof(GroupInfo))]
+[JsonSerializable(typeof(CompareResponse))]
+[JsonSerializable(typeof(StatsResponse))]
 [JsonSerializable(typeof(Page<GroupInfo>))]
 [JsonSerializable(typeof(TaskDetails))]
 [JsonSerializable(typeof(DaemonStatusResponse))]

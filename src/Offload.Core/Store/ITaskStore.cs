@@ -87,4 +87,6 @@ public sealed record TaskQuery(bool IncludeDiscarded = false, long? After = null
     public string? Grep { get; init; }
     public long? Group { get; init; }
     public long? Series { get; init; }
+    /// <summary>Only tasks created at or after this time.</summary>
+    public DateTimeOffset? Since { get; init; }
 }

@@ -189,12 +189,14 @@ public sealed class SqliteTaskStore : ITaskStore
               AND ($grep IS NULL OR instr(lower(prompt), lower($grep)) > 0 OR instr(lower(title), lower($grep)) > 0)
               AND ($group IS NULL OR group_id = $group)
               AND ($series IS NULL OR id = $series OR again_of = $series)
+              AND ($since IS NULL OR created_at >= $since)
             ORDER BY id DESC LIMIT $limit
             """;
         using var command = Command(connection, null, sql,
             ("$all", query.IncludeDiscarded || query.Group is not null || query.Series is not null ? 1 : 0), ("$after", query.After), ("$repo", query.RepoPath),
             ("$tag", query.Tag?.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal)),
-            ("$grep", query.Grep), ("$group", query.Group), ("$series", query.Series), ("$limit", query.Limit + 1));
+            ("$grep", query.Grep), ("$group", query.Group), ("$series", query.Series),
+            ("$since", query.Since is { } since ? Format(since) : null), ("$limit", query.Limit + 1));
         var items = new List<TaskInfo>();
         using (var reader = command.ExecuteReader())
         {
@@ -504,9 +506,10 @@ public sealed class SqliteTaskStore : ITaskStore
                 var read = Prepared("SELECT cost_usd FROM tasks WHERE id = $id", ("$id", e.TaskId));
                 var cost = decimal.Parse((string)read.ExecuteScalar()!, CultureInfo.InvariantCulture) + u.CostUsd;
                 Prepared("""
-                    UPDATE tasks SET input_tokens = input_tokens + $in, output_tokens = output_tokens + $out, cost_usd = $cost WHERE id = $id
+                    UPDATE tasks SET input_tokens = input_tokens + $in, output_tokens = output_tokens + $out, cost_usd = $cost,
+                        cache_read_tokens = cache_read_tokens + $cached WHERE id = $id
                     """, ("$in", u.InputTokens + u.CacheReadTokens + u.CacheWriteTokens), ("$out", u.OutputTokens),
-                    ("$cost", cost.ToString(CultureInfo.InvariantCulture)), ("$id", e.TaskId)).ExecuteNonQuery();
+                    ("$cost", cost.ToString(CultureInfo.InvariantCulture)), ("$cached", u.CacheReadTokens), ("$id", e.TaskId)).ExecuteNonQuery();
 
                 break;
             case TaskFinished f:
@@ -526,6 +529,15 @@ public sealed class SqliteTaskStore : ITaskStore
                 break;
             case TaskDiscarded:
                 Prepared("UPDATE tasks SET discarded = 1 WHERE id = $id", ("$id", e.TaskId)).ExecuteNonQuery();
+                break;
+            case ModelRetried:
+                Prepared("UPDATE tasks SET retries = retries + 1 WHERE id = $id", ("$id", e.TaskId)).ExecuteNonQuery();
+                break;
+            case PermissionRequested:
+                Prepared("UPDATE tasks SET approvals = approvals + 1 WHERE id = $id", ("$id", e.TaskId)).ExecuteNonQuery();
+                break;
+            case ContextCompacted:
+                Prepared("UPDATE tasks SET compactions = compactions + 1 WHERE id = $id", ("$id", e.TaskId)).ExecuteNonQuery();
                 break;
             case CheckRan c:
                 Prepared("UPDATE tasks SET check_passed = $passed WHERE id = $id", ("$passed", c.Passed ? 1 : 0), ("$id", e.TaskId)).ExecuteNonQuery();
@@ -590,7 +602,8 @@ public sealed class SqliteTaskStore : ITaskStore
     private const string TaskColumns = """
         id, title, prompt, status, model, engine, repo_path, base_ref, base_commit, branch, worktree, summary, error,
         turns, input_tokens, output_tokens, cost_usd, attempt, max_turns, max_cost_usd, timeout_seconds, seen, discarded,
-        created_at, started_at, finished_at, plan_done, plan_total, check_command, check_tries, check_passed, group_id, tags, again_of
+        created_at, started_at, finished_at, plan_done, plan_total, check_command, check_tries, check_passed, group_id, tags, again_of,
+        retries, approvals, compactions, cache_read_tokens
         """;
 
     private static TaskInfo? ReadTask(SqliteConnection connection, long id)
@@ -633,6 +646,10 @@ public sealed class SqliteTaskStore : ITaskStore
         Group = r.IsDBNull(31) ? null : r.GetInt64(31),
         Tags = r.IsDBNull(32) ? [] : r.GetString(32).Split(',', StringSplitOptions.RemoveEmptyEntries),
         AgainOf = r.IsDBNull(33) ? null : r.GetInt64(33),
+        Retries = r.GetInt32(34),
+        Approvals = r.GetInt32(35),
+        Compactions = r.GetInt32(36),
+        CacheReadTokens = r.GetInt64(37),
     };
 
     private SqliteConnection OpenReader()

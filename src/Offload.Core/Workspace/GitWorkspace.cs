@@ -271,6 +271,17 @@ public sealed partial class GitWorkspace
             cancellationToken: cancellationToken);
     }
 
+    /// <summary>How branch <paramref name="to"/> differs from branch <paramref name="from"/>: two tasks' work side by side.</summary>
+    public async Task<string> DiffBetweenAsync(string repoRoot, string from, string to, CancellationToken cancellationToken = default)
+    {
+        await RequireCommitAsync(repoRoot, from, cancellationToken);
+        await RequireCommitAsync(repoRoot, to, cancellationToken);
+        return await Git.OutputAsync(
+            repoRoot,
+            ["diff", "--no-color", "--no-ext-diff", "-M", "--src-prefix=a/", "--dst-prefix=b/", "refs/heads/" + from, "refs/heads/" + to, "--"],
+            cancellationToken: cancellationToken);
+    }
+
     /// <summary>
     /// The files the task changed, with lines added and deleted (0/0 for binary files). Change is one of
     /// <c>added</c>, <c>modified</c>, <c>deleted</c>, <c>renamed</c>, <c>copied</c>, <c>type_changed</c>.

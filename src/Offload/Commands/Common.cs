@@ -39,7 +39,7 @@ public static class Common
         CustomParser = r => [.. r.Tokens.Select(t => TaskOrGroup(r, t.Value))],
     };
 
-    private static TaskRef TaskOrGroup(ArgumentResult result, string text)
+    internal static TaskRef TaskOrGroup(ArgumentResult result, string text)
     {
         if (text.Length > 1 && text[0] is 'g' or 'G'
             && long.TryParse(text.AsSpan(1), NumberStyles.None, CultureInfo.InvariantCulture, out var group))

@@ -13,8 +13,6 @@ namespace Offload.Bench;
 public sealed partial class Bench(string offload, string? claude, bool quick, TextWriter log)
 {
     private readonly List<Figure> _figures = [];
-    private Memory? _claudeOne;
-    private Memory? _claudeThree;
 
     public IReadOnlyList<Figure> Figures => _figures;
 
@@ -23,11 +21,6 @@ public sealed partial class Bench(string offload, string? claude, bool quick, Te
     public async Task RunAsync(IReadOnlyCollection<string> only)
     {
         bool Want(string name) => only.Count == 0 || only.Contains(name);
-        if (Want("background") || Want("memory"))
-        {
-            await ClaudeBackgroundAsync();
-        }
-
         if (Want("background"))
         {
             await Measure("time to background", TimeToBackgroundAsync);
@@ -102,154 +95,6 @@ public sealed partial class Bench(string offload, string? claude, bool quick, Te
             Scenarios = scenarios.ToDictionary(s => s.Name, StringComparer.Ordinal),
             MaxRecordedBodies = 4,
         });
-
-    // ---- time to background (Claude Code's half, and its memory, measured first and stopped before Offload runs) ----
-
-    private readonly List<double> _claudeTimes = [];
-    private readonly List<double> _claudeCpu = [];
-    private string? _claudeError;
-
-    private async Task ClaudeBackgroundAsync()
-    {
-        if (claude is null)
-        {
-            _claudeError = "claude CLI not found (scripts/test-deps.sh installs it)";
-            return;
-        }
-
-        log.WriteLine("· claude --bg (comparison) …");
-        try
-        {
-            await using var sim = await SimulatorServer.StartAsync(new SimulatorOptions { DefaultScenario = Scenarios.Final(), MaxRecordedBodies = 4 });
-            await using var cc = new ClaudeCode(claude, sim.BaseUrl);
-            var warm = await cc.RunAsync("--bg", Scenarios.Prompt); // starts its daemon: not timed
-            if (warm.ExitCode != 0)
-            {
-                throw new InvalidOperationException($"claude --bg failed: {warm}");
-            }
-
-            await cc.WaitIdleAsync(1, TimeSpan.FromSeconds(90));
-            _claudeOne = Procfs.MemoryOf(cc.Processes());
-            var runs = quick ? 2 : 4;
-            for (var i = 0; i < runs; i++)
-            {
-                var run = await cc.RunAsync("--bg", Scenarios.Prompt);
-                if (run.ExitCode != 0)
-                {
-                    throw new InvalidOperationException($"claude --bg failed: {run}");
-                }
-
-                _claudeTimes.Add(run.Elapsed.TotalMilliseconds);
-                _claudeCpu.Add(run.CpuMs);
-                await cc.WaitIdleAsync(i + 2, TimeSpan.FromSeconds(90));
-                if (i == 1)
-                {
-                    _claudeThree = Procfs.MemoryOf(cc.Processes());
-                }
-            }
-
-            log.WriteLine($"  claude --bg median {Stats.Ms(Stats.Median(_claudeTimes))}; 1 agent {Stats.MiB(_claudeOne.Value.RssMiB)} RSS / {Stats.MiB(_claudeOne.Value.PssMiB)} PSS in {_claudeOne.Value.Processes} processes");
-        }
-        catch (Exception e)
-        {
-            _claudeError = e.Message.ReplaceLineEndings(" ");
-            log.WriteLine($"  claude --bg failed: {e}");
-        }
-    }
-
-    private async Task<Figure> TimeToBackgroundAsync()
-    {
-        await using var sim = await SimulatorAsync(Scenarios.Final());
-        await using var box = new Sandbox(offload, sim.BaseUrl);
-        await box.StartDaemonAsync();
-        var times = new List<double>();
-        var cpus = new List<double>();
-        var runs = quick ? 8 : 20;
-        for (var i = -2; i < runs; i++) // two warm-up runs first
-        {
-            var run = await box.OffloadAsync("run", "--model", "bench:final", Scenarios.Prompt);
-            var id = TaskIdRegex().Match(run.Stdout) is { Success: true } m ? long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture)
-                : throw new InvalidOperationException($"offload run printed no task id: {run}");
-            if (i >= 0)
-            {
-                times.Add(run.Elapsed.TotalMilliseconds);
-                cpus.Add(run.CpuMs);
-            }
-
-            await box.WaitAsync(id); // the next run starts on a quiet daemon, as the claude runs do
-        }
-
-        // the daemon's share: the same request without the CLI process around it
-        var api = new List<double>();
-        for (var i = 0; i < runs; i++)
-        {
-            var clock = Stopwatch.StartNew();
-            var task = await box.CreateTaskAsync("bench:final", Scenarios.Prompt);
-            api.Add(clock.Elapsed.TotalMilliseconds);
-            await box.WaitAsync(task.Id);
-        }
-
-        var median = Stats.Median(times);
-        var claudeMedian = _claudeTimes.Count > 0 ? Stats.Median(_claudeTimes) : double.NaN;
-        var ratio = claudeMedian / median;
-        return new Figure("time to background",
-            $"median {Stats.Ms(median)} (min {Stats.Ms(times.Min())}, p90 {Stats.Ms(Stats.Percentile(times, 90))}, n={times.Count}); the `offload run` process used {Stats.Ms(Stats.Median(cpus))} CPU; the daemon answered POST /v1/tasks in {Stats.Ms(Stats.Median(api))}",
-            _claudeTimes.Count > 0 ? $"claude --bg median {Stats.Ms(claudeMedian)} (n={_claudeTimes.Count}; its process used {Stats.Ms(Stats.Median(_claudeCpu))} CPU) → Offload {Stats.X(ratio)} faster" : $"n/a: {_claudeError}",
-            "median < 100 ms; ≥ 9× faster",
-            median < 100 && (double.IsNaN(ratio) || ratio >= 9));
-    }
-
-    // ---- memory per background agent ----
-
-    private async Task<Figure> MemoryAsync()
-    {
-        await using var sim = await SimulatorAsync(Scenarios.Endless("slow", 1000));
-        await using var box = new Sandbox(offload, sim.BaseUrl, maxParallel: 60);
-        await box.StartDaemonAsync();
-        var idle = Procfs.MemoryOf([box.DaemonPid]); // the daemon process: Read runs in it, git children come and go
-        var at = new Dictionary<int, Memory>();
-        var created = 0;
-        foreach (var target in new[] { 1, 10, 50 })
-        {
-            var since = DateTimeOffset.UtcNow;
-            while (created < target)
-            {
-                await box.CreateTaskAsync("bench:slow", $"{Scenarios.Prompt} ({++created})");
-            }
-
-            // every task is running and has answered at least two turns since the last ones were added
-            var seen = 0;
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
-            await sim.WaitForRequestAsync(r => r.At > since && r.TurnIndex >= 1 && ++seen >= 2 * target, timeout.Token);
-            var status = await box.StatusAsync();
-            if (status.Running != target)
-            {
-                throw new InvalidOperationException($"{status.Running} tasks running, expected {target}");
-            }
-
-            at[target] = Procfs.MemoryOf([box.DaemonPid]);
-            log.WriteLine($"  {target} running: {Stats.MiB(at[target].RssMiB)} RSS, {Stats.MiB(at[target].PssMiB)} PSS ({at[target].Processes} processes)");
-        }
-
-        var perTask = (at[50].RssMiB - at[1].RssMiB) / 49;
-        var offloadText = $"daemon RSS idle {Stats.MiB(idle.RssMiB)}; 1 task {Stats.MiB(at[1].RssMiB)}, 10 tasks {Stats.MiB(at[10].RssMiB)} (PSS {Stats.MiB(at[10].PssMiB)}), "
-            + $"50 tasks {Stats.MiB(at[50].RssMiB)} (PSS {Stats.MiB(at[50].PssMiB)}) → {Stats.MiB(perTask)} per running task";
-        if (_claudeOne is not { } one)
-        {
-            return new Figure("memory per background agent", offloadText, $"n/a: {_claudeError}", "< 10 MiB per task; 10 tasks < 1/10 of one claude --bg agent", perTask < 10);
-        }
-
-        var claudeText = $"claude --bg 1 agent {Stats.MiB(one.RssMiB)} RSS / {Stats.MiB(one.PssMiB)} PSS ({one.Processes} processes)";
-        if (_claudeThree is { } three)
-        {
-            claudeText += $", 3 agents {Stats.MiB(three.RssMiB)} RSS / {Stats.MiB(three.PssMiB)} PSS ({three.Processes} processes) → {Stats.MiB((three.RssMiB - one.RssMiB) / 2)} RSS per extra agent";
-        }
-
-        var fraction = at[10].RssMiB / one.RssMiB;
-        claudeText += $"; daemon with 10 tasks = {Stats.N(fraction * 100, "0.#")}% of one claude --bg agent by RSS, {Stats.N(at[10].PssMiB / one.PssMiB * 100, "0.#")}% by PSS";
-        return new Figure("memory per background agent", offloadText, claudeText,
-            "< 10 MiB per task; 10 tasks < 1/10 of one claude --bg agent", perTask < 10 && fraction < 0.1);
-    }
 
     // ---- CPU per agent turn ----
 
@@ -489,40 +334,6 @@ public sealed partial class Bench(string offload, string? claude, bool quick, Te
         finish.ExecuteNonQuery();
         tx.Commit();
     }
-
-    // ---- prompt overhead ----
-
-    private async Task<Figure> PromptOverheadAsync()
-    {
-        await using var sim = await SimulatorServer.StartAsync(new SimulatorOptions { DefaultScenario = Scenarios.Final(), MaxRecordedBodies = 1000 });
-        await using (var box = new Sandbox(offload, sim.BaseUrl))
-        {
-            await box.StartDaemonAsync();
-            await box.WaitAsync((await box.CreateTaskAsync("bench:final", Scenarios.Prompt)).Id);
-        }
-
-        var ours = FirstModelRequest(sim.Requests) ?? throw new InvalidOperationException("Offload sent no model request");
-        var offloadSize = PromptSize.Of(ours.Body);
-        var offloadText = $"{offloadSize.Tokens:N0} tokens of system prompt + {offloadSize.Tools} tool definitions ({offloadSize.Bytes:N0} bytes); whole first request {ours.BodyBytes:N0} bytes";
-        if (claude is null)
-        {
-            return new Figure("prompt overhead", offloadText, "n/a: claude CLI not found", "report the ratio", null);
-        }
-
-        var before = sim.Requests.Count;
-        await using var cc = new ClaudeCode(claude, sim.BaseUrl);
-        var run = await cc.RunAsync("-p", Scenarios.Prompt, "--output-format", "json");
-        var theirs = FirstModelRequest(sim.Requests.Skip(before))
-            ?? throw new InvalidOperationException($"claude -p sent no model request with tools: {run}");
-        var claudeSize = PromptSize.Of(theirs.Body);
-        var ratio = (double)claudeSize.Tokens / offloadSize.Tokens;
-        return new Figure("prompt overhead", offloadText,
-            $"claude -p: {claudeSize.Tokens:N0} tokens, {claudeSize.Tools} tools ({claudeSize.Bytes:N0} bytes; whole request {theirs.BodyBytes:N0} bytes) → Claude Code sends {Stats.X(ratio)} as much",
-            "report the ratio", null, "tokens ≈ bytes / 4, the Simulator's estimate");
-    }
-
-    private static RecordedRequest? FirstModelRequest(IEnumerable<RecordedRequest> requests) =>
-        requests.FirstOrDefault(r => r.Api == "anthropic" && r.Method == "POST" && r.Body.Length > 0 && PromptSize.Of(r.Body).Tools > 0);
 
     [GeneratedRegex(@"task (\d+)")]
     private static partial Regex TaskIdRegex();

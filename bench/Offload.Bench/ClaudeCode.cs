@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 
 namespace Offload.Bench;
 
@@ -7,7 +8,7 @@ namespace Offload.Bench;
 /// The real Claude Code CLI, the comparison: a temp HOME whose <c>.claude/settings.json</c> points it at the bench's
 /// Simulator (its background sessions are started by its daemon and only see these settings), and a temp git repo.
 /// </summary>
-public sealed class ClaudeCode : IAsyncDisposable
+public sealed partial class ClaudeCode : IAsyncDisposable
 {
     public string Executable { get; }
     public string Root { get; }
@@ -73,30 +74,61 @@ public sealed class ClaudeCode : IAsyncDisposable
     /// <summary>The processes Claude Code started for this HOME: its daemon, PTY hosts, spares and sessions.</summary>
     public List<int> Processes() => Procfs.WithEnvironment("HOME", Home);
 
-    /// <summary>Waits until <paramref name="count"/> background sessions exist and all are idle (answered and waiting).</summary>
-    public async Task WaitIdleAsync(int count, TimeSpan timeout)
+    /// <summary>The session id `claude --bg` printed (<c>backgrounded · ID</c>), or null.</summary>
+    public static string? BackgroundId(CliRun run) =>
+        BackgroundedRegex().Match(run.Stdout + run.Stderr) is { Success: true } m ? m.Groups[1].Value : null;
+
+    /// <summary>Waits until the background session <paramref name="id"/> is listed idle (answered and waiting).</summary>
+    public async Task WaitIdleAsync(string id, TimeSpan timeout)
     {
         var deadline = Stopwatch.StartNew();
         var last = "";
         while (deadline.Elapsed < timeout)
         {
+            // `claude agents` takes a few hundred ms itself; that is the polling interval.
             var agents = await RunAsync("agents", "--json");
             last = agents.Stdout;
             if (agents.ExitCode == 0 && last.TrimStart().StartsWith('['))
             {
                 using var doc = JsonDocument.Parse(last);
-                var sessions = doc.RootElement.EnumerateArray().ToList();
-                if (sessions.Count >= count && sessions.All(s => s.TryGetProperty("status", out var st) && st.GetString() == "idle"))
+                if (doc.RootElement.EnumerateArray().Any(s => Has(s, "id", id) && Has(s, "status", "idle")))
                 {
                     return;
                 }
             }
-
-            // `claude agents` takes a few hundred ms itself; that is the polling interval.
         }
 
-        throw new TimeoutException($"Claude Code did not show {count} idle background sessions within {timeout}: {last}");
+        throw new TimeoutException($"Claude Code's background session {id} was not idle within {timeout}: {last}");
     }
+
+    /// <summary>
+    /// The processes of this HOME once the set stays the same across a `claude agents` call (its daemon may still be
+    /// starting a pre-warmed spare when a session is busy): the steady state, not a spare caught half-loaded.
+    /// </summary>
+    public async Task<List<int>> SettledProcessesAsync(TimeSpan timeout)
+    {
+        var deadline = Stopwatch.StartNew();
+        var before = Processes();
+        while (deadline.Elapsed < timeout)
+        {
+            await RunAsync("agents", "--json");
+            var now = Processes();
+            if (now.Order().SequenceEqual(before.Order()))
+            {
+                return now;
+            }
+
+            before = now;
+        }
+
+        throw new TimeoutException($"Claude Code's processes did not settle within {timeout}: {string.Join(' ', before)}");
+    }
+
+    private static bool Has(JsonElement session, string name, string value) =>
+        session.TryGetProperty(name, out var p) && p.ValueKind == JsonValueKind.String && p.GetString() == value;
+
+    [GeneratedRegex(@"backgrounded\W+(\S+)")]
+    private static partial Regex BackgroundedRegex();
 
     public async ValueTask DisposeAsync()
     {

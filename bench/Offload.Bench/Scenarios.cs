@@ -32,6 +32,9 @@ public static class Scenarios
 
     public static readonly object Read = new { name = "Read", input = new { file_path = "README.md" } };
 
+    /// <summary>Turn N reads src/moduleN.py (the Simulator puts the turn's number in place of <c>{{turn}}</c>).</summary>
+    public static readonly object ReadModule = new { name = "Read", input = new { file_path = "src/module" + SimulatorServer.TurnPlaceholder + ".py" } };
+
     public static readonly object Glob = new { name = "Glob", input = new { pattern = "*.md" } };
 
     private static Scenario Make(string name, params object[] turns) =>

@@ -164,7 +164,7 @@ public sealed class RunsService(ITaskStore store, ReviewService review, GitWorks
             tasks.Sum(t => t.Usage.CostUsd),
             tasks.Sum(t => (long)t.Retries),
             tasks.Sum(t => (long)t.Approvals),
-            tasks.Sum(t => (long)t.Compactions));
+            tasks.Sum(t => (long)t.ContextCompactions));
     }
 
     /// <summary>The nearest-rank percentile of sorted values; null when there are none.</summary>

@@ -76,7 +76,7 @@ public sealed record TaskInfo
     /// <summary>Approvals asked of the user (<see cref="PermissionRequested"/>).</summary>
     public int Approvals { get; init; }
     /// <summary>Times the conversation was compacted (<see cref="ContextCompacted"/>).</summary>
-    public int Compactions { get; init; }
+    public int ContextCompactions { get; init; }
     /// <summary>Of <see cref="Usage"/>'s input tokens, those read from the prompt cache.</summary>
     public long CacheReadTokens { get; init; }
     public required DateTimeOffset CreatedAt { get; init; }

@@ -648,7 +648,7 @@ public sealed class SqliteTaskStore : ITaskStore
         AgainOf = r.IsDBNull(33) ? null : r.GetInt64(33),
         Retries = r.GetInt32(34),
         Approvals = r.GetInt32(35),
-        Compactions = r.GetInt32(36),
+        ContextCompactions = r.GetInt32(36),
         CacheReadTokens = r.GetInt64(37),
     };
 

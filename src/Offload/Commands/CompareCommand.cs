@@ -133,7 +133,8 @@ public static class CompareCommand
         var widths = Enumerable.Range(0, tasks.Count).Select(i => Math.Min(rows.Max(r => r.Cells[i].Length), MaxColumn)).ToArray();
         foreach (var (label, cells) in rows)
         {
-            var line = Output.OneLine(label, labelWidth).PadRight(labelWidth) + "  "
+            var shown = label.StartsWith("  ", StringComparison.Ordinal) ? "  " + Output.OneLine(label[2..], labelWidth - 2) : Output.OneLine(label, labelWidth);
+            var line = shown.PadRight(labelWidth) + "  "
                 + string.Join("  ", cells.Select((c, i) => Output.OneLine(c, widths[i]).PadRight(widths[i])));
             w.WriteLine(label == "task" ? Output.Paint(line.TrimEnd(), "1") : line.TrimEnd());
         }

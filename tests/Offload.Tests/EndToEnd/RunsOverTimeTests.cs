@@ -21,7 +21,7 @@ public sealed class RunsOverTimeTests : IAsyncLifetime
     {
         // A repository whose test fails: add.sh subtracts.
         File.WriteAllText(Path.Combine(_h.Repo, "add.sh"), "echo $(($1 - $2))\n");
-        File.WriteAllText(Path.Combine(_h.Repo, "test.sh"), TestScript);
+        File.WriteAllText(Path.Combine(_h.Repo, "add_test.sh"), TestScript);
         _h.Git("add", "-A");
         _h.Git("commit", "-q", "-m", "add, with a bug");
         return Task.CompletedTask;
@@ -40,8 +40,8 @@ public sealed class RunsOverTimeTests : IAsyncLifetime
             turns = new object[] { Final("Done: add works and the tests pass."), Final("There is nothing to fix."), Final("Fixed add.sh: it added nothing before; the tests pass now.") },
             rules = new object[] { new { whenContains = "FAIL: add 2 2 gave 0, expected 4", turn = Tool("Bash", new { command = Fix }) } },
         });
-        var task = await _h.RunTaskAsync(model, "make add.sh add", "--check", "sh test.sh");
-        Assert.Equal("sh test.sh", task.Check);
+        var task = await _h.RunTaskAsync(model, "make add.sh add", "--check", "sh add_test.sh");
+        Assert.Equal("sh add_test.sh", task.Check);
         var done = await _h.WaitAsync(task.Id);
         Assert.True(done.Status == OffloadTaskStatus.Succeeded, $"{done.Status}: {done.Error}");
         Assert.Equal("Fixed add.sh: it added nothing before; the tests pass now.", done.Summary);
@@ -60,7 +60,7 @@ public sealed class RunsOverTimeTests : IAsyncLifetime
         Assert.Equal("echo $(($1 + $2))\n", _h.Git("show", $"{done.Branch}:add.sh"));
 
         var show = (await _h.OffloadAsync("show", Id(task.Id))).Stdout;
-        Assert.Contains("check     passed · `sh test.sh` exited 0 · try 2 of 3", show, StringComparison.Ordinal);
+        Assert.Contains("check     passed · `sh add_test.sh` exited 0 · try 2 of 3", show, StringComparison.Ordinal);
         var json = JsonDocument.Parse((await _h.OffloadAsync("show", "--json", Id(task.Id))).Stdout).RootElement;
         Assert.Equal([false, true], json.GetProperty("checks").EnumerateArray().Select(c => c.GetProperty("passed").GetBoolean()));
         Assert.True(json.GetProperty("checkPassed").GetBoolean());
@@ -71,18 +71,18 @@ public sealed class RunsOverTimeTests : IAsyncLifetime
     {
         // The check comes from the repository's config; the agent never fixes anything.
         Directory.CreateDirectory(Path.Combine(_h.Repo, ".offload"));
-        File.WriteAllText(Path.Combine(_h.Repo, ".offload", "config.json"), """{"check": "sh test.sh", "checkTries": 2}""");
+        File.WriteAllText(Path.Combine(_h.Repo, ".offload", "config.json"), """{"check": "sh add_test.sh", "checkTries": 2}""");
         _h.Git("add", "-A");
         _h.Git("commit", "-q", "-m", "check config");
         var model = _h.Scenario("stubborn", Scenario(Final("Done."), Final("Still done."), Final("Really done.")));
         var task = await _h.RunTaskAsync(model, "make add.sh add");
-        Assert.Equal(("sh test.sh", 2), (task.Check, task.CheckTries));
+        Assert.Equal(("sh add_test.sh", 2), (task.Check, task.CheckTries));
 
         var wait = await _h.OffloadAsync("wait", Id(task.Id));
         Assert.Equal(8, wait.ExitCode);
         var done = await _h.ShowAsync(task.Id);
         Assert.Equal(OffloadTaskStatus.Failed, done.Status);
-        Assert.StartsWith("check failed: `sh test.sh` exited 1 on try 2 of 2; its output ends: FAIL: add 2 2 gave 0, expected 4", done.Error, StringComparison.Ordinal);
+        Assert.StartsWith("check failed: `sh add_test.sh` exited 1 on try 2 of 2; its output ends: FAIL: add 2 2 gave 0, expected 4", done.Error, StringComparison.Ordinal);
         Assert.False(done.CheckPassed);
         Assert.Equal("Still done.", done.Summary); // the agent's last answer is kept
         var events = await _h.EventsAsync(task.Id);
@@ -90,7 +90,7 @@ public sealed class RunsOverTimeTests : IAsyncLifetime
         Assert.Single(events.OfType<UserMessage>(), u => u.Source == "check"); // the last failure ends the task instead
 
         var show = (await _h.OffloadAsync("show", Id(task.Id))).Stdout;
-        Assert.Contains("check     FAILED · `sh test.sh` exited 1 · try 2 of 2", show, StringComparison.Ordinal);
+        Assert.Contains("check     FAILED · `sh add_test.sh` exited 1 · try 2 of 2", show, StringComparison.Ordinal);
         Assert.Contains("│ FAIL: add 2 2 gave 0, expected 4", show, StringComparison.Ordinal);
 
         // A reply is new work: it gets its own tries.
@@ -119,7 +119,7 @@ public sealed class RunsOverTimeTests : IAsyncLifetime
         var wrong = _h.Scenario("wrong", Scenario(Tool("Bash", new { command = "printf 'echo 5\\n' > add.sh" }), Final("Made add.sh answer 5.")));
         var big = _h.Scenario("big", Scenario(Tool("Bash", new { command = Fix + " && printf '# add\\nAdds two numbers.\\n' > ADD.md" }), Final("Fixed add.sh and wrote ADD.md.")));
         var small = _h.Scenario("small", Scenario(Tool("Bash", new { command = Fix }), Final("Fixed add.sh.")));
-        var run = await _h.OffloadAsync("run", "--json", "--models", $"{wrong},{big},{small}", "--check", "sh test.sh", "--check-tries", "1", "make add.sh add");
+        var run = await _h.OffloadAsync("run", "--json", "--models", $"{wrong},{big},{small}", "--check", "sh add_test.sh", "--check-tries", "1", "make add.sh add");
         Assert.True(run.ExitCode == 0, run.ToString());
         var group = JsonSerializer.Deserialize<GroupInfo>(run.Stdout, OffloadJson.Options)!;
         Assert.Equal(3, group.Tasks.Count);
@@ -155,7 +155,7 @@ public sealed class RunsOverTimeTests : IAsyncLifetime
     public async Task Group_WithNoTaskPassing_HasNoPick_AndMergeRefusesNamingWhy()
     {
         var wrong = _h.Scenario("wrong", Scenario(Final("Done.")));
-        var run = await _h.OffloadAsync("run", "--json", "--models", wrong, "-n", "2", "--check", "sh test.sh", "--check-tries", "1", "make add.sh add");
+        var run = await _h.OffloadAsync("run", "--json", "--models", wrong, "-n", "2", "--check", "sh add_test.sh", "--check-tries", "1", "make add.sh add");
         Assert.True(run.ExitCode == 0, run.ToString());
         var group = JsonSerializer.Deserialize<GroupInfo>(run.Stdout, OffloadJson.Options)!;
         Assert.Equal(2, group.Tasks.Count);
@@ -175,7 +175,7 @@ public sealed class RunsOverTimeTests : IAsyncLifetime
     public async Task Again_RepeatsThePromptModelAndCheck_OnTheCurrentHead_LinkedToTheOriginal_AndTagsAndGrepFindTasks()
     {
         var model = _h.Scenario("fix", Scenario(Tool("Bash", new { command = Fix }), Final("Fixed.")));
-        var first = await _h.RunTaskAsync(model, "make add.sh add", "--check", "sh test.sh", "--tag", "math", "--tag", "bugfix", "--max-turns", "7");
+        var first = await _h.RunTaskAsync(model, "make add.sh add", "--check", "sh add_test.sh", "--tag", "math", "--tag", "bugfix", "--max-turns", "7");
         Assert.Equal(["math", "bugfix"], first.Tags);
         Assert.Equal(OffloadTaskStatus.Succeeded, (await _h.WaitAsync(first.Id)).Status);
         await _h.OffloadAsync("run", "--model", "sim:echo", "--tag", "docs", "write the readme");
@@ -207,6 +207,85 @@ public sealed class RunsOverTimeTests : IAsyncLifetime
         Assert.Equal(3, missing.ExitCode);
         Assert.Contains("there is no task 999 to run again", missing.Stderr, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task CompareAndStats_ShowTasksSideBySide_AndFiguresAcrossThem_InTextAndJson()
+    {
+        var fixing = _h.Scenario("fixing", Scenario(
+            Tool("Bash", new { command = "sh add_test.sh" }), Tool("Bash", new { command = Fix }), Tool("Bash", new { command = "sh add_test.sh" }), Final("Fixed add.sh.")));
+        var wrong = _h.Scenario("wrong", Scenario(Final("Done.")));
+        var a = await _h.RunTaskAsync(fixing, "make add.sh add", "--check", "sh add_test.sh", "--tag", "math");
+        var b = await _h.RunTaskAsync(wrong, "make add.sh add, please", "--check", "sh add_test.sh", "--check-tries", "1", "--tag", "math");
+        var c = await _h.RunTaskAsync("sim:echo", "say hello");
+        foreach (var t in (TaskInfo[])[a, b, c])
+        {
+            await _h.WaitAsync(t.Id);
+        }
+
+        // compare: one column per task
+        var text = (await _h.OffloadAsync("compare", Id(a.Id), Id(b.Id))).Stdout;
+        var lines = text.Split('\n');
+        Assert.Equal($"compare tasks {a.Id}, {b.Id}", lines[0]);
+        Assert.Matches(@"^prompt\s+…add\s+…add, please$", Row(lines, "prompt"));
+        Assert.Matches(@"^status\s+succeeded\s+failed$", Row(lines, "status"));
+        Assert.Matches(@"^check\s+passed \(try 1\)\s+FAILED \(try 1\)$", Row(lines, "check"));
+        Assert.Matches(@"^files\s+1 \(\+1 −1\)\s+0 \(\+0 −0\)$", Row(lines, "files"));
+        Assert.Matches(@"^  add\.sh\s+\+1 −1$", Row(lines, "  add.sh"));
+        Assert.Matches(@"^tests\s+2 run, last exit 0\s+-$", Row(lines, "tests"));
+        Assert.Contains($"  #{a.Id}  turn 1  `sh add_test.sh` exited 1", text, StringComparison.Ordinal);
+        Assert.Contains($"  #{a.Id}  turn 3  `sh add_test.sh` exited 0", text, StringComparison.Ordinal);
+
+        var json = JsonSerializer.Deserialize<CompareResponse>((await _h.OffloadAsync("compare", "--json", Id(a.Id), Id(b.Id))).Stdout, OffloadJson.Options)!;
+        Assert.Equal([a.Id, b.Id], json.Tasks.Select(t => t.Task.Id));
+        Assert.Equal((true, false), (json.Tasks[0].Check!.Passed, json.Tasks[1].Check!.Passed));
+        Assert.Equal("add.sh", Assert.Single(json.Tasks[0].Files).Path);
+        Assert.Equal([1, 0], json.Tasks[0].Tests.Select(r => r.ExitCode!.Value));
+        Assert.Equal([4, 1], json.Tasks.Select(t => t.Task.Turns));
+
+        var diff = await _h.OffloadAsync("compare", "--diff", Id(a.Id), Id(b.Id));
+        Assert.True(diff.ExitCode == 0, diff.ToString());
+        Assert.Contains("-echo $(($1 + $2))\n+echo $(($1 - $2))", diff.Stdout, StringComparison.Ordinal);
+        var tagged = JsonSerializer.Deserialize<CompareResponse>((await _h.OffloadAsync("compare", "--json", "--tag", "math")).Stdout, OffloadJson.Options)!;
+        Assert.Equal(("tag math", 2), (tagged.Of, tagged.Tasks.Count));
+
+        var alone = await _h.OffloadAsync("compare", Id(c.Id));
+        Assert.Equal(2, alone.ExitCode);
+        Assert.Contains($"task {c.Id} has no series to compare", alone.Stderr, StringComparison.Ordinal);
+        Assert.Equal(3, (await _h.OffloadAsync("compare", Id(a.Id), "999")).ExitCode);
+        Assert.Equal(2, (await _h.OffloadAsync("compare", "--diff", Id(a.Id))).ExitCode);
+
+        // stats: across all three, and split
+        var stats = JsonSerializer.Deserialize<StatsResponse>((await _h.OffloadAsync("stats", "--json")).Stdout, OffloadJson.Options)!;
+        var all = stats.Total;
+        Assert.Equal((3, 3, 2, 1), (all.Tasks, all.Ended, all.Succeeded, all.Failed));
+        Assert.Equal(2.0 / 3, all.SuccessRate!.Value, 3);
+        Assert.Equal((2, 1, 0.5), (all.Checked, all.CheckPassed, all.CheckPassRate!.Value));
+        Assert.NotNull(all.MedianSeconds);
+        Assert.True(all.P90Seconds >= all.MedianSeconds);
+        var tasks = JsonSerializer.Deserialize<TaskInfo[]>((await _h.OffloadAsync("ls", "--json")).Stdout, OffloadJson.Options)!;
+        Assert.Equal(tasks.Sum(t => (long)t.Turns), all.Turns);
+        Assert.Equal(tasks.Sum(t => t.Usage.InputTokens), all.InputTokens);
+
+        var byTag = JsonSerializer.Deserialize<StatsResponse>((await _h.OffloadAsync("stats", "--json", "--by", "tag")).Stdout, OffloadJson.Options)!;
+        Assert.Equal([("(none)", 1), ("math", 2)], byTag.Rows.Select(r => (r.Key, r.Tasks)));
+        var byStatus = JsonSerializer.Deserialize<StatsResponse>((await _h.OffloadAsync("stats", "--json", "--by", "status")).Stdout, OffloadJson.Options)!;
+        Assert.Equal([("succeeded", 2), ("failed", 1)], byStatus.Rows.Select(r => (r.Key, r.Tasks)));
+        var byModel = JsonSerializer.Deserialize<StatsResponse>((await _h.OffloadAsync("stats", "--json", "--by", "model", "--tag", "math")).Stdout, OffloadJson.Options)!;
+        Assert.Equal(2, byModel.Rows.Count);
+        Assert.Equal(2, byModel.Total.Tasks);
+
+        var byDay = (await _h.OffloadAsync("stats", "--by", "day", "--since", "7d")).Stdout.Split('\n');
+        var today = DateTimeOffset.Now.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+        Assert.Matches($"^{today}  █+ +3 ", Assert.Single(byDay, l => l.StartsWith(today, StringComparison.Ordinal) && l.Contains('█', StringComparison.Ordinal)));
+        Assert.Matches(@"^all\s+3\s+67%\s+50%", Assert.Single(byDay, l => l.StartsWith("all", StringComparison.Ordinal)));
+        Assert.Contains("no tasks in that time", (await _h.OffloadAsync("stats", "--since", "2000-01-01T00:00", "--tag", "nothing")).Stdout, StringComparison.Ordinal);
+        var bad = await _h.OffloadAsync("stats", "--since", "yesterday");
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("--since takes a span back from now", bad.Stderr, StringComparison.Ordinal);
+    }
+
+    private static string Row(string[] lines, string label) =>
+        Assert.Single(lines, l => l.StartsWith(label + " ", StringComparison.Ordinal) && (label.StartsWith(' ') || !l.StartsWith("  ", StringComparison.Ordinal)));
 
     private static string Id(long id) => id.ToString(CultureInfo.InvariantCulture);
 }

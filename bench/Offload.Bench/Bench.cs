@@ -16,7 +16,7 @@ public sealed partial class Bench(string offload, string? claude, bool quick, Te
 
     public IReadOnlyList<Figure> Figures => _figures;
 
-    public static readonly string[] Names = ["background", "memory", "cpu", "logs", "many", "cli", "prompt", "search", "longmem", "cache"];
+    public static readonly string[] Names = ["background", "memory", "cpu", "logs", "many", "cli", "prompt", "search", "longmem", "cache", "runs"];
 
     public async Task RunAsync(IReadOnlyCollection<string> only)
     {
@@ -69,6 +69,11 @@ public sealed partial class Bench(string offload, string? claude, bool quick, Te
         if (Want("cache"))
         {
             await Measure("prompt cache share", PromptCacheAsync);
+        }
+
+        if (Want("runs"))
+        {
+            await Measure("stats and compare", StatsCompareAsync);
         }
     }
 

@@ -70,7 +70,8 @@ public sealed record TaskDetails(
     string? ProposedPlan = null,
     string? ApprovedPlan = null,
     IReadOnlyList<CompactionRecord>? Compactions = null,
-    IReadOnlyList<SubagentInfo>? Subagents = null);
+    IReadOnlyList<SubagentInfo>? Subagents = null,
+    IReadOnlyList<AllowedPrompt>? ApprovedPrompts = null);
 
 /// <summary>
 /// A subagent the task's agent started with the <c>Agent</c> tool (call <paramref name="CallId"/>), with its share of the

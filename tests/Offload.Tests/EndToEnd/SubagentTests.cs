@@ -229,7 +229,7 @@ public sealed class SubagentTests : IAsyncLifetime
         Assert.Single(events.OfType<ToolResulted>(), r => r is { Name: "Read", IsError: false } && r.Subagent == limited);
         var results = events.OfType<ToolResulted>().Where(r => r.Name == AgentTool.ToolName && r.Subagent is null).ToList();
         Assert.True(results[0].IsError);
-        Assert.StartsWith("The limited agent reached its maxTurns limit (2 turns, set in .claude/agents/limited.md) before it finished", results[0].Output, StringComparison.Ordinal);
+        Assert.True(results[0].Output.StartsWith("The limited agent reached its maxTurns limit (2 turns, set in .claude/agents/limited.md) before it finished", StringComparison.Ordinal), results[0].Output);
         Assert.True(results[1].IsError);
         Assert.Equal("Agent type 'broken' cannot be used: .claude/agents/broken.md has invalid maxTurns 'lots'; it must be a positive integer " +
             "(fix the file: the task reads it when it next starts).", results[1].Output);

@@ -50,6 +50,7 @@ namespace Offload.Cli;
 [JsonSerializable(typeof(IReadOnlyList<PlanItem>))]
 [JsonSerializable(typeof(IReadOnlyList<SubagentInfo>))]
 [JsonSerializable(typeof(IReadOnlyList<CheckRan>))]
+[JsonSerializable(typeof(IReadOnlyList<AllowedPrompt>))]
 [JsonSerializable(typeof(PermissionRequested))]
 [JsonSerializable(typeof(System.Text.Json.Nodes.JsonObject))]
 [JsonSerializable(typeof(DoctorReport))]

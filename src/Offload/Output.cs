@@ -56,10 +56,13 @@ public static class Output
     /// <summary>
     /// One journal event as a log line (an assistant turn's thinking adds a line before its text: collapsed to its
     /// first line and size, or whole with <paramref name="thinking"/>); null for events not worth a line.
+    /// <paramref name="subagent"/> names the subagent that wrote the event (<see cref="SubagentLabels"/>): each of its
+    /// lines starts with it in brackets, after the time.
     /// </summary>
-    public static string? LogLine(AgentEvent e, bool thinking = false)
+    public static string? LogLine(AgentEvent e, bool thinking = false, string? subagent = null)
     {
         var time = e.At.ToLocalTime().ToString("HH:mm:ss", CultureInfo.InvariantCulture);
+        var lead = Paint(time, "2") + " " + (subagent is null ? "" : Paint($"[{subagent}]", "34") + " ");
         var text = e switch
         {
             TaskCreated c => $"created · {c.Engine} · {c.Model} · branch {c.Branch}",
@@ -68,7 +71,7 @@ public static class Output
             StatusChanged s => $"{Paint("●", "2")} {Status(s.To)}{(s.Reason is null ? "" : " · " + s.Reason)}",
             UserMessage { Source: Agent.Conversation.OutputLimitSource } => Paint("↻ the reply was cut off by the output-token limit; the model was asked to continue", "33"),
             UserMessage u => $"{Paint("user:", "1")} {u.Text}",
-            AssistantMessage { Thinking.Count: > 0 } a => string.Join("\n" + Paint(time, "2") + " ",
+            AssistantMessage { Thinking.Count: > 0 } a => string.Join("\n" + lead,
                 [.. a.Thinking.Select(b => Thought(b, thinking)), .. a.Text.Length > 0 ? [$"{Paint("assistant:", "1")} {a.Text}"] : Array.Empty<string>()]),
             AssistantMessage a when a.Text.Length > 0 => $"{Paint("assistant:", "1")} {a.Text}",
             ToolCalled t => $"{Paint("→ " + t.Name, "35")} {OneLine(Describe(t), 160)}",
@@ -87,7 +90,30 @@ public static class Output
             TaskFinished f => $"{Paint("finished", "1")} {Status(f.Status)}{(f.Reason is null ? "" : " · " + f.Reason)}{(f.Commit is null ? "" : " · commit " + f.Commit[..Math.Min(10, f.Commit.Length)])}",
             _ => null,
         };
-        return text is null ? null : $"{Paint(time, "2")} {text}";
+        return text is null ? null : lead + text;
+    }
+
+    /// <summary>
+    /// What <c>logs</c> calls each subagent, by the id of the Agent call that started it (<see cref="AgentEvent.Subagent"/>):
+    /// its type and description, learnt from that call as the events go by; a subagent whose call came before the events
+    /// shown (<c>--after</c>) is called by its call id.
+    /// </summary>
+    public sealed class SubagentLabels
+    {
+        private readonly Dictionary<string, string> _labels = new(StringComparer.Ordinal);
+
+        /// <summary>The label of the subagent that wrote <paramref name="e"/>, or null for the task's own agent.</summary>
+        public string? Of(AgentEvent e)
+        {
+            if (e is ToolCalled { Subagent: null, Name: Agent.Subagents.AgentTool.ToolName } call)
+            {
+                string? Field(string name) =>
+                    call.Input.ValueKind == JsonValueKind.Object && call.Input.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String && v.GetString() is { Length: > 0 } s ? s : null;
+                _labels[call.CallId] = $"{Field("subagent_type") ?? Agent.Subagents.AgentTypes.GeneralPurpose}: {OneLine(Field("description") ?? "", 40)}";
+            }
+
+            return e.Subagent is not { } id ? null : _labels.TryGetValue(id, out var label) ? label : "subagent " + id;
+        }
     }
 
     /// <summary>The mark of a plan item's status: done, doing, to do, deleted.</summary>

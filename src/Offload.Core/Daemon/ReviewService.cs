@@ -265,10 +265,12 @@ public sealed partial class ReviewService(
 
         await EnsureWorktreeAsync(task, "reply to", cancellationToken);
         await RaiseCapsAsync(id, request.MaxTurns, request.MaxCostUsd, request.TimeoutSeconds, cancellationToken);
-        foreach (var pending in Conversation.PendingCalls(await store.ReadEventsAsync(id, 0, int.MaxValue, cancellationToken)))
+        var journal = await store.ReadEventsAsync(id, 0, int.MaxValue, cancellationToken);
+        foreach (var pending in journal.Select(e => e.Subagent).Distinct().SelectMany(s => Conversation.PendingCalls(journal, s)))
         {
-            // a call cut off by a cancel gets its result before the reply, where the model expects it
-            await AppendAsync(id, new ToolResulted(pending.CallId, pending.Name, StoppedNote(task), IsError: true), cancellationToken);
+            // a call cut off by a cancel gets its result before the reply, where the model expects it; a subagent's too
+            // (its Agent call is answered so, and it is not started again)
+            await AppendAsync(id, new ToolResulted(pending.CallId, pending.Name, StoppedNote(task), IsError: true) { Subagent = pending.Subagent }, cancellationToken);
         }
 
         await AppendAsync(id, new UserMessage(request.Text, "reply"), cancellationToken);
@@ -455,8 +457,9 @@ public sealed partial class ReviewService(
         var current = Conversation.Current(events);
         var plan = TaskPlan.From(current);
         var proposed = plan.PlanMode ? current.OfType<PlanProposed>().LastOrDefault()?.Plan : null;
+        var approved = current.OfType<PlanApproved>().LastOrDefault();
         return new TaskDetails(report.Task, report.Files, commands, attempts, merges, Math.Round(runSeconds, 3), restores,
-            plan.Items, proposed, current.OfType<PlanApproved>().LastOrDefault()?.Plan, compactions, [.. subagents.Values],
+            plan.Items, proposed, approved?.Plan, compactions, [.. subagents.Values], approved?.AllowedPrompts,
             [.. events.OfType<CheckRan>()]);
     }
 

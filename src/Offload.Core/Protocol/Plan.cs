@@ -32,4 +32,15 @@ public sealed record PlanItemChanged(PlanItem Item, int Done, int Total) : Agent
 public sealed record PlanProposed(string Plan, string? File = null) : AgentEvent;
 
 /// <summary>The user approved the proposed plan: plan mode is over, the agent may write and run commands.</summary>
-public sealed record PlanApproved(string Plan) : AgentEvent;
+/// <param name="AllowedPrompts">
+/// The <c>allowedPrompts</c> of the approved <c>ExitPlanMode</c> call: what the agent said it will need (Claude Code's
+/// prompt-based permissions). Recorded and shown; they allow nothing by themselves (docs/architecture.md, "The plan", says why).
+/// </param>
+public sealed record PlanApproved(string Plan, IReadOnlyList<AllowedPrompt>? AllowedPrompts = null) : AgentEvent;
+
+/// <summary>One entry of <c>ExitPlanMode</c>'s <c>allowedPrompts</c>: a tool (<c>Bash</c>) and a description of the actions ("run tests").</summary>
+public sealed record AllowedPrompt(string Tool, string Prompt)
+{
+    /// <summary>Claude Code's form of it as a permission rule: <c>Bash(prompt: run tests)</c>.</summary>
+    public override string ToString() => $"{Tool}(prompt: {Prompt})";
+}

@@ -71,6 +71,7 @@ public sealed record TaskDetails(
     string? ApprovedPlan = null,
     IReadOnlyList<CompactionRecord>? Compactions = null,
     IReadOnlyList<SubagentInfo>? Subagents = null,
+    IReadOnlyList<AllowedPrompt>? ApprovedPrompts = null,
     IReadOnlyList<CheckRan>? Checks = null);
 
 /// <summary>

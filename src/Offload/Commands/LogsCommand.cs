@@ -16,13 +16,14 @@ public static class LogsCommand
         command.SetAction(async (parse, ct) => await Common.WithClientAsync(async client =>
         {
             var asJson = parse.GetValue(json);
+            var subagents = new Output.SubagentLabels();
             await foreach (var e in client.EventsAsync(parse.GetValue(id), parse.GetValue(after), parse.GetValue(follow), ct))
             {
                 if (asJson)
                 {
                     Output.JsonLine(e);
                 }
-                else if (Output.LogLine(e, parse.GetValue(thinking)) is { } line)
+                else if (Output.LogLine(e, parse.GetValue(thinking), subagents.Of(e)) is { } line)
                 {
                     Console.Out.WriteLine(line);
                 }

@@ -31,6 +31,7 @@ public static class ShowCommand
                 node["planItems"] = JsonSerializer.SerializeToNode(report.Plan ?? [], CliJson.Info<IReadOnlyList<PlanItem>>());
                 node["proposedPlan"] = report.ProposedPlan;
                 node["approvedPlan"] = report.ApprovedPlan;
+                node["approvedPrompts"] = JsonSerializer.SerializeToNode(report.ApprovedPrompts ?? [], CliJson.Info<IReadOnlyList<AllowedPrompt>>());
                 node["subagents"] = JsonSerializer.SerializeToNode(report.Subagents ?? [], CliJson.Info<IReadOnlyList<SubagentInfo>>());
                 node["checks"] = JsonSerializer.SerializeToNode(report.Checks ?? [], CliJson.Info<IReadOnlyList<CheckRan>>());
                 if (question is not null)
@@ -48,6 +49,11 @@ public static class ShowCommand
                 Console.Out.WriteLine();
                 Console.Out.WriteLine(Output.Paint("waiting for approval of the plan", "1;33"));
                 Console.Out.WriteLine(Indent(report.ProposedPlan ?? "(the plan file is empty)"));
+                if (Agent.Tools.ExitPlanModeTool.AllowedPrompts(question.Input) is { } asked)
+                {
+                    Console.Out.WriteLine($"  it asks for: {string.Join(", ", asked)} (recorded with the approval; they allow nothing by themselves)");
+                }
+
                 Console.Out.WriteLine($"  next: offload approve {report.Task.Id} (it goes on, and may now write and run commands) · offload reply {report.Task.Id} \"…\" (back to planning)");
             }
             else if (question is not null)
@@ -174,6 +180,14 @@ public static class ShowCommand
             w.WriteLine();
             w.WriteLine(Output.Paint("approved plan", "1"));
             w.WriteLine(Indent(approved));
+            if (report.ApprovedPrompts is { Count: > 0 } prompts)
+            {
+                w.WriteLine(Output.Paint("  allowed prompts, as the agent asked (recorded; they allow nothing by themselves: the permission rules still decide)", "2"));
+                foreach (var prompt in prompts)
+                {
+                    w.WriteLine($"    {prompt}");
+                }
+            }
         }
 
         if (report.Plan is { Count: > 0 } plan)

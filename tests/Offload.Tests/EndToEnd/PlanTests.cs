@@ -30,6 +30,9 @@ public sealed class PlanTests : IAsyncLifetime
             Tool("TaskList", new { }),
             Tool("TaskGet", new { taskId = "3" }),
             Tool("TaskUpdate", new { taskId = "9", status = "completed" }),
+            Tool("TaskUpdate", new { taskId = "3", addBlockedBy = new[] { "1" } }),
+            Tool("TaskGet", new { taskId = "1" }),
+            Tool("TaskGet", new { taskId = "3" }),
             Final("Planned."))), "plan the fix");
         Assert.Equal(OffloadTaskStatus.Succeeded, (await _h.WaitAsync(task.Id)).Status);
 
@@ -44,6 +47,9 @@ public sealed class PlanTests : IAsyncLifetime
                 ("TaskList", "#1 [completed] Read the code\n#2 [in_progress] Fix the parser\n#3 [pending] Run the tests [blocked by #2]", false),
                 ("TaskGet", "Task #3: Run the tests\nStatus: pending\nDescription: dotnet test\nBlocked by: #2", false),
                 ("TaskUpdate", "Task #9 not found", false),
+                ("TaskUpdate", "Updated task #3 blockedBy", false),
+                ("TaskGet", "Task #1: Read the code\nStatus: completed\nDescription: Find where the parser lives\nBlocks: #3", false), // both halves of each link
+                ("TaskGet", "Task #3: Run the tests\nStatus: pending\nDescription: dotnet test\nBlocked by: #2, #1", false),
             ],
             results);
 
@@ -95,7 +101,9 @@ public sealed class PlanTests : IAsyncLifetime
         var reply = await _h.OffloadAsync("reply", Id(task), "also add tests");
         Assert.True(reply.ExitCode == 0, reply.ToString());
         var second = await WaitForStatusAsync(task.Id, OffloadTaskStatus.NeedsInput, first.Seq);
-        Assert.Contains("Plan v2: write notes.txt with tests", Plain((await _h.OffloadAsync("show", Id(task))).Stdout));
+        var waiting = Plain((await _h.OffloadAsync("show", Id(task))).Stdout);
+        Assert.Contains("Plan v2: write notes.txt with tests", waiting);
+        Assert.Contains("  it asks for: Bash(prompt: run tests) (recorded with the approval; they allow nothing by themselves)\n", waiting);
 
         var approve = await _h.OffloadAsync("approve", Id(task));
         Assert.True(approve.ExitCode == 0, approve.ToString());
@@ -114,13 +122,19 @@ public sealed class PlanTests : IAsyncLifetime
         Assert.False(results[9].IsError); // Write after approval
         Assert.False(results[10].IsError, results[10].Output); // Bash after approval
         Assert.Equal(["Plan v1: write notes.txt", "Plan v2: write notes.txt with tests"], events.OfType<PlanProposed>().Select(p => p.Plan));
-        Assert.Equal("Plan v2: write notes.txt with tests", events.OfType<PlanApproved>().Single().Plan);
+        var approved = events.OfType<PlanApproved>().Single();
+        Assert.Equal("Plan v2: write notes.txt with tests", approved.Plan);
+        Assert.Equal([new AllowedPrompt("Bash", "run tests")], approved.AllowedPrompts);
 
         Assert.Equal("done", _h.Git("show", $"{done.Branch}:notes.txt"));
         Assert.Contains("ran.txt", _h.Git("ls-tree", "--name-only", done.Branch));
         Assert.DoesNotContain("early.txt", _h.Git("ls-tree", "-r", "--name-only", done.Branch));
         Assert.DoesNotContain(".offload", _h.Git("ls-tree", "-r", "--name-only", done.Branch)); // the plan file does not land on the branch
-        Assert.Contains("approved plan\n  Plan v2: write notes.txt with tests", Plain((await _h.OffloadAsync("show", Id(task))).Stdout));
+        Assert.Contains("approved plan\n  Plan v2: write notes.txt with tests\n" +
+            "  allowed prompts, as the agent asked (recorded; they allow nothing by themselves: the permission rules still decide)\n" +
+            "    Bash(prompt: run tests)\n", Plain((await _h.OffloadAsync("show", Id(task))).Stdout));
+        var json = JsonDocument.Parse((await _h.OffloadAsync("show", "--json", Id(task))).Stdout).RootElement.GetProperty("approvedPrompts");
+        Assert.Equal(["Bash: run tests"], json.EnumerateArray().Select(p => $"{p.GetProperty("tool").GetString()}: {p.GetProperty("prompt").GetString()}"));
     }
 
     [Fact]

@@ -67,6 +67,28 @@ public sealed class RunsOverTimeTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Check_WithTheClaudeEngine_SendsTheFailureIntoTheSameSession_AndPassesAfterTheFix()
+    {
+        Claude.ClaudeCode.Configure(_h, permissions: new { allow = new[] { "Bash(printf:*)" } });
+        var model = _h.Scenario("claude-claims", new
+        {
+            name = "claude-claims",
+            turns = new object[] { Final("Done: the tests pass."), Final("There is nothing to fix."), Final("Fixed add.sh; the tests pass now.") },
+            rules = new object[] { new { whenContains = "FAIL: add 2 2 gave 0, expected 4", turn = Tool("Bash", new { command = Fix }) } },
+        });
+        var task = await Claude.ClaudeCode.RunClaudeAsync(_h, model, "make add.sh add", "--check", "sh add_test.sh");
+        var done = await _h.WaitAsync(task.Id, TimeSpan.FromSeconds(180));
+        Assert.True(done.Status == OffloadTaskStatus.Succeeded, $"{done.Status}: {done.Error}");
+        Assert.Equal("Fixed add.sh; the tests pass now.", done.Summary);
+        var events = await _h.EventsAsync(task.Id);
+        Assert.Equal([false, true], events.OfType<CheckRan>().Select(c => c.Passed));
+        var sessions = events.OfType<EngineNote>().Where(n => n.Kind == "claude.session").Select(n => n.Text).ToList();
+        Assert.Equal(2, sessions.Count);
+        Assert.Single(sessions.Distinct()); // the check's message resumed the same Claude Code session
+        Assert.Equal("echo $(($1 + $2))\n", _h.Git("show", $"{done.Branch}:add.sh"));
+    }
+
+    [Fact]
     public async Task Check_FailingEveryTry_EndsTheTaskFailed_WithTheLastOutput_AndTheRepositorysCheckIsTheDefault()
     {
         // The check comes from the repository's config; the agent never fixes anything.

@@ -69,7 +69,7 @@ public sealed class PermissionGate(PermissionBroker broker, Func<string, string?
                     $"revise the plan in {TaskPlan.PlanFile} and call ExitPlanMode again. To tell you how to proceed, the user said:\n{answer.Reason ?? "(no reason given)"}");
             }
 
-            await run.Journal.AppendAsync(new PlanApproved(proposed), cancellationToken);
+            await run.Journal.AppendAsync(new PlanApproved(proposed, ExitPlanModeTool.AllowedPrompts(call.Input)), cancellationToken);
             plan.Approve();
             return null;
         }

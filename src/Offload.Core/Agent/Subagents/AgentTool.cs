@@ -60,6 +60,11 @@ public sealed class AgentTool(IReadOnlyList<AgentType> types, SubagentRunner run
             return ToolResult.Error($"Agent type '{name}' not found. Available agents: {string.Join(", ", types.Select(t => t.Name))}");
         }
 
+        if (type.Invalid is { } invalid)
+        {
+            return ToolResult.Error($"Agent type '{name}' cannot be used: {invalid}.");
+        }
+
         return await runner.RunAsync(context.CallId ?? throw new InvalidOperationException("The Agent tool needs the call id its subagent is keyed by."),
             type, prompt, model, context, cancellationToken);
     }
@@ -77,7 +82,10 @@ public sealed class AgentTool(IReadOnlyList<AgentType> types, SubagentRunner run
             """);
         foreach (var type in types)
         {
-            text.Append($"- {type.Name}: {type.Description} (Tools: {(type.Tools is { } tools ? string.Join(", ", tools) : "*")})\n");
+            var tools = type.Tools is { } only ? string.Join(", ", only.Where(type.Allows))
+                : type.DisallowedTools.Count > 0 ? "All tools except " + string.Join(", ", type.DisallowedTools)
+                : "*";
+            text.Append($"- {type.Name}: {type.Description} (Tools: {tools})\n");
         }
 
         text.Append("""

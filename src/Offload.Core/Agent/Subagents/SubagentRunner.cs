@@ -73,14 +73,18 @@ public sealed class SubagentRunner
         var journal = _run.Journal;
         var history = await journal.ReadAllAsync(cancellationToken);
         var mine = Conversation.Current(history, callId);
+        List<ToolCalled> parked = [];
         if (mine.Count == 0)
         {
             await journal.AppendAsync(new UserMessage(prompt, PromptSource) { Subagent = callId }, cancellationToken);
         }
         else
         {
-            // Started before a restart: its calls cut off by it are answered as the task's own are, and it goes on.
-            foreach (var pending in Conversation.PendingCalls(history, callId))
+            // Started before a restart: its calls cut off by it are answered as the task's own are (a question it was
+            // waiting on is asked again, below), and it goes on.
+            var pendingCalls = Conversation.PendingCalls(history, callId);
+            parked = [.. pendingCalls.Where(c => Conversation.IsParked(history, c))];
+            foreach (var pending in pendingCalls.Except(parked))
             {
                 await journal.AppendAsync(new ToolResulted(pending.CallId, pending.Name, Conversation.InterruptedNote, IsError: true) { Subagent = callId }, cancellationToken);
             }
@@ -103,23 +107,42 @@ public sealed class SubagentRunner
             return ToolResult.Error($"The {type.Name} agent's model {wanted} cannot be used: {e.Message}");
         }
 
-        var tools = type.Tools is { } names ? new ToolRegistry(_tools.Values.Where(t => names.Contains(t.Name))) : _tools;
+        var tools = new ToolRegistry(_tools.Values.Where(t => type.Allows(t.Name)));
         var options = new ChatOptions
         {
             Instructions = type.SystemPrompt + "\n\n" + Workplace,
             Tools = [.. tools.Values.Select(t => AIFunctionFactory.CreateDeclaration(t.Name, t.Description, t.InputSchema))],
             ModelId = ModelRef.Parse(model, _models.Settings).Name,
         };
-        var messages = Conversation.Rebuild(history, callId);
         var runner = new ToolRunner(tools, _permissions, _run, _policy,
             context with { Reads = context.Reads is null ? null : FileReads.From(Conversation.Current(history, callId)), CallId = null }, callId);
+        if (parked.Count > 0)
+        {
+            await runner.RunTurnAsync(parked, cancellationToken); // the question it was waiting on, asked again (or its answer, found)
+            history = await journal.ReadAllAsync(cancellationToken);
+        }
+
+        var messages = Conversation.Rebuild(history, callId);
+        var turns = Conversation.Current(history, callId).OfType<UsageRecorded>().Count(); // its own, before a restart too
+        history = [];
         using var client = _models.Create(model, retry => journal.AppendAsync(retry with { Subagent = callId }, CancellationToken.None));
         while (true)
         {
+            // The daemon is stopping: the subagent ends here, between two steps, with its Agent call left open in the
+            // journal; the task's run ends suspended, and the next daemon start goes on with this subagent.
+            _run.SoftStop.ThrowIfCancellationRequested();
             if (_budget.Exceeded() is { } limited)
             {
                 return ToolResult.Error($"The subagent stopped before it finished: the task's {limited}.");
             }
+
+            if (turns >= type.MaxTurns)
+            {
+                return ToolResult.Error($"The {type.Name} agent reached its maxTurns limit ({type.MaxTurns} turns, set in {type.Source}) before it finished; " +
+                    "its work so far is in the worktree. Do the rest yourself, or start an agent with a narrower task.");
+            }
+
+            turns++;
 
             var response = await client.GetResponseAsync(messages, options, cancellationToken);
             var usage = _models.Usage(model, response.Usage) with { Subagent = callId };

@@ -63,6 +63,27 @@ public sealed class ExitPlanModeTool : ITool
             $"## Approved Plan:\n{plan}"));
     }
 
+    /// <summary>
+    /// The input's <c>allowedPrompts</c> that have a tool and a prompt; null when there are none. Claude Code 2.1.197 turns
+    /// them into session rules <c>Bash(prompt: …)</c> only behind a feature flag that is off, and such a rule is matched by
+    /// a model classifier, not a pattern; Offload records them with the approval and shows them, and allows nothing by them.
+    /// </summary>
+    public static IReadOnlyList<Protocol.AllowedPrompt>? AllowedPrompts(JsonElement input)
+    {
+        if (input.ValueKind != JsonValueKind.Object || !input.TryGetProperty("allowedPrompts", out var list) || list.ValueKind != JsonValueKind.Array)
+        {
+            return null;
+        }
+
+        var prompts = list.EnumerateArray()
+            .Where(p => p.ValueKind == JsonValueKind.Object
+                && p.TryGetProperty("tool", out var t) && t.ValueKind == JsonValueKind.String
+                && p.TryGetProperty("prompt", out var q) && q.ValueKind == JsonValueKind.String && !string.IsNullOrWhiteSpace(q.GetString()))
+            .Select(p => new Protocol.AllowedPrompt(p.GetProperty("tool").GetString()!, p.GetProperty("prompt").GetString()!.Trim()))
+            .ToList();
+        return prompts.Count > 0 ? prompts : null;
+    }
+
     /// <summary>The proposed plan: the <c>plan</c> text of the input, else the plan file; null when there is neither.</summary>
     public static string? Read(JsonElement input, string worktree)
     {

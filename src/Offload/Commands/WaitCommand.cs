@@ -10,7 +10,8 @@ public static class WaitCommand
         var ids = Common.TaskOrGroupIdsArgument("The tasks (12) or best-of-N groups (g3) to wait for");
         var json = Common.JsonOption();
         var command = new Command("wait",
-            "Block until the tasks end; exit 0 only if all succeeded (8 failed, 9 limited, 10 cancelled); a group (gN) counts as succeeded when it has a pick")
+            "Block until the tasks end; exit 0 only if all succeeded (8 failed, 9 limited, 10 cancelled); a group (gN) counts as succeeded when it has a pick. " +
+            "--json prints the tasks, or the groups (with their picks) when only groups are named")
         {
             ids, json,
         };
@@ -23,7 +24,7 @@ public static class WaitCommand
             var tasks = waited.SelectMany(w => w.Task is { } t ? [t] : w.Group!.Tasks).ToArray();
             if (parse.GetValue(json))
             {
-                if (refs.Any(r => r.IsGroup))
+                if (refs.All(r => r.IsGroup))
                 {
                     Output.Json(waited.Select(w => w.Group).OfType<GroupInfo>().ToArray());
                 }

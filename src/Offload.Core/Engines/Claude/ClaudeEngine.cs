@@ -254,7 +254,7 @@ public sealed partial class ClaudeEngine(
 
             foreach (var e in events)
             {
-                await journal.AppendAsync(e, CancellationToken.None);
+                run.Telemetry?.Observe(await journal.AppendAsync(e, CancellationToken.None));
                 if (e is ToolCalled { Name: "Write" or "Edit" or "MultiEdit" or "NotebookEdit" or "Bash" } call)
                 {
                     changedFiles.Add(call.Turn);

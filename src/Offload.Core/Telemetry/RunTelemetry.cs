@@ -146,7 +146,16 @@ public sealed class RunTelemetry : IDisposable
             return;
         }
 
-        var events = (await store.ReadEventsAsync(_task.Id, _startSeq - 1, int.MaxValue, cancellationToken)).Where(e => e.Attempt == _attempt).ToList();
+        List<AgentEvent> events;
+        try
+        {
+            events = (await store.ReadEventsAsync(_task.Id, _startSeq - 1, int.MaxValue, cancellationToken)).Where(e => e.Attempt == _attempt).ToList();
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            events = []; // the task's end is already stored: a journal that cannot be read now costs the span its usage, never the task its status
+        }
+
         var usage = events.OfType<UsageRecorded>().ToList();
         var finished = events.OfType<TaskFinished>().LastOrDefault();
         var status = finished?.Status.ToWire() ?? "suspended";

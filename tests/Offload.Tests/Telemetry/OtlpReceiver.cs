@@ -4,13 +4,16 @@ using System.Net;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Logging;
 
 namespace Offload.Tests.Telemetry;
 
 /// <summary>
-/// A real OTLP/HTTP receiver on a loopback port: Kestrel takes <c>POST /v1/traces</c> and <c>/v1/metrics</c>
-/// (protobuf, gzip or not), decodes them with <see cref="Protobuf"/>, and keeps what arrived. Tests wait on
+/// A real OTLP receiver on a loopback port: Kestrel takes <c>POST /v1/traces</c> and <c>/v1/metrics</c>
+/// (protobuf, gzip or not), or with <c>grpc</c> the two services' <c>Export</c> calls over HTTP/2 (gRPC's
+/// length-prefixed frames, answered with <c>grpc-status: 0</c>), decodes them with <see cref="Protobuf"/>, and keeps
+/// what arrived. Tests wait on
 /// <see cref="WaitUntilAsync{T}"/>: each request that arrives wakes them.
 /// </summary>
 public sealed class OtlpReceiver : IAsyncDisposable
@@ -27,15 +30,24 @@ public sealed class OtlpReceiver : IAsyncDisposable
 
     public int Requests { get; private set; }
 
-    public static async Task<OtlpReceiver> StartAsync()
+    public static async Task<OtlpReceiver> StartAsync(bool grpc = false)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, o => o.Protocols = grpc ? HttpProtocols.Http2 : HttpProtocols.Http1AndHttp2));
         var app = builder.Build();
         var receiver = new OtlpReceiver(app);
-        app.MapPost("/v1/traces", context => receiver.ReceiveAsync(context, receiver.AddTraces));
-        app.MapPost("/v1/metrics", context => receiver.ReceiveAsync(context, receiver.AddMetrics));
+        if (grpc)
+        {
+            app.MapPost("/opentelemetry.proto.collector.trace.v1.TraceService/Export", context => receiver.ReceiveGrpcAsync(context, receiver.AddTraces));
+            app.MapPost("/opentelemetry.proto.collector.metrics.v1.MetricsService/Export", context => receiver.ReceiveGrpcAsync(context, receiver.AddMetrics));
+        }
+        else
+        {
+            app.MapPost("/v1/traces", context => receiver.ReceiveAsync(context, receiver.AddTraces));
+            app.MapPost("/v1/metrics", context => receiver.ReceiveAsync(context, receiver.AddMetrics));
+        }
+
         await app.StartAsync();
         receiver.BaseUrl = new Uri(app.Urls.First());
         return receiver;
@@ -109,7 +121,34 @@ public sealed class OtlpReceiver : IAsyncDisposable
             return;
         }
 
-        add(buffer.ToArray());
+        Arrived(buffer.ToArray(), add);
+        context.Response.ContentType = "application/x-protobuf";
+        context.Response.StatusCode = StatusCodes.Status200OK; // an empty Export*ServiceResponse: everything accepted
+    }
+
+    /// <summary>One gRPC message: a flag byte (1: compressed with the <c>grpc-encoding</c>), a 4-byte big-endian length, the protobuf.</summary>
+    private async Task ReceiveGrpcAsync(HttpContext context, Action<ReadOnlyMemory<byte>> add)
+    {
+        using var buffer = new MemoryStream();
+        await context.Request.Body.CopyToAsync(buffer);
+        var frame = buffer.ToArray();
+        var message = frame.AsMemory(5, (int)BinaryPrimitives.ReadUInt32BigEndian(frame.AsSpan(1)));
+        if (frame[0] == 1)
+        {
+            using var inflated = new MemoryStream();
+            await new GZipStream(new MemoryStream(message.ToArray()), CompressionMode.Decompress).CopyToAsync(inflated);
+            message = inflated.ToArray();
+        }
+
+        Arrived(message, add);
+        context.Response.ContentType = "application/grpc";
+        await context.Response.Body.WriteAsync(new byte[5]); // an empty response message
+        context.Response.AppendTrailer("grpc-status", "0");
+    }
+
+    private void Arrived(ReadOnlyMemory<byte> request, Action<ReadOnlyMemory<byte>> add)
+    {
+        add(request);
         lock (_gate)
         {
             Requests++;
@@ -117,9 +156,6 @@ public sealed class OtlpReceiver : IAsyncDisposable
             _arrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
             arrived.SetResult();
         }
-
-        context.Response.ContentType = "application/x-protobuf";
-        context.Response.StatusCode = StatusCodes.Status200OK; // an empty Export*ServiceResponse: everything accepted
     }
 
     // ExportTraceServiceRequest: 1 ResourceSpans { 1 Resource { 1 KeyValue }, 2 ScopeSpans { 1 InstrumentationScope { 1 name }, 2 Span } }

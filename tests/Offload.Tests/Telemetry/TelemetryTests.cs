@@ -183,6 +183,56 @@ public sealed class TelemetryTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task GrpcProtocol_SendsTheSameSpansAndMetricsOverGrpc()
+    {
+        await using var grpc = await OtlpReceiver.StartAsync(grpc: true);
+        _h.Env[OffloadTelemetry.EndpointVariable] = grpc.BaseUrl.ToString();
+        _h.Env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "grpc";
+        var task = await _h.RunTaskAsync(ReadingModel(), "read the notes");
+        Assert.Equal(OffloadTaskStatus.Succeeded, (await _h.WaitAsync(task.Id)).Status);
+
+        var agent = await grpc.WaitUntilAsync(r => r.Spans.FirstOrDefault(s => s.Name == "invoke_agent offload"), Arrival, "the run's span over gRPC");
+        Assert.Equal(task.Id, agent["offload.task.id"]);
+        await grpc.WaitUntilAsync(r => r.Spans.Count(s => s.TraceId == agent.TraceId) == 5 ? r.Spans : null, Arrival, "two chat and two execute_tool spans");
+        var duration = await grpc.WaitUntilAsync(r => r.Points.LastOrDefault(p => p.Metric == "offload.task.duration"), Arrival, "offload.task.duration");
+        Assert.Equal(1ul, duration.Count);
+        Assert.Equal(0, _receiver.Requests);
+    }
+
+    [Fact]
+    public async Task SubagentCalls_AreChildrenOfTheirAgentCallsSpan_AndTheirUsageCountsInTheRuns()
+    {
+        _h.Env[OffloadTelemetry.EndpointVariable] = _receiver.BaseUrl.ToString();
+        var model = _h.Scenario("sub", new
+        {
+            name = "sub",
+            turns = new[] { Tool("Agent", new { description = "read", prompt = "SUB-T: read the notes" }), Final("The subagent read them.") },
+            subagents = new[] { new { whenPromptContains = "SUB-T", turns = new[] { Tool("Read", new { file_path = "notes.txt" }), Final("Read notes.txt.") } } },
+        });
+        var task = await _h.RunTaskAsync(model, "have a subagent read the notes");
+        var done = await _h.WaitAsync(task.Id);
+        Assert.True(done.Status == OffloadTaskStatus.Succeeded, $"{done.Status}: {done.Error}");
+
+        var conversation = task.Id.ToString(CultureInfo.InvariantCulture);
+        var agent = await _receiver.WaitUntilAsync(r => r.Spans.FirstOrDefault(s => s.Name == "invoke_agent offload" && Equals(s["gen_ai.conversation.id"], conversation)), Arrival, "the run's span");
+        var trace = await _receiver.WaitUntilAsync(r => r.Spans.Count(s => s.TraceId == agent.TraceId) == 7 ? r.Spans.Where(s => s.TraceId == agent.TraceId).ToList() : null,
+            Arrival, "the run's 2 chat spans, its Agent call, the subagent's 2 chat spans and its Read");
+        var events = await _h.EventsAsync(task.Id);
+        var call = Assert.Single(events.OfType<ToolCalled>(), c => c.Name == "Agent");
+
+        var agentCall = Assert.Single(trace, s => s.Name == "execute_tool Agent");
+        Assert.Equal(agent.SpanId, agentCall.ParentSpanId);
+        Assert.Equal(2, trace.Count(s => s.Name.StartsWith("chat ", StringComparison.Ordinal) && s.ParentSpanId == agent.SpanId));
+        Assert.Equal(2, trace.Count(s => s.Name.StartsWith("chat ", StringComparison.Ordinal) && s.ParentSpanId == agentCall.SpanId));
+        var read = Assert.Single(trace, s => s.Name == "execute_tool Read");
+        Assert.Equal(agentCall.SpanId, read.ParentSpanId);
+        Assert.Equal(call.CallId, read["offload.subagent"]);
+        var usage = events.OfType<UsageRecorded>().ToList();
+        Assert.Equal(4, usage.Count);
+        Assert.Equal(usage.Sum(u => u.OutputTokens), agent["gen_ai.usage.output_tokens"]);
+    }
+
+    [Fact]
     public async Task ClaudeEngineTask_ExportsItsRunWithUsageFromTheResult_AndAToolSpanPerToolCall()
     {
         _h.Env[OffloadTelemetry.EndpointVariable] = _receiver.BaseUrl.ToString();

@@ -66,9 +66,15 @@ public sealed class ModelGateway(ModelSettings settings, Func<string, string?> g
         }
     }
 
-    public IChatClient Create(string model, Func<ModelRetried, Task> onRetry) =>
-        Factory.Create(ModelRef.Parse(model, Settings), Settings, getEnv,
-            retry => onRetry(new ModelRetried(retry.Try, (int)retry.Delay.TotalMilliseconds, retry.Reason)));
+    /// <summary>Set when the daemon exports telemetry: each client then makes a <c>chat</c> span per call.</summary>
+    public Telemetry.OffloadTelemetry? Telemetry { get; init; }
+
+    public IChatClient Create(string model, Func<ModelRetried, Task> onRetry)
+    {
+        var parsed = ModelRef.Parse(model, Settings);
+        var client = Factory.Create(parsed, Settings, getEnv, retry => onRetry(new ModelRetried(retry.Try, (int)retry.Delay.TotalMilliseconds, retry.Reason)));
+        return Telemetry?.Instrument(client, parsed) ?? client;
+    }
 
     /// <summary>
     /// The context window of <paramref name="model"/> in tokens: <c>models.contextWindow</c> in the config, else for a

@@ -60,6 +60,7 @@ internal sealed class ToolRunner(ToolRegistry tools, PermissionGate permissions,
 
     private async Task<ToolResulted> InvokeAsync(ToolCalled call, ToolResult? refusal, CancellationToken cancellationToken)
     {
+        using var span = run.Telemetry?.StartTool(call, subagent);
         var result = refusal ?? await Task.Run(() => tools[call.Name].InvokeAsync(call.Input, context with { CallId = call.CallId }, cancellationToken), cancellationToken);
         if (result is { IsError: false, File: { } stamp })
         {
@@ -72,6 +73,7 @@ internal sealed class ToolRunner(ToolRegistry tools, PermissionGate permissions,
             var stored = await run.Journal.AppendAllAsync(
                 [new ToolResulted(call.CallId, call.Name, result.Output, result.IsError, result.ExitCode, result.Truncated, result.FullOutputPath, result.File) { Subagent = subagent }, .. result.Events],
                 cancellationToken);
+            run.Telemetry?.EndTool(span, (ToolResulted)stored[0]);
             return (ToolResulted)stored[0];
         }
         finally

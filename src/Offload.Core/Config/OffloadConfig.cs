@@ -41,6 +41,9 @@ public sealed record OffloadConfig
 
     public const int DefaultCheckTries = 3;
 
+    /// <summary>Traces and metrics over OTLP (docs/telemetry.md); only the user's config sets it.</summary>
+    public Telemetry.TelemetrySettings Telemetry { get; set; } = new();
+
     /// <summary>The file's settings, or the defaults when there is no file (or only whitespace in it).</summary>
     /// <exception cref="ConfigException">The file cannot be read, does not parse, or sets a limit out of range.</exception>
     public static OffloadConfig Load(string path)
@@ -87,7 +90,7 @@ public sealed record OffloadConfig
     private string? OutOfRange()
     {
         (string Name, object? Value)[] sections =
-            [("limits", Limits), ("models", Models), ("notifications", Notifications), ("engines", Engines), ("permissions", Permissions), ("sandbox", Sandbox)];
+            [("limits", Limits), ("models", Models), ("notifications", Notifications), ("engines", Engines), ("permissions", Permissions), ("sandbox", Sandbox), ("telemetry", Telemetry)];
         if (sections.FirstOrDefault(s => s.Value is null) is { Name: { } empty })
         {
             return $"{empty} is null; it should be an object ({{…}}) or be left out";
@@ -125,7 +128,7 @@ public sealed record OffloadConfig
             return string.Create(System.Globalization.CultureInfo.InvariantCulture, $"models.compactAt is {Models.CompactAt}; it is the share of the context window at which the agent compacts, above 0.05 and below 1 (e.g. 0.8)");
         }
 
-        return Thinking.Problem(Models);
+        return Telemetry.Problem() ?? Thinking.Problem(Models);
     }
 
     /// <summary>The smallest context window the config accepts: less cannot hold the agent's system prompt and tools.</summary>

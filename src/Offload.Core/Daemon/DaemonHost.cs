@@ -57,7 +57,13 @@ public static class DaemonHost
         var redactor = Redaction.SecretRedactor.From(Environment.GetEnvironmentVariables(), config);
         store.BeforeAppend = redactor.Redact;
         builder.Services.AddSingleton(redactor);
-        var models = new ModelGateway(config.Models, getEnv);
+        using var telemetry = Telemetry.OffloadTelemetry.Start(config.Telemetry, getEnv, redactor, out var telemetryProblem);
+        var models = new ModelGateway(config.Models, getEnv) { Telemetry = telemetry };
+        if (telemetry is not null)
+        {
+            builder.Services.AddSingleton(telemetry);
+        }
+
         Func<OffloadConfig> currentConfig = () => config;
         builder.Services.AddSingleton(paths);
         builder.Services.AddSingleton<ITaskStore>(store);
@@ -82,6 +88,10 @@ public static class DaemonHost
         builder.Services.AddSingleton(new DaemonInfo(Environment.ProcessId, Version, paths, DateTimeOffset.UtcNow));
 
         await using var app = builder.Build();
+        if (telemetryProblem is not null)
+        {
+            app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Offload.Telemetry").LogWarning("{Problem}", telemetryProblem);
+        }
 
         // A stop is graceful from its first moment: runs head for a safe point at once, open streams (logs -f, wait)
         // end instead of the web host waiting for them while the runs go on, and the socket goes, so that clients

@@ -19,7 +19,8 @@ public sealed partial class Runner(
     OffloadPaths paths,
     Func<OffloadConfig> config,
     TimeProvider time,
-    ILogger<Runner> logger)
+    ILogger<Runner> logger,
+    Telemetry.OffloadTelemetry? telemetry = null)
 {
     /// <summary>
     /// Runs one attempt to its final status, or leaves the task <c>running</c> to be resumed from its journal: when the
@@ -34,6 +35,7 @@ public sealed partial class Runner(
         var running = await store.BeginAttemptAsync(task.Id, new StatusChanged(task.Status, OffloadTaskStatus.Running), CancellationToken.None);
         hub.Publish(running);
         var journal = new Journal(store, hub, task.Id, running.Attempt);
+        using var spans = telemetry?.StartRun(task, engine.Name, running.Attempt, running.Seq);
         var history = await store.ReadEventsAsync(task.Id, 0, (int)(running.Seq - 1), CancellationToken.None); // the journal before this attempt
         OffloadConfig settings;
         try
@@ -65,6 +67,7 @@ public sealed partial class Runner(
                 TurnEnded = (turn, ct) => Checkpoints.SaveAsync(workspace, journal, task, turn, ct),
                 Clock = clock,
                 WorktreeReady = worktreeMade,
+                Telemetry = spans,
             };
             outcome = await RunEngineAsync(engine, run, linked.Token);
             outcome = await CheckAsync(engine, run, outcome, linked.Token);
@@ -113,12 +116,14 @@ public sealed partial class Runner(
 
         if (outcome is EngineOutcome.Suspended)
         {
+            await (spans?.EndAsync(store) ?? Task.CompletedTask);
             return; // the status stays running: the next daemon start resumes it from the journal
         }
 
         // A worktree made by this run, whose engine ran no tool that writes, is still the clean checkout: no git status.
         var unchanged = outcome.FilesUntouched && worktreeMade is { IsCompletedSuccessfully: true, Result: true };
         await FinishAsync(task, journal, outcome, unchanged);
+        await (spans?.EndAsync(store) ?? Task.CompletedTask);
     }
 
     /// <summary>

@@ -37,4 +37,7 @@ public sealed record EngineRun(
     /// so that the first model call overlaps the checkout: await this before touching the worktree.
     /// </summary>
     public System.Threading.Tasks.Task WorktreeReady { get; init; } = System.Threading.Tasks.Task.CompletedTask;
+
+    /// <summary>The attempt's spans (docs/telemetry.md); null when the daemon exports no telemetry.</summary>
+    public Telemetry.RunTelemetry? Telemetry { get; init; }
 }

@@ -254,7 +254,8 @@ public sealed partial class ClaudeEngine(
 
             foreach (var e in events)
             {
-                await journal.AppendAsync(e, CancellationToken.None);
+                var stored = await journal.AppendAsync(e, CancellationToken.None);
+                run.Telemetry?.Observe(stored);
                 if (e is ToolCalled { Name: "Write" or "Edit" or "MultiEdit" or "NotebookEdit" or "Bash" } call)
                 {
                     changedFiles.Add(call.Turn);

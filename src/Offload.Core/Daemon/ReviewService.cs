@@ -357,9 +357,10 @@ public sealed partial class ReviewService(
     }, cancellationToken);
 
     /// <summary>The full report; looking at it marks a finished task seen.</summary>
-    public async Task<TaskDetails> DetailsAsync(long id, CancellationToken cancellationToken = default)
+    /// <param name="markSeen">Whether a finished task counts as looked at now (<c>show</c>: yes; <c>compare</c>: no).</param>
+    public async Task<TaskDetails> DetailsAsync(long id, CancellationToken cancellationToken = default, bool markSeen = true)
     {
-        var report = await tasks.ReportAsync(id, cancellationToken);
+        var report = await tasks.ReportAsync(id, cancellationToken, markSeen);
         var events = await store.ReadEventsAsync(id, 0, int.MaxValue, cancellationToken);
         var attempts = new List<AttemptInfo>();
         var merges = new List<MergeRecord>();

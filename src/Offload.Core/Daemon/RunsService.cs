@@ -70,13 +70,21 @@ public sealed class RunsService(ITaskStore store, ReviewService review, GitWorks
                 "`offload compare 3 4`, `offload compare g2` (a group), `offload compare 3` (its series) or `offload compare --tag T`");
         }
 
-        var entries = new List<CompareEntry>();
-        foreach (var task in tasks.OrderBy(t => t.Id))
+        // Each task's details need a git diff: a few at once, the columns in task order.
+        using var gate = new SemaphoreSlim(4);
+        var entries = await Task.WhenAll(tasks.OrderBy(t => t.Id).Select(async task =>
         {
-            var details = await review.DetailsAsync(task.Id, cancellationToken);
-            entries.Add(new CompareEntry(details.Task, details.RunSeconds, details.Files, [.. details.Commands.Where(c => c.IsTest)], details.Checks?.LastOrDefault()));
-        }
-
+            await gate.WaitAsync(cancellationToken);
+            try
+            {
+                var details = await review.DetailsAsync(task.Id, cancellationToken, markSeen: false);
+                return new CompareEntry(details.Task, details.RunSeconds, details.Files, [.. details.Commands.Where(c => c.IsTest)], details.Checks?.LastOrDefault());
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }));
         return new CompareResponse(of, entries);
     }
 
@@ -118,14 +126,13 @@ public sealed class RunsService(ITaskStore store, ReviewService review, GitWorks
             throw new OffloadException(ErrorCodes.BadInput, $"stats cannot be split by '{by}'", $"use --by {string.Join(", --by ", ByValues)}");
         }
 
-        var tasks = await ListAsync(new TaskQuery(IncludeDiscarded: true, Limit: int.MaxValue - 1, RepoPath: repo) { Tag = tag, Since = since }, cancellationToken);
+        var tasks = await store.FiguresAsync(new TaskQuery(RepoPath: repo) { Tag = tag, Since = since }, utcOffset, cancellationToken);
         var rows = by switch
         {
             null => [],
             "tag" => tasks.SelectMany(t => (t.Tags.Count == 0 ? ["(none)"] : t.Tags).Select(k => (Key: k, Task: t)))
                 .GroupBy(p => p.Key, p => p.Task, StringComparer.Ordinal).Select(g => Row(g.Key, [.. g])).OrderBy(r => r.Key, StringComparer.Ordinal).ToList(),
-            "day" => tasks.GroupBy(t => t.CreatedAt.ToOffset(utcOffset).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), StringComparer.Ordinal)
-                .Select(g => Row(g.Key, [.. g])).OrderBy(r => r.Key, StringComparer.Ordinal).ToList(),
+            "day" => tasks.GroupBy(t => t.Day, StringComparer.Ordinal).Select(g => Row(g.Key, [.. g])).OrderBy(r => r.Key, StringComparer.Ordinal).ToList(),
             _ => tasks.GroupBy(t => by switch { "model" => t.Model, "repo" => t.RepoPath, _ => t.Status.ToWire() }, StringComparer.Ordinal)
                 .Select(g => Row(g.Key, [.. g])).OrderByDescending(r => r.Tasks).ThenBy(r => r.Key, StringComparer.Ordinal).ToList(),
         };
@@ -135,14 +142,13 @@ public sealed class RunsService(ITaskStore store, ReviewService review, GitWorks
     private async Task<List<TaskInfo>> ListAsync(TaskQuery query, CancellationToken cancellationToken) =>
         [.. (await store.ListTasksAsync(query, cancellationToken)).Items];
 
-    private static StatsRow Row(string key, IReadOnlyList<TaskInfo> tasks)
+    private static StatsRow Row(string key, IReadOnlyList<TaskFigures> tasks)
     {
         var ended = tasks.Where(t => t.Status.IsFinal()).ToList();
         var succeeded = ended.Count(t => t.Status == OffloadTaskStatus.Succeeded);
-        var checkedTasks = tasks.Where(t => t.CheckPassed is not null).ToList();
-        var passed = checkedTasks.Count(t => t.CheckPassed == true);
-        var seconds = ended.Where(t => t.StartedAt is not null && t.FinishedAt is not null)
-            .Select(t => (t.FinishedAt!.Value - t.StartedAt!.Value).TotalSeconds).Order().ToList();
+        var checkedTasks = tasks.Count(t => t.CheckPassed is not null);
+        var passed = tasks.Count(t => t.CheckPassed == true);
+        var seconds = ended.Where(t => t.Seconds is not null).Select(t => t.Seconds!.Value).Order().ToList();
         return new StatsRow(
             key,
             tasks.Count,
@@ -152,19 +158,19 @@ public sealed class RunsService(ITaskStore store, ReviewService review, GitWorks
             ended.Count(t => t.Status == OffloadTaskStatus.Limited),
             ended.Count(t => t.Status == OffloadTaskStatus.Cancelled),
             ended.Count == 0 ? null : (double)succeeded / ended.Count,
-            checkedTasks.Count,
+            checkedTasks,
             passed,
-            checkedTasks.Count == 0 ? null : (double)passed / checkedTasks.Count,
+            checkedTasks == 0 ? null : (double)passed / checkedTasks,
             Percentile(seconds, 0.5),
             Percentile(seconds, 0.9),
             tasks.Sum(t => (long)t.Turns),
-            tasks.Sum(t => t.Usage.InputTokens),
-            tasks.Sum(t => t.Usage.OutputTokens),
+            tasks.Sum(t => t.InputTokens),
+            tasks.Sum(t => t.OutputTokens),
             tasks.Sum(t => t.CacheReadTokens),
-            tasks.Sum(t => t.Usage.CostUsd),
+            tasks.Sum(t => t.CostUsd),
             tasks.Sum(t => (long)t.Retries),
             tasks.Sum(t => (long)t.Approvals),
-            tasks.Sum(t => (long)t.ContextCompactions));
+            tasks.Sum(t => (long)t.Compactions));
     }
 
     /// <summary>The nearest-rank percentile of sorted values; null when there are none.</summary>

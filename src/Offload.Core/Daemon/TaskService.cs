@@ -285,7 +285,7 @@ public sealed class TaskService(
         return await workspace.DiffAsync(task.RepoPath, task.BaseCommit, task.Branch, cancellationToken);
     }
 
-    public async Task<TaskReport> ReportAsync(long id, CancellationToken cancellationToken = default)
+    public async Task<TaskReport> ReportAsync(long id, CancellationToken cancellationToken = default, bool markSeen = true)
     {
         var task = await GetAsync(id, cancellationToken);
         IReadOnlyList<ChangedFile> files = [];
@@ -301,7 +301,7 @@ public sealed class TaskService(
             }
         }
 
-        if (task.Status.IsFinal() && !task.Seen)
+        if (markSeen && task.Status.IsFinal() && !task.Seen)
         {
             await store.MarkSeenAsync(id, cancellationToken);
         }

@@ -194,7 +194,7 @@ public sealed class SqliteTaskStore : ITaskStore
             """;
         using var command = Command(connection, null, sql,
             ("$all", query.IncludeDiscarded || query.Group is not null || query.Series is not null ? 1 : 0), ("$after", query.After), ("$repo", query.RepoPath),
-            ("$tag", query.Tag?.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal)),
+            ("$tag", LikeEscape(query.Tag)),
             ("$grep", query.Grep), ("$group", query.Group), ("$series", query.Series),
             ("$since", query.Since is { } since ? Format(since) : null), ("$limit", query.Limit + 1));
         var items = new List<TaskInfo>();
@@ -215,6 +215,39 @@ public sealed class SqliteTaskStore : ITaskStore
 
         return Task.FromResult(new Page<TaskInfo>(items, next));
     }
+
+    public Task<IReadOnlyList<TaskFigures>> FiguresAsync(TaskQuery query, TimeSpan utcOffset, CancellationToken cancellationToken = default)
+    {
+        using var connection = OpenReader();
+        using var command = Command(connection, null, """
+            SELECT model, repo_path, status, tags, date(created_at, printf('%+d minutes', $tz)),
+                   CASE WHEN finished_at IS NOT NULL AND started_at IS NOT NULL THEN (julianday(finished_at) - julianday(started_at)) * 86400.0 END,
+                   turns, input_tokens, output_tokens, cache_read_tokens, cost_usd, retries, approvals, compactions, check_passed
+            FROM tasks
+            WHERE ($repo IS NULL OR repo_path = $repo)
+              AND ($tag IS NULL OR tags LIKE '%,' || $tag || ',%' ESCAPE '\')
+              AND ($since IS NULL OR created_at >= $since)
+            """,
+            ("$tz", (int)utcOffset.TotalMinutes), ("$repo", query.RepoPath), ("$tag", LikeEscape(query.Tag)),
+            ("$since", query.Since is { } since ? Format(since) : null));
+        var figures = new List<TaskFigures>();
+        using var r = command.ExecuteReader();
+        while (r.Read())
+        {
+            figures.Add(new TaskFigures(
+                r.GetString(0), r.GetString(1), OffloadTaskStatusExtensions.ParseWire(r.GetString(2)),
+                r.IsDBNull(3) ? [] : r.GetString(3).Split(',', StringSplitOptions.RemoveEmptyEntries), r.GetString(4),
+                r.IsDBNull(5) ? null : r.GetDouble(5), r.GetInt32(6), r.GetInt64(7), r.GetInt64(8), r.GetInt64(9),
+                decimal.Parse(r.GetString(10), CultureInfo.InvariantCulture), r.GetInt32(11), r.GetInt32(12), r.GetInt32(13),
+                r.IsDBNull(14) ? null : r.GetInt32(14) != 0));
+        }
+
+        return Task.FromResult<IReadOnlyList<TaskFigures>>(figures);
+    }
+
+    /// <summary>A tag as a LIKE pattern matches it only: its <c>\ % _</c> escaped.</summary>
+    private static string? LikeEscape(string? text) =>
+        text?.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal);
 
     public Task<IReadOnlyList<TaskInfo>> TasksInStatusAsync(IReadOnlyCollection<OffloadTaskStatus> statuses, CancellationToken cancellationToken = default)
     {

@@ -34,10 +34,10 @@ public sealed record OffloadConfig
     /// The command that defines done for every task of the repository (<c>run --check</c> overrides it): run in the
     /// sandbox after the agent's final answer; a failure goes back to the agent (docs/runs.md).
     /// </summary>
-    public string? Check { get; init; }
+    public string? Check { get; set; }
 
     /// <summary>How many times the check runs before the task ends failed (null: <see cref="DefaultCheckTries"/>).</summary>
-    public int? CheckTries { get; init; }
+    public int? CheckTries { get; set; }
 
     public const int DefaultCheckTries = 3;
 

@@ -20,7 +20,7 @@ public sealed partial class UsageErrorTests : IAsyncLifetime
 
     private static readonly string[] CommandList =
     [
-        "run", "list", "show", "logs", "diff", "wait", "cancel", "approve", "deny", "merge", "apply", "discard", "gc",
+        "run", "list", "show", "logs", "diff", "compare", "stats", "wait", "cancel", "approve", "deny", "merge", "apply", "discard", "gc",
         "reply", "retry", "checkpoints", "rewind", "daemon status", "daemon start", "daemon stop", "daemon run", "doctor",
         "sim serve", "help",
     ];
@@ -40,7 +40,7 @@ public sealed partial class UsageErrorTests : IAsyncLifetime
     [InlineData("daemon", "daemon", "`offload daemon` needs a command: status, start, stop, run")]
     [InlineData("show abc", "show", "'abc' is not a task number: task numbers are whole numbers like 12 (`offload ls --all` lists them)")]
     [InlineData("logs -1", "logs", "'-1' is not a task number: task numbers are whole numbers like 12 (`offload ls --all` lists them)")]
-    [InlineData("wait 1 two", "wait", "'two' is not a task number: task numbers are whole numbers like 12 (`offload ls --all` lists them)")]
+    [InlineData("wait 1 two", "wait", "'two' is neither a task number (like 12) nor a group (like g3): `offload ls` lists both")]
     [InlineData("show", "show", "`offload show` needs <id>")]
     [InlineData("show 1 2", "show", "`offload show` got one argument too many: '2'")]
     [InlineData("run fix the bug", "run", "`offload run` got one argument too many: 'the' (put text that has spaces in quotes)")]

@@ -32,10 +32,12 @@ public static class ListCommand
         {
             Description = "A best-of-N group (g3): list its tasks",
             Arity = ArgumentArity.ZeroOrOne,
-            CustomParser = r => r.Tokens[0].Value is var v && v.Length > 1 && v[0] is 'g' or 'G'
-                && long.TryParse(v.AsSpan(1), NumberStyles.None, CultureInfo.InvariantCulture, out var g)
-                ? new TaskRef(g, IsGroup: true)
-                : Refuse(r, v),
+            CustomParser = r => Common.TaskOrGroup(r, r.Tokens[0].Value) switch
+            {
+                { IsGroup: true } named => named,
+                _ when r.Tokens[0].Value.All(char.IsAsciiDigit) => Refuse(r, r.Tokens[0].Value), // a task number
+                _ => null, // neither: TaskOrGroup said so
+            },
         };
         var json = Common.JsonOption();
         var command = new Command("list",

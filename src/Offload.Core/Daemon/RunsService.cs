@@ -126,54 +126,43 @@ public sealed class RunsService(ITaskStore store, ReviewService review, GitWorks
             throw new OffloadException(ErrorCodes.BadInput, $"stats cannot be split by '{by}'", $"use --by {string.Join(", --by ", ByValues)}");
         }
 
-        var tasks = await store.FiguresAsync(new TaskQuery(RepoPath: repo) { Tag = tag, Since = since }, utcOffset, cancellationToken);
-        var rows = by switch
-        {
-            null => [],
-            "tag" => tasks.SelectMany(t => (t.Tags.Count == 0 ? ["(none)"] : t.Tags).Select(k => (Key: k, Task: t)))
-                .GroupBy(p => p.Key, p => p.Task, StringComparer.Ordinal).Select(g => Row(g.Key, [.. g])).OrderBy(r => r.Key, StringComparer.Ordinal).ToList(),
-            "day" => tasks.GroupBy(t => t.Day, StringComparer.Ordinal).Select(g => Row(g.Key, [.. g])).OrderBy(r => r.Key, StringComparer.Ordinal).ToList(),
-            _ => tasks.GroupBy(t => by switch { "model" => t.Model, "repo" => t.RepoPath, _ => t.Status.ToWire() }, StringComparer.Ordinal)
-                .Select(g => Row(g.Key, [.. g])).OrderByDescending(r => r.Tasks).ThenBy(r => r.Key, StringComparer.Ordinal).ToList(),
-        };
-        return new StatsResponse(since, by, Row("all", tasks), rows);
+        // One query: each task is under one key, so the total is the rows' sum; tags are the exception (a task counts
+        // under each of its tags), and their total is asked for on its own.
+        var query = new TaskQuery(RepoPath: repo) { Tag = tag, Since = since };
+        var sums = await store.StatsAsync(query, by, utcOffset, cancellationToken);
+        var total = by is null ? sums.SingleOrDefault()
+            : by == "tag" ? (await store.StatsAsync(query, null, utcOffset, cancellationToken)).SingleOrDefault()
+            : Sum("all", sums);
+        var rows = by is null ? [] : sums.Select(Row);
+        var ordered = by is "day" or "tag"
+            ? rows.OrderBy(r => r.Key, StringComparer.Ordinal)
+            : rows.OrderByDescending(r => r.Tasks).ThenBy(r => r.Key, StringComparer.Ordinal);
+        return new StatsResponse(since, by, Row(total ?? Sum("all", [])), [.. ordered]);
     }
 
     private async Task<List<TaskInfo>> ListAsync(TaskQuery query, CancellationToken cancellationToken) =>
         [.. (await store.ListTasksAsync(query, cancellationToken)).Items];
 
-    private static StatsRow Row(string key, IReadOnlyList<TaskFigures> tasks)
+    private static StatsSums Sum(string key, IReadOnlyList<StatsSums> parts) => new(
+        key, parts.Sum(p => p.Tasks), parts.Sum(p => p.Ended), parts.Sum(p => p.Succeeded), parts.Sum(p => p.Failed),
+        parts.Sum(p => p.Limited), parts.Sum(p => p.Cancelled), parts.Sum(p => p.Checked), parts.Sum(p => p.CheckPassed),
+        parts.Sum(p => p.Turns), parts.Sum(p => p.InputTokens), parts.Sum(p => p.OutputTokens), parts.Sum(p => p.CacheReadTokens),
+        parts.Sum(p => p.CostUsd), parts.Sum(p => p.Retries), parts.Sum(p => p.Approvals), parts.Sum(p => p.Compactions),
+        [.. parts.SelectMany(p => p.WallMs)]);
+
+    /// <summary>Rates of the tasks that ended (and of the checked ones), nearest-rank percentiles of their wall times.</summary>
+    private static StatsRow Row(StatsSums s)
     {
-        var ended = tasks.Where(t => t.Status.IsFinal()).ToList();
-        var succeeded = ended.Count(t => t.Status == OffloadTaskStatus.Succeeded);
-        var checkedTasks = tasks.Count(t => t.CheckPassed is not null);
-        var passed = tasks.Count(t => t.CheckPassed == true);
-        var seconds = ended.Where(t => t.Seconds is not null).Select(t => t.Seconds!.Value).Order().ToList();
+        var seconds = s.WallMs.Order().Select(ms => ms / 1000.0).ToList();
         return new StatsRow(
-            key,
-            tasks.Count,
-            ended.Count,
-            succeeded,
-            ended.Count(t => t.Status == OffloadTaskStatus.Failed),
-            ended.Count(t => t.Status == OffloadTaskStatus.Limited),
-            ended.Count(t => t.Status == OffloadTaskStatus.Cancelled),
-            ended.Count == 0 ? null : (double)succeeded / ended.Count,
-            checkedTasks,
-            passed,
-            checkedTasks == 0 ? null : (double)passed / checkedTasks,
-            Percentile(seconds, 0.5),
-            Percentile(seconds, 0.9),
-            tasks.Sum(t => (long)t.Turns),
-            tasks.Sum(t => t.InputTokens),
-            tasks.Sum(t => t.OutputTokens),
-            tasks.Sum(t => t.CacheReadTokens),
-            tasks.Sum(t => t.CostUsd),
-            tasks.Sum(t => (long)t.Retries),
-            tasks.Sum(t => (long)t.Approvals),
-            tasks.Sum(t => (long)t.Compactions));
+            s.Key, s.Tasks, s.Ended, s.Succeeded, s.Failed, s.Limited, s.Cancelled,
+            s.Ended == 0 ? null : (double)s.Succeeded / s.Ended,
+            s.Checked, s.CheckPassed, s.Checked == 0 ? null : (double)s.CheckPassed / s.Checked,
+            Percentile(seconds, 0.5), Percentile(seconds, 0.9),
+            s.Turns, s.InputTokens, s.OutputTokens, s.CacheReadTokens, s.CostUsd, s.Retries, s.Approvals, s.Compactions);
     }
 
     /// <summary>The nearest-rank percentile of sorted values; null when there are none.</summary>
-    public static double? Percentile(IReadOnlyList<double> sorted, double p) =>
+    private static double? Percentile(List<double> sorted, double p) =>
         sorted.Count == 0 ? null : sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Count) - 1, 0, sorted.Count - 1)];
 }

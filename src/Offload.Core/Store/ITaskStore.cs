@@ -20,11 +20,12 @@ public interface ITaskStore : IDisposable
     Task<Page<TaskInfo>> ListTasksAsync(TaskQuery query, CancellationToken cancellationToken = default);
 
     /// <summary>
-    /// What <c>stats</c> needs of every task the query selects (discarded ones included; its limit and paging are not
-    /// used): a few numbers per row, no texts, so that 10,000 tasks read in milliseconds.
+    /// The figures of the tasks the query selects (discarded ones included; its limit and paging are not used), one row
+    /// per key of <paramref name="by"/> (model, repo, status, day, tag; null: one row, "all"), in no order. A task with
+    /// several tags counts under each; one with none under "(none)".
     /// </summary>
-    /// <param name="utcOffset">The user's time zone, for each task's <see cref="TaskFigures.Day"/>.</param>
-    Task<IReadOnlyList<TaskFigures>> FiguresAsync(TaskQuery query, TimeSpan utcOffset, CancellationToken cancellationToken = default);
+    /// <param name="utcOffset">The user's time zone, for the days of <c>by day</c>.</param>
+    Task<IReadOnlyList<StatsSums>> StatsAsync(TaskQuery query, string? by, TimeSpan utcOffset, CancellationToken cancellationToken = default);
 
     /// <summary>Tasks in the given statuses, oldest first.</summary>
     Task<IReadOnlyList<TaskInfo>> TasksInStatusAsync(IReadOnlyCollection<OffloadTaskStatus> statuses, CancellationToken cancellationToken = default);
@@ -98,7 +99,11 @@ public sealed record TaskQuery(bool IncludeDiscarded = false, long? After = null
     public DateTimeOffset? Since { get; init; }
 }
 
-/// <summary>One task's numbers for stats. <see cref="Seconds"/>: its wall time, start to end, once it ended.</summary>
-public sealed record TaskFigures(
-    string Model, string RepoPath, OffloadTaskStatus Status, IReadOnlyList<string> Tags, string Day, double? Seconds,
-    int Turns, long InputTokens, long OutputTokens, long CacheReadTokens, decimal CostUsd, int Retries, int Approvals, int Compactions, bool? CheckPassed);
+/// <summary>
+/// The sums of a set of tasks for <c>stats</c>, one key's: counts by status and check, the usage, and the wall time
+/// (start to end, milliseconds, in no order) of each task that ended.
+/// </summary>
+public sealed record StatsSums(
+    string Key, int Tasks, int Ended, int Succeeded, int Failed, int Limited, int Cancelled, int Checked, int CheckPassed,
+    long Turns, long InputTokens, long OutputTokens, long CacheReadTokens, decimal CostUsd, long Retries, long Approvals, long Compactions,
+    IReadOnlyList<long> WallMs);

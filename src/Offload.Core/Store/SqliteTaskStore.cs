@@ -216,33 +216,58 @@ public sealed class SqliteTaskStore : ITaskStore
         return Task.FromResult(new Page<TaskInfo>(items, next));
     }
 
-    public Task<IReadOnlyList<TaskFigures>> FiguresAsync(TaskQuery query, TimeSpan utcOffset, CancellationToken cancellationToken = default)
+    public Task<IReadOnlyList<StatsSums>> StatsAsync(TaskQuery query, string? by, TimeSpan utcOffset, CancellationToken cancellationToken = default)
     {
-        using var connection = OpenReader();
-        using var command = Command(connection, null, """
-            SELECT model, repo_path, status, tags, date(created_at, printf('%+d minutes', $tz)),
-                   CASE WHEN finished_at IS NOT NULL AND started_at IS NOT NULL THEN (julianday(finished_at) - julianday(started_at)) * 86400.0 END,
-                   turns, input_tokens, output_tokens, cache_read_tokens, cost_usd, retries, approvals, compactions, check_passed
-            FROM tasks
-            WHERE ($repo IS NULL OR repo_path = $repo)
+        const string Filter = """
+            ($repo IS NULL OR repo_path = $repo)
               AND ($tag IS NULL OR tags LIKE '%,' || $tag || ',%' ESCAPE '\')
               AND ($since IS NULL OR created_at >= $since)
-            """,
+            """;
+        var key = by switch
+        {
+            null => "'all'",
+            "model" => "model",
+            "repo" => "repo_path",
+            "status" => "status",
+            "day" => "date(created_at, printf('%+d minutes', $tz))",
+            "tag" => "tag.k",
+            _ => throw new ArgumentOutOfRangeException(nameof(by), by, "model, repo, status, day or tag"),
+        };
+        // A task with tags counts once under each (tags are stored ',a,b,'): the tags split into rows, joined to their tasks.
+        var from = by == "tag"
+            ? $"""
+                WITH RECURSIVE split (id, k, rest) AS (
+                    SELECT id, '', substr(tags, 2) FROM tasks WHERE tags IS NOT NULL AND {Filter}
+                    UNION ALL SELECT id, substr(rest, 1, instr(rest, ',') - 1), substr(rest, instr(rest, ',') + 1) FROM split WHERE rest <> '')
+                SELECT COLUMNS FROM (SELECT id, k FROM split WHERE k <> '' UNION ALL SELECT id, '(none)' FROM tasks WHERE tags IS NULL AND {Filter}) AS tag
+                JOIN tasks ON tasks.id = tag.id GROUP BY tag.k
+                """
+            : $"SELECT COLUMNS FROM tasks WHERE {Filter} GROUP BY 1";
+        // All the adding up is SQLite's, one row per key; the wall times of the tasks that ended (milliseconds) come in
+        // one text per key, for the percentiles: reading 10,000 rows one value at a time costs more than the query.
+        const string Ended = "status IN ('succeeded', 'failed', 'limited', 'cancelled')";
+        var columns = $"""
+            {key}, count(*), sum({Ended}), sum(status = 'succeeded'), sum(status = 'failed'), sum(status = 'limited'),
+            sum(status = 'cancelled'), sum(check_passed IS NOT NULL), sum(check_passed IS 1), sum(turns), sum(input_tokens),
+            sum(output_tokens), sum(cache_read_tokens), total(cost_usd), sum(retries), sum(approvals), sum(compactions),
+            group_concat(CASE WHEN {Ended} THEN CAST(round((julianday(finished_at) - julianday(started_at)) * 86400000) AS INTEGER) END)
+            """;
+        using var connection = OpenReader();
+        using var command = Command(connection, null, from.Replace("COLUMNS", columns, StringComparison.Ordinal),
             ("$tz", (int)utcOffset.TotalMinutes), ("$repo", query.RepoPath), ("$tag", LikeEscape(query.Tag)),
             ("$since", query.Since is { } since ? Format(since) : null));
-        var figures = new List<TaskFigures>();
+        var rows = new List<StatsSums>();
         using var r = command.ExecuteReader();
         while (r.Read())
         {
-            figures.Add(new TaskFigures(
-                r.GetString(0), r.GetString(1), OffloadTaskStatusExtensions.ParseWire(r.GetString(2)),
-                r.IsDBNull(3) ? [] : r.GetString(3).Split(',', StringSplitOptions.RemoveEmptyEntries), r.GetString(4),
-                r.IsDBNull(5) ? null : r.GetDouble(5), r.GetInt32(6), r.GetInt64(7), r.GetInt64(8), r.GetInt64(9),
-                decimal.Parse(r.GetString(10), CultureInfo.InvariantCulture), r.GetInt32(11), r.GetInt32(12), r.GetInt32(13),
-                r.IsDBNull(14) ? null : r.GetInt32(14) != 0));
+            rows.Add(new StatsSums(
+                r.GetString(0), r.GetInt32(1), r.GetInt32(2), r.GetInt32(3), r.GetInt32(4), r.GetInt32(5), r.GetInt32(6), r.GetInt32(7),
+                r.GetInt32(8), r.GetInt64(9), r.GetInt64(10), r.GetInt64(11), r.GetInt64(12), Math.Round((decimal)r.GetDouble(13), 6),
+                r.GetInt64(14), r.GetInt64(15), r.GetInt64(16),
+                r.IsDBNull(17) ? [] : [.. r.GetString(17).Split(',').Select(ms => long.Parse(ms, CultureInfo.InvariantCulture))]));
         }
 
-        return Task.FromResult<IReadOnlyList<TaskFigures>>(figures);
+        return Task.FromResult<IReadOnlyList<StatsSums>>(rows);
     }
 
     /// <summary>A tag as a LIKE pattern matches it only: its <c>\ % _</c> escaped.</summary>

@@ -176,7 +176,13 @@ public sealed partial class CodexStream(int turn, string taskModel, Func<Models.
             node[name] = value is JsonElement element ? System.Text.Json.Nodes.JsonNode.Parse(element.GetRawText()) : System.Text.Json.Nodes.JsonValue.Create((string)value);
         }
 
-        return JsonElement.Parse(node.ToJsonString());
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            node.WriteTo(writer); // the command as it reads, not with its quotes and < escaped
+        }
+
+        return JsonElement.Parse(buffer.WrittenSpan);
     }
 
     private static string? Str(JsonElement e, string name) =>

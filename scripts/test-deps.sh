@@ -2,6 +2,7 @@
 # Installs what the test suite needs beyond the .NET SDK, when it is missing:
 #   - bubblewrap (the sandbox for the builtin Bash tool), from Debian's packages, when running as root
 #   - the real Claude Code CLI from npm, into .tools/claude (the claude engine's tests run it)
+#   - the real Codex CLI from npm, into .tools/codex (the codex engine's tests run it)
 # Safe to run again: it only installs what is not there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,5 +25,17 @@ if [ ! -x .tools/claude/node_modules/.bin/claude ]; then
       || npm install --no-audit --no-fund --prefix .tools/claude "@anthropic-ai/claude-code@$CLAUDE_VERSION"
   else
     echo "test-deps: npm is missing; install Node.js and npm for the claude engine tests" >&2
+  fi
+fi
+
+CODEX_VERSION="${OFFLOAD_CODEX_VERSION:-0.169.0}"
+if [ ! -x .tools/codex/node_modules/.bin/codex ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "test-deps: installing @openai/codex@$CODEX_VERSION into .tools/codex"
+    mkdir -p .tools/codex
+    npm install --silent --no-audit --no-fund --prefix .tools/codex "@openai/codex@$CODEX_VERSION" >/dev/null 2>&1 \
+      || npm install --no-audit --no-fund --prefix .tools/codex "@openai/codex@$CODEX_VERSION"
+  else
+    echo "test-deps: npm is missing; install Node.js and npm for the codex engine tests" >&2
   fi
 fi

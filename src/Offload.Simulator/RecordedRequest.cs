@@ -21,7 +21,7 @@ public sealed record RecordedRequest(
     /// <summary>Whether the request asked for a streamed answer.</summary>
     public bool Stream { get; init; }
 
-    /// <summary>The <c>x-api-key</c> header the client sent, if any (to check who adds the credential on the way).</summary>
+    /// <summary>The key the client sent (<c>x-api-key</c>, or the bearer token of <c>Authorization</c>), if any: to check who adds the credential on the way.</summary>
     public string? ApiKey { get; init; }
 
     /// <summary>The input tokens the Simulator counted for a model call (a token per 4 bytes of body), as its usage reports them.</summary>

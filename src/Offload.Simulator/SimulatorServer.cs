@@ -16,8 +16,8 @@ using Microsoft.Extensions.Logging;
 namespace Offload.Simulator;
 
 /// <summary>
-/// A scripted model server on loopback HTTP that speaks the Anthropic Messages API and the OpenAI Chat
-/// Completions API, playing back <see cref="Scenario"/>s with injected faults. It is stateless per
+/// A scripted model server on loopback HTTP that speaks the Anthropic Messages API, the OpenAI Chat
+/// Completions API and the OpenAI Responses API, playing back <see cref="Scenario"/>s with injected faults. It is stateless per
 /// conversation (the turn is the number of assistant messages already sent), so retries, resumes and
 /// concurrent conversations all work; only fault progress is remembered.
 /// </summary>
@@ -189,6 +189,10 @@ public sealed class SimulatorServer : IAsyncDisposable
             else if (isPost && path is "/v1/chat/completions" or "/chat/completions")
             {
                 await ServeModelAsync(context, OpenAIApi.Instance, cancellationToken).ConfigureAwait(false);
+            }
+            else if (isPost && path is "/v1/responses" or "/responses")
+            {
+                await ServeModelAsync(context, ResponsesApi.Instance, cancellationToken).ConfigureAwait(false);
             }
             else
             {
@@ -424,7 +428,7 @@ public sealed class SimulatorServer : IAsyncDisposable
         {
             Query = request.QueryString.Value ?? "",
             Stream = stream,
-            ApiKey = request.Headers["x-api-key"].FirstOrDefault(),
+            ApiKey = request.Headers["x-api-key"].FirstOrDefault() ?? BearerOf(request.Headers.Authorization.ToString()),
             InputTokens = inputTokens,
             Summary = summary,
         };
@@ -526,6 +530,9 @@ public sealed class SimulatorServer : IAsyncDisposable
         using var expanded = JsonDocument.Parse(raw.Replace(TurnPlaceholder, turn, StringComparison.Ordinal));
         return call with { Input = expanded.RootElement.Clone() };
     }
+
+    private static string? BearerOf(string authorization) =>
+        authorization.StartsWith("Bearer ", StringComparison.Ordinal) ? authorization["Bearer ".Length..] : null;
 
     private static string Hash(string text) => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text)), 0, 12);
 

@@ -85,7 +85,7 @@ public static class Output
             PlanApproved => Paint("plan approved: plan mode is over", "32"),
             CheckpointSaved c => Paint($"checkpoint turn {c.Turn} · {c.FilesChanged} files", "2"),
             WorktreeRestored w => Paint(Restored(w.BranchCommit, w.Turn, w.Checkpoint), "33"),
-            EngineNote { Kind: Engines.Claude.ClaudeEngine.LimitNote } n => Paint($"limit reached: {n.Text}", "31"),
+            EngineNote { Kind: Engines.Claude.ClaudeEngine.LimitNote or Engines.Codex.CodexEngine.LimitNote } n => Paint($"limit reached: {n.Text}", "31"),
             ErrorRaised err => Paint($"error: {err.Message}{(err.Detail is null ? "" : " · " + err.Detail)}", "31"),
             TaskFinished f => $"{Paint("finished", "1")} {Status(f.Status)}{(f.Reason is null ? "" : " · " + f.Reason)}{(f.Commit is null ? "" : " · commit " + f.Commit[..Math.Min(10, f.Commit.Length)])}",
             _ => null,

@@ -20,7 +20,12 @@ public sealed class ModelGateway(ModelSettings settings, Func<string, string?> g
     /// </summary>
     public string Resolve(string? model, string engine, string? workDir = null)
     {
-        var resolved = engine == "claude" ? Engines.Claude.ClaudeModel.Resolve(model, Settings) : ResolveBuiltin(model, engine);
+        var resolved = engine switch
+        {
+            "claude" => Engines.Claude.ClaudeModel.Resolve(model, Settings),
+            "codex" => Engines.Codex.CodexModel.Resolve(model, Settings),
+            _ => ResolveBuiltin(model, engine),
+        };
         return resolved.StartsWith("sim:", StringComparison.Ordinal) ? "sim:" + FindScenario(resolved["sim:".Length..], workDir) : resolved;
     }
 

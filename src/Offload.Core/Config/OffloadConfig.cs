@@ -195,6 +195,21 @@ public sealed record LimitSettings
 public sealed record EngineSettings
 {
     public ClaudeEngineSettings Claude { get; set; } = new();
+
+    public CodexEngineSettings Codex { get; set; } = new();
+}
+
+/// <summary>The <c>codex</c> engine: the real Codex CLI. docs/codex-engine.md.</summary>
+public sealed record CodexEngineSettings
+{
+    /// <summary>The <c>codex</c> executable; default: <c>codex</c> on PATH.</summary>
+    public string? Path { get; init; }
+
+    /// <summary>Extra arguments added to every <c>codex exec</c> run, e.g. <c>["-c", "model_reasoning_effort=\"high\""]</c>.</summary>
+    public List<string> Args { get; set; } = [];
+
+    /// <summary>Names of further environment variables to pass to Codex.</summary>
+    public List<string> Env { get; set; } = [];
 }
 
 /// <summary>The <c>claude</c> engine: the real Claude Code CLI. docs/claude-engine.md.</summary>

@@ -78,6 +78,7 @@ public static class DaemonHost
         builder.Services.AddSingleton<IEngine, AgentLoop>();
         builder.Services.AddSingleton<Engines.Claude.ClaudePermissionServer>();
         builder.Services.AddSingleton<IEngine>(sp => ActivatorUtilities.CreateInstance<Engines.Claude.ClaudeEngine>(sp, getEnv));
+        builder.Services.AddSingleton<IEngine>(sp => ActivatorUtilities.CreateInstance<Engines.Codex.CodexEngine>(sp, getEnv));
         builder.Services.AddSingleton<Runner>();
         builder.Services.AddSingleton<Scheduler>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Scheduler>());

@@ -21,7 +21,7 @@ public static class DoctorCommand
         command.SetAction(async (parse, ct) =>
         {
             var paths = OffloadPaths.FromEnvironment();
-            var checks = new List<DoctorCheck> { CheckSandbox(), await CheckGitAsync(ct), await CheckDaemonAsync(paths, ct), CheckSocketDir(paths), CheckConfig(paths), CheckClaude(paths) };
+            var checks = new List<DoctorCheck> { CheckSandbox(), await CheckGitAsync(ct), await CheckDaemonAsync(paths, ct), CheckSocketDir(paths), CheckConfig(paths), CheckClaude(paths), CheckCodex(paths) };
             checks.Add(Environment.GetEnvironmentVariable("ANTHROPIC_API_KEY") is { Length: > 0 }
                 ? new DoctorCheck("anthropic-key", "ok", "ANTHROPIC_API_KEY is set")
                 : new DoctorCheck("anthropic-key", "info", "ANTHROPIC_API_KEY is not set: anthropic: models need it (other providers and sim: models do not)",
@@ -125,32 +125,39 @@ public static class DoctorCommand
         }
     }
 
-    private static DoctorCheck CheckClaude(OffloadPaths paths)
+    private static DoctorCheck CheckClaude(OffloadPaths paths) =>
+        CheckAgentCli(paths, "claude", "Claude Code", "npm install -g @anthropic-ai/claude-code");
+
+    private static DoctorCheck CheckCodex(OffloadPaths paths) =>
+        CheckAgentCli(paths, "codex", "Codex", "npm install -g @openai/codex");
+
+    /// <summary>An engine that runs another agent's CLI (<c>claude</c>, <c>codex</c>): where it is, and whether it runs sandboxed.</summary>
+    private static DoctorCheck CheckAgentCli(OffloadPaths paths, string name, string agent, string install)
     {
-        var configured = ConfiguredClaudePath(paths.ConfigFile);
+        var configured = ConfiguredEnginePath(paths.ConfigFile, name);
         var found = configured is not null
             ? (File.Exists(configured) ? configured : null)
-            : DaemonProgram.FindOnPath("claude");
+            : DaemonProgram.FindOnPath(name);
         var sandboxed = Sandbox.Probe(Environment.GetEnvironmentVariable).Works;
         return found is not null
-            ? new DoctorCheck("claude", sandboxed ? "ok" : "warn",
-                $"claude CLI at {found}{(configured is null ? " (from PATH)" : " (engines.claude.path)")}: --engine claude can run, "
-                + (sandboxed ? "inside bubblewrap (no network but the model)" : "but without a sandbox: bubblewrap does not work here, so Claude Code and its commands run unconfined"),
+            ? new DoctorCheck(name, sandboxed ? "ok" : "warn",
+                $"{name} CLI at {found}{(configured is null ? " (from PATH)" : $" (engines.{name}.path)")}: --engine {name} can run, "
+                + (sandboxed ? "inside bubblewrap (no network but the model)" : $"but without a sandbox: bubblewrap does not work here, so {agent} and its commands run unconfined by Offload"),
                 sandboxed ? null : Sandbox.InstallHint)
-            : new DoctorCheck("claude", "info", configured is not null
-                    ? $"engines.claude.path is {configured}, which does not exist: --engine claude cannot run"
-                    : "the claude CLI is not on PATH: --engine claude cannot run (the builtin engine does not need it)",
-                "npm install -g @anthropic-ai/claude-code, or set engines.claude.path in " + paths.ConfigFile);
+            : new DoctorCheck(name, "info", configured is not null
+                    ? $"engines.{name}.path is {configured}, which does not exist: --engine {name} cannot run"
+                    : $"the {name} CLI is not on PATH: --engine {name} cannot run (the builtin engine does not need it)",
+                $"{install}, or set engines.{name}.path in " + paths.ConfigFile);
     }
 
-    /// <summary><c>engines.claude.path</c> from the user's config, read as plain JSON so a config this check does not know about still works.</summary>
-    private static string? ConfiguredClaudePath(string configFile)
+    /// <summary><c>engines.NAME.path</c> from the user's config, read as plain JSON so a config this check does not know about still works.</summary>
+    private static string? ConfiguredEnginePath(string configFile, string name)
     {
         try
         {
             using var config = JsonDocument.Parse(File.ReadAllText(configFile), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
-            return config.RootElement.TryGetProperty("engines", out var engines) && engines.TryGetProperty("claude", out var claude)
-                   && claude.TryGetProperty("path", out var path) && path.ValueKind == JsonValueKind.String
+            return config.RootElement.TryGetProperty("engines", out var engines) && engines.TryGetProperty(name, out var engine)
+                   && engine.TryGetProperty("path", out var path) && path.ValueKind == JsonValueKind.String
                 ? path.GetString()
                 : null;
         }

@@ -11,7 +11,7 @@ public static class RunCommand
         var prompt = new Argument<string?>("prompt") { Description = "What the agent should do; `-` reads it from stdin", Arity = ArgumentArity.ZeroOrOne };
         var file = new Option<FileInfo?>("--file") { Description = "Read the prompt from a file" };
         var model = new Option<string?>("--model", "-m") { Description = "provider:model, e.g. anthropic:claude-opus-4-8, openai:gpt-5, ollama:qwen3-coder, sim:demo" };
-        var engine = new Option<string?>("--engine") { Description = "builtin (default) or claude" };
+        var engine = new Option<string?>("--engine") { Description = "builtin (default), claude (Claude Code CLI) or codex (Codex CLI)" };
         var baseRef = new Option<string?>("--base") { Description = "Start from this commit or branch (default: the current HEAD)" };
         var name = new Option<string?>("--name") { Description = "A title for the task (default: the prompt's first line)" };
         var maxTurns = Common.MaxTurnsOption("Stop after this many model turns (status limited)");

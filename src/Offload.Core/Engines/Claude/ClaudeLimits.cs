@@ -39,15 +39,19 @@ public sealed class ClaudeLimits : IAsyncDisposable
     private long _processBreaches;
     private long _memoryBreaches;
 
-    private ClaudeLimits(SandboxLimits limits, string worktree, Cgroup? cgroup)
+    private readonly string _agent;
+
+    private ClaudeLimits(SandboxLimits limits, string worktree, Cgroup? cgroup, string agent)
     {
+        _agent = agent;
         _limits = limits;
         _worktree = worktree;
         _cgroup = cgroup;
     }
 
     /// <summary>Limits for a run in <paramref name="worktree"/>; none when every limit is off.</summary>
-    public static ClaudeLimits? Create(SandboxLimits limits, string worktree)
+    /// <param name="agent">The agent's name in what the journal says (the codex engine holds its runs the same way).</param>
+    public static ClaudeLimits? Create(SandboxLimits limits, string worktree, string agent = "Claude Code")
     {
         if (limits is { MaxProcesses: <= 0, MaxMemoryMb: <= 0, MaxDiskMb: <= 0 })
         {
@@ -59,7 +63,7 @@ public sealed class ClaudeLimits : IAsyncDisposable
             MaxProcesses = limits.MaxProcesses > 0 ? limits.MaxProcesses + ProcessRoom : 0,
             MaxMemoryMb = limits.MaxMemoryMb > 0 ? limits.MaxMemoryMb + MemoryRoomMb : 0,
         };
-        return new ClaudeLimits(limits, worktree, Cgroups.Create(forTree));
+        return new ClaudeLimits(limits, worktree, Cgroups.Create(forTree), agent);
     }
 
     /// <summary>
@@ -112,13 +116,13 @@ public sealed class ClaudeLimits : IAsyncDisposable
                 {
                     _processBreaches = _cgroup?.ProcessLimitHits() ?? 0;
                     reason = string.Create(CultureInfo.InvariantCulture,
-                        $"the task's process limit ({_limits.MaxProcesses}) was reached: the commands Claude Code was running were killed. Raise sandbox.limits.maxProcesses in your Offload config if they need more (docs/sandbox.md).");
+                        $"the task's process limit ({_limits.MaxProcesses}) was reached: the commands {_agent} was running were killed. Raise sandbox.limits.maxProcesses in your Offload config if they need more (docs/sandbox.md).");
                 }
                 else if (_cgroup is not null && _cgroup.MemoryLimitHits() is var memory && memory > _memoryBreaches)
                 {
                     _memoryBreaches = memory;
                     reason = string.Create(CultureInfo.InvariantCulture,
-                        $"the task's memory limit ({_limits.MaxMemoryMb} MB) was reached: the commands Claude Code was running were killed. Raise sandbox.limits.maxMemoryMb in your Offload config if they need more (docs/sandbox.md).");
+                        $"the task's memory limit ({_limits.MaxMemoryMb} MB) was reached: the commands {_agent} was running were killed. Raise sandbox.limits.maxMemoryMb in your Offload config if they need more (docs/sandbox.md).");
                 }
                 else if (_limits.MaxDiskMb > 0 && sinceDisk >= DiskEvery)
                 {
@@ -127,7 +131,7 @@ public sealed class ClaudeLimits : IAsyncDisposable
                     if (size > _limits.MaxDiskMb * 1024L * 1024)
                     {
                         reason = string.Create(CultureInfo.InvariantCulture,
-                            $"the task's disk limit ({_limits.MaxDiskMb} MB) was reached: the worktree holds {size / (1024 * 1024)} MB; the commands Claude Code was running were killed. Raise sandbox.limits.maxDiskMb in your Offload config if the task needs more (docs/sandbox.md).");
+                            $"the task's disk limit ({_limits.MaxDiskMb} MB) was reached: the worktree holds {size / (1024 * 1024)} MB; the commands {_agent} was running were killed. Raise sandbox.limits.maxDiskMb in your Offload config if the task needs more (docs/sandbox.md).");
                     }
                 }
 

@@ -13,6 +13,9 @@ public static class ClaudeModelProxy
 {
     public const string PathPrefix = "/claude/";
 
+    /// <summary>What the bridge answers once a run's <see cref="ModelCallBudget"/> is spent.</summary>
+    public const string TurnLimitMessage = "Offload: the task's turn limit is reached; this model call was not made.";
+
     private static readonly HttpClient Client = new(new SocketsHttpHandler
     {
         AutomaticDecompression = DecompressionMethods.None, // bytes pass as they are, Content-Encoding with them
@@ -45,6 +48,15 @@ public static class ClaudeModelProxy
         if (!string.Equals(target.Authority, upstream.BaseUrl.Authority, StringComparison.OrdinalIgnoreCase) || target.Scheme != upstream.BaseUrl.Scheme)
         {
             context.Response.StatusCode = StatusCodes.Status400BadRequest;
+            return;
+        }
+
+        if (upstream.Budget is { Spent: true })
+        {
+            // in the OpenAI error shape (only the codex engine counts): a 400 is not retried, so Codex ends its turn at once
+            context.Response.StatusCode = StatusCodes.Status400BadRequest;
+            context.Response.ContentType = "application/json";
+            await context.Response.WriteAsync($$$"""{"error":{"message":"{{{TurnLimitMessage}}}","type":"invalid_request_error","param":null,"code":"offload_turn_limit"}}""", context.RequestAborted);
             return;
         }
 
@@ -105,6 +117,11 @@ public static class ClaudeModelProxy
 
         using (response)
         {
+            if (response.StatusCode == HttpStatusCode.OK)
+            {
+                upstream.Budget?.Answered();
+            }
+
             context.Response.StatusCode = (int)response.StatusCode;
             foreach (var (name, values) in response.Headers.Concat(response.Content.Headers))
             {

@@ -139,13 +139,13 @@ public static class ClaudeSandbox
     }
 
     /// <summary>This daemon's own program, to run its bridge mode: its apphost, or <c>dotnet offload-daemon.dll</c>.</summary>
-    private static string[] ForwarderCommand()
+    internal static string[] ForwarderCommand()
     {
         var self = System.Environment.ProcessPath ?? throw new ClaudeEngineException("the daemon cannot tell where its own program is, so it cannot start the sandbox's model bridge");
         return Path.GetFileNameWithoutExtension(self) == "dotnet" ? [self, System.Environment.GetCommandLineArgs()[0]] : [self];
     }
 
-    private static IEnumerable<string> ProgramDirs(string executable)
+    internal static IEnumerable<string> ProgramDirs(string executable)
     {
         var self = System.Environment.ProcessPath is { } path ? ResolvedDir(path) : null;
         var assembly = Path.GetDirectoryName(System.Environment.GetCommandLineArgs()[0]);
@@ -180,7 +180,22 @@ public static class ClaudeSandbox
 
 /// <summary>Where Claude Code's model requests go, and the credential the daemon adds to them.</summary>
 /// <param name="Redact">Replaces the task's secrets in a request body before it leaves (as the builtin engine's tool results are), or null.</param>
-public sealed record ClaudeUpstream(Uri BaseUrl, ClaudeCredential? Credential, Func<string, string>? Redact = null);
+/// <param name="Budget">How many model answers the run may still get (the codex engine's turn limit), or null for no count.</param>
+public sealed record ClaudeUpstream(Uri BaseUrl, ClaudeCredential? Credential, Func<string, string>? Redact = null, ModelCallBudget? Budget = null);
+
+/// <summary>
+/// The model answers a run may still get through the bridge: each answered request (HTTP 200) counts one; once they are
+/// used up, the bridge refuses the next request itself, before it reaches the model. For an agent that reports no event
+/// per model answer (Codex), this is the one exact place to hold a turn limit.
+/// </summary>
+public sealed class ModelCallBudget(int answers)
+{
+    private int _answered;
+
+    public bool Spent => Volatile.Read(ref _answered) >= answers;
+
+    public void Answered() => Interlocked.Increment(ref _answered);
+}
 
 /// <summary>
 /// A credential of Claude Code's: the variable it reads (which also says the header: <c>x-api-key</c> for

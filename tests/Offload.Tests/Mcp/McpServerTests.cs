@@ -36,7 +36,7 @@ public sealed class McpServerTests : IAsyncLifetime
     {
         var notes = _h.Scenario("notes", Scenario(
             Tool("Write", new { file_path = "notes.txt", content = "one\n" }),
-            Final("Wrote notes.txt."),
+            Final("Wrote notes.txt.", delayMs: 1500), // time for offload_wait to be following when the turn ends
             Final("Nothing more to add: notes.txt already says one.")));
         var asks = _h.Scenario("asks", Scenario(Tool("Bash", new { command = "touch asked.txt" }), Final("Made asked.txt.")));
         var refused = _h.Scenario("refused", Scenario(Tool("Bash", new { command = "touch refused.txt" }), Final("Could not make refused.txt.")));
@@ -96,6 +96,9 @@ public sealed class McpServerTests : IAsyncLifetime
 
         var (waited, _) = Text(lines[3]);
         Assert.StartsWith("task 1 succeeded · 2 turns · $0.00 · branch offload/1-write-the-notes\nsummary: Wrote notes.txt.\n", waited);
+        var progress = lines[3].GetProperty("progress").EnumerateArray().ToList(); // a turn that ended while it waited
+        Assert.Equal("task 1: turn 2", progress[^1].GetProperty("message").GetString());
+        Assert.Equal(2, progress[^1].GetProperty("progress").GetInt32());
 
         var (status, _) = Text(lines[4]);
         Assert.StartsWith("task 1 succeeded · 2 turns · $0.00 · 1 files changed\n", status);

@@ -4,7 +4,8 @@
 // Input (stdin, JSON): { "sdk": ".tools/mcp-sdk", "command": "/path/offload", "args": ["mcp"], "cwd": "…", "env": {…},
 //                        "steps": [ {"op": "list"} | {"op": "call", "name": "…", "arguments": {…}}
 //                                 | {"op": "task", "name": "…", "arguments": {…}} | {"op": "request", "method": "…", "params": {…}} ] }
-// Output (stdout): one JSON line per step: {"op", "result"} or {"op", "error": {"code", "message"}}; a "task" step
+// Output (stdout): one JSON line per step: {"op", "result"} or {"op", "error": {"code", "message"}}; a "call" step asks
+// for progress and gives the notifications/progress that came ("progress"); a "task" step
 // gives the messages of the SDK's task stream (taskCreated, taskStatus, result or error) and the
 // notifications/tasks/status that came meanwhile. The first line is the server's capabilities and info.
 import { createRequire } from 'node:module';
@@ -52,7 +53,9 @@ for (const step of input.steps) {
     if (step.op === 'list') {
       print({ op: 'list', result: await client.listTools() });
     } else if (step.op === 'call') {
-      print({ op: 'call', name: step.name, result: await client.callTool({ name: step.name, arguments: step.arguments }, CallToolResultSchema, options) });
+      const progress = [];
+      const result = await client.callTool({ name: step.name, arguments: step.arguments }, CallToolResultSchema, { ...options, onprogress: p => progress.push(p) });
+      print({ op: 'call', name: step.name, result, progress });
     } else if (step.op === 'task') {
       const messages = [];
       for await (const message of client.experimental.tasks.callToolStream({ name: step.name, arguments: step.arguments }, CallToolResultSchema, { ...options, task: {} })) {

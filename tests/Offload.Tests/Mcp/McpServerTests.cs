@@ -218,6 +218,28 @@ public sealed class McpServerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task DaemonThatCannotStart_IsAToolErrorWithItsReason_AndTheServerGoesOnServing()
+    {
+        var blocker = Path.Combine(_h.Root, "not-a-folder");
+        File.WriteAllText(blocker, "a file where OFFLOAD_HOME should be a folder");
+        _h.Env["OFFLOAD_HOME"] = Path.Combine(blocker, "home");
+
+        var lines = await RunAsync(_h, [Call("offload_list", new { }), Call("offload_run", new { prompt = "anything" }), List()]);
+
+        var expected = await _h.OffloadAsync("ls");
+        Assert.Equal(5, expected.ExitCode);
+        Assert.Contains("is a file, not a folder", expected.Stderr);
+        foreach (var line in lines.Skip(1).Take(2))
+        {
+            var (text, isError) = Text(line);
+            Assert.True(isError, text);
+            Assert.Equal(expected.Stderr.TrimEnd('\n'), text);
+        }
+
+        Assert.Equal(12, lines[3].GetProperty("result").GetProperty("tools").GetArrayLength());
+    }
+
+    [Fact]
     public async Task OffloadRun_AsAnMcpTask_IsPolledNatively_NotifiesEachStatus_AndItsResultCarriesTheSummary()
     {
         var notes = _h.Scenario("notes", Scenario(Tool("Write", new { file_path = "notes.txt", content = "one\n" }), Final("Wrote notes.txt.")));

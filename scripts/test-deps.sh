@@ -3,6 +3,7 @@
 #   - bubblewrap (the sandbox for the builtin Bash tool), from Debian's packages, when running as root
 #   - the real Claude Code CLI from npm, into .tools/claude (the claude engine's tests run it)
 #   - the real Codex CLI from npm, into .tools/codex (the codex engine's tests run it)
+#   - the official MCP TypeScript client from npm, into .tools/mcp-sdk (the `offload mcp` tests drive the server with it)
 # Safe to run again: it only installs what is not there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,5 +38,17 @@ if [ ! -x .tools/codex/node_modules/.bin/codex ]; then
       || npm install --no-audit --no-fund --prefix .tools/codex "@openai/codex@$CODEX_VERSION"
   else
     echo "test-deps: npm is missing; install Node.js and npm for the codex engine tests" >&2
+  fi
+fi
+
+MCP_SDK_VERSION="${OFFLOAD_MCP_SDK_VERSION:-1.32.2}"
+if [ ! -f .tools/mcp-sdk/node_modules/@modelcontextprotocol/sdk/package.json ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "test-deps: installing @modelcontextprotocol/sdk@$MCP_SDK_VERSION into .tools/mcp-sdk"
+    mkdir -p .tools/mcp-sdk
+    npm install --silent --no-audit --no-fund --prefix .tools/mcp-sdk "@modelcontextprotocol/sdk@$MCP_SDK_VERSION" >/dev/null 2>&1 \
+      || npm install --no-audit --no-fund --prefix .tools/mcp-sdk "@modelcontextprotocol/sdk@$MCP_SDK_VERSION"
+  else
+    echo "test-deps: npm is missing; install Node.js and npm for the MCP client tests" >&2
   fi
 fi

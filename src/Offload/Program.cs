@@ -35,6 +35,7 @@ var root = new RootCommand("""
     DaemonCommand.Create(),
     DoctorCommand.Create(),
     SimCommand.Create(),
+    McpCommand.Create(),
     HelpCommand.Create(),
 };
 

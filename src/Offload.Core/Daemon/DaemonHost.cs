@@ -136,7 +136,15 @@ public static class DaemonHost
         var ui = app.Services.GetRequiredService<Ui.UiListener>();
         if (config.Ui.Enabled)
         {
-            await ui.OpenAsync(cancellationToken);
+            try
+            {
+                await ui.OpenAsync(cancellationToken);
+            }
+            catch (OffloadException e)
+            {
+                // The CLI's work does not depend on the dashboard: the daemon goes on, and `offload ui` says the same.
+                app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Offload.Ui").LogWarning("{Problem} ({Hint})", e.Message, e.Hint);
+            }
         }
 
         await app.WaitForShutdownAsync(cancellationToken);

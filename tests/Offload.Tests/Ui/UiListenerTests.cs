@@ -55,7 +55,11 @@ public sealed class UiListenerTests : IAsyncLifetime
 
         using var again = await http.GetAsync(first.Url);
         Assert.Equal(HttpStatusCode.Unauthorized, again.StatusCode);
-        Assert.Equal("run `offload ui` for a fresh one", (await ErrorAsync(again)).Hint);
+        Assert.Equal("""
+            offload: this sign-in link was used already or has expired (each link signs in once, within 15 minutes)
+              next: run `offload ui` for a fresh one
+
+            """, await again.Content.ReadAsStringAsync());
 
         var session = cookie[..cookie.IndexOf(';', StringComparison.Ordinal)];
         using var page = await SendAsync(http, HttpMethod.Get, $"http://127.0.0.1:{first.Port}/", session);
@@ -65,12 +69,12 @@ public sealed class UiListenerTests : IAsyncLifetime
     }
 
     [Theory]
-    [InlineData("GET", "/")]
-    [InlineData("GET", "/assets/app.js")]
     [InlineData("GET", "/v1/tasks")]
+    [InlineData("GET", "/v1/tasks/1/events?follow=1")]
     [InlineData("GET", "/v1/tasks/stream")]
     [InlineData("POST", "/v1/tasks/1/cancel")]
-    public async Task WithoutTheTokenOrItsCookie_EveryRequestGets401(string method, string path)
+    [InlineData("POST", "/v1/tasks/1/merge")]
+    public async Task WithoutTheTokenOrItsCookie_EveryApiRequestGets401(string method, string path)
     {
         var ui = await UiAsync();
         using var http = Client();
@@ -83,6 +87,25 @@ public sealed class UiListenerTests : IAsyncLifetime
         var error = await ErrorAsync(response);
         Assert.Equal(ErrorCodes.Unauthorized, error.Code);
         Assert.Equal("run `offload ui`", error.Hint);
+    }
+
+    [Theory]
+    [InlineData("/")]
+    [InlineData("/assets/app.js")]
+    [InlineData("/assets/vendor/highlight.min.js")]
+    public async Task WithoutTheTokenOrItsCookie_APageGets401_InWords(string path)
+    {
+        var ui = await UiAsync();
+        using var http = Client();
+
+        using var response = await http.GetAsync($"http://127.0.0.1:{ui.Port}{path}");
+
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        Assert.Equal("""
+            offload: this dashboard needs a sign-in: open it with the link `offload ui` prints (the link signs this browser in)
+              next: run `offload ui`
+
+            """, await response.Content.ReadAsStringAsync());
     }
 
     [Theory]

@@ -120,10 +120,17 @@ public sealed class LoopbackGuard(UiTokens tokens)
         return site.Length == 0 || site is "same-origin" or "none" ? null : $"a {site} page";
     }
 
+    /// <summary>The API's error shape for /v1/ calls; for a page a browser opened, the same words as plain text.</summary>
     private static Task RefuseAsync(HttpContext context, int status, string message, string hint)
     {
         context.Response.StatusCode = status;
         context.Response.Headers.CacheControl = "no-store";
+        if (!context.Request.Path.StartsWithSegments("/v1", StringComparison.Ordinal))
+        {
+            context.Response.ContentType = "text/plain; charset=utf-8";
+            return context.Response.WriteAsync($"offload: {message}\n  next: {hint}\n");
+        }
+
         return context.Response.WriteAsJsonAsync(new ApiError(status switch
         {
             StatusCodes.Status401Unauthorized => ErrorCodes.Unauthorized,

@@ -33,8 +33,13 @@ export function board(main) {
   };
   document.addEventListener("keydown", onKey);
 
-  let pending = 0;
-  function schedule() { if (!pending) pending = requestAnimationFrame(() => { pending = 0; draw(); }); }
+  // At most four draws a second: a busy task changes many times a second, and the board has up to 1,000 cards.
+  let pending = 0, last = 0;
+  function schedule() {
+    if (pending) return;
+    const wait = Math.max(0, last + 250 - performance.now());
+    pending = setTimeout(() => requestAnimationFrame(() => { pending = 0; last = performance.now(); draw(); }), wait);
+  }
 
   function draw() {
     const focused = document.activeElement?.dataset?.id;
@@ -98,7 +103,7 @@ export function board(main) {
   source.onerror = () => setConnection("reconnecting…");
   const ticker = setInterval(schedule, 30_000); // ages move on
 
-  return () => { source.close(); clearInterval(ticker); document.removeEventListener("keydown", onKey); if (pending) cancelAnimationFrame(pending); };
+  return () => { source.close(); clearInterval(ticker); document.removeEventListener("keydown", onKey); clearTimeout(pending); };
 }
 
 function card(t, now) {
@@ -109,5 +114,5 @@ function card(t, now) {
   const flag = t.status === "needs_input" ? `<div class="flag">NEEDS INPUT</div>` : "";
   return `<a class="card ${t.status}" href="#/task/${t.id}" data-id="${t.id}" data-status="${t.status}" aria-label="task ${t.id}: ${esc(t.title)}, ${STATUS_LABEL[t.status]}">
     ${flag}<div class="title">#${t.id} ${esc(t.title)}</div>
-    <div class="meta"><span>${esc(t.model)}</span><span>${t.turns} turns</span><span>${tokens(t.usage.inputTokens + t.usage.outputTokens)} tok</span><span>${cost(t.usage.costUsd)}</span><span title="${esc(t.createdAt)}">${age(t.createdAt, now)}</span>${plan}${t.status !== "needs_input" && t.status !== "queued" && t.status !== "running" ? `<span class="s-${t.status}">${STATUS_LABEL[t.status]}</span>` : ""}</div>${bar}</a>`;
+    <div class="meta"><span>${esc(t.model)}</span><span>${t.turns} turn${t.turns === 1 ? "" : "s"}</span><span>${tokens(t.usage.inputTokens + t.usage.outputTokens)} tok</span><span>${cost(t.usage.costUsd)}</span><span title="${esc(t.createdAt)}">${age(t.createdAt, now)}</span>${plan}${t.status !== "needs_input" && t.status !== "queued" && t.status !== "running" ? `<span class="s-${t.status}">${STATUS_LABEL[t.status]}</span>` : ""}</div>${bar}</a>`;
 }

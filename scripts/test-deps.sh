@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond the .NET SDK, when it is missing:
 #   - bubblewrap (the sandbox for the builtin Bash tool), from Debian's packages, when running as root
+#   - chromium (the browser the dashboard's Playwright tests drive), from Debian's packages, when running as root
 #   - the real Claude Code CLI from npm, into .tools/claude (the claude engine's tests run it)
 #   - the real Codex CLI from npm, into .tools/codex (the codex engine's tests run it)
 #   - the official MCP TypeScript client from npm, into .tools/mcp-sdk (the `offload mcp` tests drive the server with it)
@@ -14,6 +15,15 @@ if ! command -v bwrap >/dev/null 2>&1; then
     apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
   else
     echo "test-deps: bubblewrap is missing; install it (sudo apt-get install bubblewrap) for the sandbox tests" >&2
+  fi
+fi
+
+if ! [ -x /usr/bin/chromium ] && [ -z "${OFFLOAD_TEST_CHROMIUM:-}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test-deps: installing chromium"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "test-deps: chromium is missing; install it (sudo apt-get install chromium) for the dashboard's browser tests" >&2
   fi
 fi
 

@@ -16,7 +16,7 @@ public sealed partial class Bench(string offload, string? claude, bool quick, Te
 
     public IReadOnlyList<Figure> Figures => _figures;
 
-    public static readonly string[] Names = ["background", "memory", "cpu", "logs", "many", "cli", "prompt", "search", "longmem", "cache", "runs"];
+    public static readonly string[] Names = ["background", "memory", "cpu", "logs", "many", "cli", "prompt", "search", "longmem", "cache", "runs", "ui"];
 
     public async Task RunAsync(IReadOnlyCollection<string> only)
     {
@@ -74,6 +74,11 @@ public sealed partial class Bench(string offload, string? claude, bool quick, Te
         if (Want("runs"))
         {
             await Measure("stats and compare", StatsCompareAsync);
+        }
+
+        if (Want("ui"))
+        {
+            await Measure("dashboard", DashboardAsync);
         }
     }
 

@@ -24,6 +24,7 @@ namespace Offload.Cli;
 [JsonSerializable(typeof(Page<GroupInfo>))]
 [JsonSerializable(typeof(TaskDetails))]
 [JsonSerializable(typeof(DaemonStatusResponse))]
+[JsonSerializable(typeof(UiResponse))]
 [JsonSerializable(typeof(ApiError))]
 [JsonSerializable(typeof(CreateTaskRequest))]
 [JsonSerializable(typeof(MergeRequest))]

@@ -20,6 +20,7 @@ var root = new RootCommand("""
     DiffCommand.Create(),
     CompareCommand.Create(),
     StatsCommand.Create(),
+    UiCommand.Create(),
     WaitCommand.Create(),
     CancelCommand.Create(),
     ApproveCommand.Create(),

@@ -44,6 +44,9 @@ public sealed record OffloadConfig
     /// <summary>Traces and metrics over OTLP (docs/telemetry.md); only the user's config sets it.</summary>
     public Telemetry.TelemetrySettings Telemetry { get; set; } = new();
 
+    /// <summary>The web dashboard's loopback listener (docs/ui.md); only the user's config sets it.</summary>
+    public UiSettings Ui { get; set; } = new();
+
     /// <summary>The file's settings, or the defaults when there is no file (or only whitespace in it).</summary>
     /// <exception cref="ConfigException">The file cannot be read, does not parse, or sets a limit out of range.</exception>
     public static OffloadConfig Load(string path)
@@ -90,7 +93,7 @@ public sealed record OffloadConfig
     private string? OutOfRange()
     {
         (string Name, object? Value)[] sections =
-            [("limits", Limits), ("models", Models), ("notifications", Notifications), ("engines", Engines), ("permissions", Permissions), ("sandbox", Sandbox), ("telemetry", Telemetry)];
+            [("limits", Limits), ("models", Models), ("notifications", Notifications), ("engines", Engines), ("permissions", Permissions), ("sandbox", Sandbox), ("telemetry", Telemetry), ("ui", Ui)];
         if (sections.FirstOrDefault(s => s.Value is null) is { Name: { } empty })
         {
             return $"{empty} is null; it should be an object ({{…}}) or be left out";
@@ -126,6 +129,11 @@ public sealed record OffloadConfig
         if (Models.CompactAt is not (> 0.05 and < 1))
         {
             return string.Create(System.Globalization.CultureInfo.InvariantCulture, $"models.compactAt is {Models.CompactAt}; it is the share of the context window at which the agent compacts, above 0.05 and below 1 (e.g. 0.8)");
+        }
+
+        if (Ui.Port is < 0 or > 65535)
+        {
+            return $"ui.port is {Ui.Port}; it is a TCP port from 1 to 65535, or 0 for a free one chosen at random";
         }
 
         return Telemetry.Problem() ?? Thinking.Problem(Models);
@@ -226,6 +234,18 @@ public sealed record ClaudeEngineSettings
 
     /// <summary>Names of further environment variables to pass to Claude Code (e.g. cloud provider settings).</summary>
     public List<string> Env { get; set; } = [];
+}
+
+/// <summary>
+/// The web dashboard (<c>offload ui</c>, docs/ui.md): a listener on 127.0.0.1 that stays closed until <c>offload ui</c>
+/// asks for it, or from the daemon's start when <see cref="Enabled"/>.
+/// </summary>
+public sealed record UiSettings
+{
+    public bool Enabled { get; set; }
+
+    /// <summary>The loopback port; 0: a free one, chosen when the listener opens.</summary>
+    public int Port { get; set; }
 }
 
 /// <summary>

@@ -33,15 +33,6 @@ public static class Api
         });
 
         var v1 = app.MapGroup("/v1");
-        v1.MapGet("/daemon", (DaemonInfo info, Scheduler scheduler, ITaskStore store, Func<Config.OffloadConfig> config) =>
-            Json(new DaemonStatusResponse(info.Pid, info.Version, info.Paths.Socket, info.Paths.DataDir, info.StartedAt,
-                scheduler.RunningCount, 0, config().MaxParallel, Agent.Tools.Sandbox.IsAvailable)));
-        v1.MapPost("/daemon/stop", (IHostApplicationLifetime lifetime) =>
-        {
-            lifetime.StopApplication();
-            return Results.Accepted();
-        });
-
         v1.MapPost("/tasks", async (HttpRequest request, TaskService tasks, CancellationToken ct) =>
         {
             var body = await JsonSerializer.DeserializeAsync(request.Body, OffloadJson.Info<CreateTaskRequest>(), ct)
@@ -80,6 +71,20 @@ public static class Api
         v1.MapGet("/tasks/{id:long}/wait", async (long id, TaskService tasks, EventHub hub, CancellationToken ct) =>
             Json(await WaitFinalAsync(id, tasks, hub, ct)));
         v1.MapGet("/tasks/{id:long}/events", StreamEventsAsync);
+    }
+
+    /// <summary>The daemon's own controls: on its Unix socket only, not on the dashboard's listener.</summary>
+    public static void MapDaemon(WebApplication app)
+    {
+        var v1 = app.MapGroup("/v1");
+        v1.MapGet("/daemon", (DaemonInfo info, Scheduler scheduler, ITaskStore store, Func<Config.OffloadConfig> config) =>
+            Json(new DaemonStatusResponse(info.Pid, info.Version, info.Paths.Socket, info.Paths.DataDir, info.StartedAt,
+                scheduler.RunningCount, 0, config().MaxParallel, Agent.Tools.Sandbox.IsAvailable)));
+        v1.MapPost("/daemon/stop", (IHostApplicationLifetime lifetime) =>
+        {
+            lifetime.StopApplication();
+            return Results.Accepted();
+        });
     }
 
     private static async Task<TaskInfo> WaitFinalAsync(long id, TaskService tasks, EventHub hub, CancellationToken ct)

@@ -47,11 +47,7 @@ public static class DaemonHost
         builder.Logging.SetMinimumLevel(LogLevel.Information);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.WebHost.ConfigureKestrel(k => k.ListenUnixSocket(paths.Socket, OwnerOnlyConnections.Use));
-        builder.Services.Configure<Microsoft.AspNetCore.Http.Json.JsonOptions>(o =>
-        {
-            o.SerializerOptions.DefaultIgnoreCondition = OffloadJson.Options.DefaultIgnoreCondition;
-            o.SerializerOptions.TypeInfoResolverChain.Insert(0, OffloadJsonContext.Default);
-        });
+        AddApiJson(builder.Services);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
 
         var redactor = Redaction.SecretRedactor.From(Environment.GetEnvironmentVariables(), config);
@@ -86,6 +82,8 @@ public static class DaemonHost
         builder.Services.AddSingleton<ReviewService>();
         builder.Services.AddSingleton<RunsService>();
         builder.Services.AddHostedService<Notifier>();
+        builder.Services.AddSingleton<Ui.UiTokens>();
+        builder.Services.AddSingleton<Ui.UiListener>();
         builder.Services.AddSingleton(new DaemonInfo(Environment.ProcessId, Version, paths, DateTimeOffset.UtcNow));
 
         await using var app = builder.Build();
@@ -129,14 +127,40 @@ public static class DaemonHost
             }
         });
         Api.Map(app);
+        Api.MapDaemon(app);
         ReviewApi.Map(app);
         PermissionApi.Map(app);
+        Ui.UiApi.MapOpen(app);
+        Ui.UiApi.MapStream(app);
         await app.StartAsync(cancellationToken);
         File.SetUnixFileMode(paths.Socket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var ui = app.Services.GetRequiredService<Ui.UiListener>();
+        if (config.Ui.Enabled)
+        {
+            try
+            {
+                await ui.OpenAsync(cancellationToken);
+            }
+            catch (OffloadException e)
+            {
+                // The CLI's work does not depend on the dashboard: the daemon goes on, and `offload ui` says the same.
+                app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Offload.Ui").LogWarning("{Problem} ({Hint})", e.Message, e.Hint);
+            }
+        }
+
         await app.WaitForShutdownAsync(cancellationToken);
+        await ui.DisposeAsync();
         await models.DisposeAsync();
         return 0;
     }
+
+    /// <summary>The API's JSON: the generated metadata (Native AOT), nulls left out; the socket's and the dashboard's listener alike.</summary>
+    internal static void AddApiJson(IServiceCollection services) =>
+        services.Configure<Microsoft.AspNetCore.Http.Json.JsonOptions>(o =>
+        {
+            o.SerializerOptions.DefaultIgnoreCondition = OffloadJson.Options.DefaultIgnoreCondition;
+            o.SerializerOptions.TypeInfoResolverChain.Insert(0, OffloadJsonContext.Default);
+        });
 }
 
 public sealed record DaemonInfo(int Pid, string Version, OffloadPaths Paths, DateTimeOffset StartedAt);

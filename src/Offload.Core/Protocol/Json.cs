@@ -67,6 +67,7 @@ public static class OffloadJson
 [JsonSerializable(typeof(PermissionAnswerResponse))]
 [JsonSerializable(typeof(PendingPermissionResponse))]
 [JsonSerializable(typeof(TaskNotification))]
+[JsonSerializable(typeof(UiResponse))]
 [JsonSerializable(typeof(Config.OffloadConfig))]
 [JsonSerializable(typeof(Agent.Permissions.PermissionRules.SettingsFile))]
 [JsonSerializable(typeof(Dictionary<string, object?>))]

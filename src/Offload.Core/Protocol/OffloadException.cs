@@ -27,4 +27,10 @@ public static class ErrorCodes
     public const string Daemon = "daemon";
     public const string DiskFull = "disk_full";
     public const string Internal = "internal";
+
+    /// <summary>The dashboard's listener: no session (401).</summary>
+    public const string Unauthorized = "unauthorized";
+
+    /// <summary>The dashboard's listener: wrong Host (421) or a request from another origin (403).</summary>
+    public const string Forbidden = "forbidden";
 }

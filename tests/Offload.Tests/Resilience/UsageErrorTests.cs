@@ -20,7 +20,7 @@ public sealed partial class UsageErrorTests : IAsyncLifetime
 
     private static readonly string[] CommandList =
     [
-        "run", "list", "show", "logs", "diff", "compare", "stats", "wait", "cancel", "approve", "deny", "merge", "apply", "discard", "gc",
+        "run", "list", "show", "logs", "diff", "compare", "stats", "ui", "wait", "cancel", "approve", "deny", "merge", "apply", "discard", "gc",
         "reply", "retry", "checkpoints", "rewind", "daemon status", "daemon start", "daemon stop", "daemon run", "doctor",
         "sim serve", "help",
     ];

@@ -22,8 +22,8 @@ public sealed class ModelGateway(ModelSettings settings, Func<string, string?> g
     {
         var resolved = engine switch
         {
-            "claude" => Engines.Claude.ClaudeModel.Resolve(model, Settings),
-            "codex" => Engines.Codex.CodexModel.Resolve(model, Settings),
+            "claude" => Engines.CliModel.Claude.Resolve(model, Settings),
+            "codex" => Engines.CliModel.Codex.Resolve(model, Settings),
             _ => ResolveBuiltin(model, engine),
         };
         return resolved.StartsWith("sim:", StringComparison.Ordinal) ? "sim:" + FindScenario(resolved["sim:".Length..], workDir) : resolved;

@@ -153,15 +153,15 @@ public sealed class ClaudeStreamTests
     [InlineData("sim:/tmp/s.json", "sim:/tmp/s.json")]
     public void Models_ForTheClaudeEngine(string? asked, string stored)
     {
-        Assert.Equal(stored, ClaudeModel.Resolve(asked, new ModelSettings()));
+        Assert.Equal(stored, CliModel.Claude.Resolve(asked, new ModelSettings()));
     }
 
     [Fact]
     public void OtherProviders_AreRefusedForTheClaudeEngine_WithWhatToTypeInstead()
     {
-        var e = Assert.Throws<OffloadException>(() => ClaudeModel.Resolve("openai:gpt-5", new ModelSettings()));
+        var e = Assert.Throws<OffloadException>(() => CliModel.Claude.Resolve("openai:gpt-5", new ModelSettings()));
         Assert.Contains("--engine builtin", e.Hint);
-        Assert.Equal((string?)null, ClaudeModel.CliName("default"));
-        Assert.Equal("/tmp/s.json", ClaudeModel.CliName("sim:/tmp/s.json"));
+        Assert.Equal((string?)null, CliModel.CliName("default"));
+        Assert.Equal("/tmp/s.json", CliModel.CliName("sim:/tmp/s.json"));
     }
 }

@@ -104,7 +104,7 @@ public sealed partial class ClaudeEngine(
             stateDir = ClaudeSandbox.StateDir(paths, task.Id);
             Directory.CreateDirectory(stateDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             environment["CLAUDE_CONFIG_DIR"] = stateDir; // its sessions live there, the one folder of its own it may write
-            upstream = ClaudeSandbox.Upstream(ClaudeModel.IsSimulated(task.Model) ? new Uri(environment["ANTHROPIC_BASE_URL"]) : null, getEnv);
+            upstream = ClaudeSandbox.Upstream(CliModel.IsSimulated(task.Model) ? new Uri(environment["ANTHROPIC_BASE_URL"]) : null, getEnv);
             if (redactor is not null)
             {
                 upstream = upstream with { Redact = text => redactor.RedactForTask(task.Id, text) }; // .worktreeinclude values never reach the model
@@ -144,7 +144,7 @@ public sealed partial class ClaudeEngine(
         try
         {
             var args = new List<string> { "-p", "--output-format", "stream-json", "--verbose", resume ? "--resume" : "--session-id", session };
-            if (ClaudeModel.CliName(task.Model) is { } model)
+            if (CliModel.CliName(task.Model) is { } model)
             {
                 args.AddRange(["--model", model]);
             }
@@ -161,7 +161,7 @@ public sealed partial class ClaudeEngine(
                 args.AddRange(["--max-turns", (turns - task.Turns).ToString(CultureInfo.InvariantCulture)]);
             }
 
-            if (maxCost is { } cost && !ClaudeModel.IsSimulated(task.Model))
+            if (maxCost is { } cost && !CliModel.IsSimulated(task.Model))
             {
                 args.AddRange(["--max-budget-usd", (cost - task.Usage.CostUsd).ToString("0.####", CultureInfo.InvariantCulture)]);
             }
@@ -422,7 +422,7 @@ public sealed partial class ClaudeEngine(
         environment["DISABLE_AUTOUPDATER"] = "1";
         environment["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] = "1";
         environment.TryAdd("MCP_TOOL_TIMEOUT", "604800000"); // a permission prompt may wait for the user for days
-        if (ClaudeModel.IsSimulated(task.Model))
+        if (CliModel.IsSimulated(task.Model))
         {
             foreach (var secret in new[] { "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN" })
             {

@@ -149,7 +149,7 @@ public sealed class ClaudeStream(int turn, string taskModel)
         Result = result;
 
         var model = taskModel;
-        if (!ClaudeModel.IsSimulated(taskModel) && root.TryGetProperty("modelUsage", out var models) && models.ValueKind == JsonValueKind.Object)
+        if (!CliModel.IsSimulated(taskModel) && root.TryGetProperty("modelUsage", out var models) && models.ValueKind == JsonValueKind.Object)
         {
             model = models.EnumerateObject().Select(m => "anthropic:" + m.Name).FirstOrDefault() ?? model;
         }
@@ -161,7 +161,7 @@ public sealed class ClaudeStream(int turn, string taskModel)
                 usage.ValueKind == JsonValueKind.Object ? Int(usage, "output_tokens") ?? 0 : 0,
                 usage.ValueKind == JsonValueKind.Object ? Int(usage, "cache_read_input_tokens") ?? 0 : 0,
                 usage.ValueKind == JsonValueKind.Object ? Int(usage, "cache_creation_input_tokens") ?? 0 : 0,
-                ClaudeModel.IsSimulated(taskModel) ? 0m : result.CostUsd),
+                CliModel.IsSimulated(taskModel) ? 0m : result.CostUsd),
         };
 
         if (root.TryGetProperty("permission_denials", out var denials) && denials.ValueKind == JsonValueKind.Array)

@@ -99,7 +99,7 @@ public sealed partial class CodexEngine(
         Directory.CreateDirectory(stateDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         environment["CODEX_HOME"] = stateDir;
         var sandboxed = Agent.Tools.Sandbox.IsAvailable;
-        var upstream = CodexSandbox.Upstream(CodexModel.IsSimulated(task.Model) ? await models.SimulatorUrlAsync(cancellationToken) : null, getEnv);
+        var upstream = CodexSandbox.Upstream(CliModel.IsSimulated(task.Model) ? await models.SimulatorUrlAsync(cancellationToken) : null, getEnv);
         if (sandboxed && redactor is not null)
         {
             upstream = upstream with { Redact = text => redactor.RedactForTask(task.Id, text) }; // .worktreeinclude values never reach the model
@@ -154,7 +154,7 @@ public sealed partial class CodexEngine(
         }
 
         var args = new List<string> { "exec", "--json", "--skip-git-repo-check", "-s", sandboxed ? "danger-full-access" : "workspace-write" };
-        if (CodexModel.CliName(task.Model) is { } model)
+        if (CliModel.CliName(task.Model) is { } model)
         {
             args.AddRange(["-m", model]);
         }
@@ -233,7 +233,7 @@ public sealed partial class CodexEngine(
 
         using var onCancel = cancellationToken.Register(Stop);
         using var onSoftStop = run.SoftStop.Register(Stop);
-        var stream = new CodexStream(task.Turns, task.Model, usage => CodexModel.IsSimulated(task.Model) ? 0m : models.Settings.Cost(task.Model, usage));
+        var stream = new CodexStream(task.Turns, task.Model, usage => CliModel.IsSimulated(task.Model) ? 0m : models.Settings.Cost(task.Model, usage));
         var changedFiles = new HashSet<int>();
         await foreach (var line in process.ReadLinesAsync(CancellationToken.None))
         {

@@ -135,6 +135,41 @@ public sealed class CodexEngineTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task DaemonKilledMidCommand_TheNextDaemonResumesTheSameCodexSession_SayingItWasInterrupted()
+    {
+        CodexCli.Configure(_h);
+        var model = _h.Scenario("crash", new
+        {
+            name = "crash",
+            turns = new[] { Tool("exec_command", new { cmd = "sleep 4244" }) },
+            rules = new[] { new { whenContains = "was interrupted", turn = Final("Recovered after the restart.") } },
+        });
+        var task = await _h.RunCodexAsync(model, "survive a crash");
+        await _h.WaitForEventAsync(task.Id, e => e is ToolCalled);
+        var codexPid = int.Parse(((EngineNote)(await _h.EventsAsync(task.Id)).Last(e => e is EngineNote { Kind: CodexEngine.ProcessNote })).Text.Split(' ')[0], CultureInfo.InvariantCulture);
+
+        var status = await _h.OffloadAsync("daemon", "status", "--json");
+        var daemonPid = JsonDocument.Parse(status.Stdout).RootElement.GetProperty("pid").GetInt32();
+        using (var daemon = System.Diagnostics.Process.GetProcessById(daemonPid))
+        {
+            daemon.Kill(); // SIGKILL, the daemon alone: Codex's sandbox dies with it (bwrap --die-with-parent)
+            await daemon.WaitForExitAsync();
+        }
+
+        var done = await _h.WaitAsync(task.Id); // starts a new daemon, which resumes the task
+
+        Assert.True(done.Status == OffloadTaskStatus.Succeeded, $"{done.Status}: {done.Error}");
+        Assert.Equal("Recovered after the restart.", done.Summary);
+        Assert.False(ClaudeCode.IsAlive(codexPid), "the first run's Codex is still running");
+        var events = await _h.EventsAsync(task.Id);
+        Assert.Contains(events, e => e is UserMessage { Source: "offload" } u && u.Text == Offload.Engines.Claude.ClaudeEngine.InterruptedPrompt);
+        Assert.True(events.OfType<ToolResulted>().First().IsError); // the command the crash cut off
+        var sessions = events.OfType<EngineNote>().Where(n => n.Kind == CodexEngine.SessionNote).Select(n => n.Text).ToList();
+        Assert.Equal(2, sessions.Count);
+        Assert.Single(sessions.Distinct());
+    }
+
+    [Fact]
     public async Task Faults_A429A500AndACutStream_AreRetriedByCodex_AndTheTaskSucceeds()
     {
         CodexCli.Configure(_h);

@@ -220,7 +220,7 @@ public sealed class CodexEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task TurnLimit_TheBridgeRefusesTheModelCallPastTheCap_AndTheTaskIsLimited()
+    public async Task TurnLimit_TheBridgeRefusesTheModelCallPastTheCap_AndTheTaskIsLimited_ThenAReplyWithMoreTurnsGoesOn()
     {
         CodexCli.Configure(_h);
         var model = _h.Scenario("long", Scenario(
@@ -236,6 +236,14 @@ public sealed class CodexEngineTests : IAsyncLifetime
         Assert.Equal(1, done.Turns);
         Assert.True(File.Exists(Path.Combine(done.Worktree, "one.txt")));
         Assert.False(File.Exists(Path.Combine(done.Worktree, "two.txt")));
+
+        var reply = await _h.OffloadAsync("reply", Id(task), "--max-turns", "10", "go on");
+        Assert.True(reply.ExitCode == 0, reply.ToString());
+        var resumed = await _h.WaitAsync(task.Id);
+        Assert.True(resumed.Status == OffloadTaskStatus.Succeeded, $"{resumed.Status}: {resumed.Error}");
+        Assert.Equal("Done.", resumed.Summary); // the same session: the Simulator saw the first answer and went on from the second
+        Assert.Equal("2\n", _h.Git("show", $"{resumed.Branch}:two.txt"));
+        Assert.Equal(3, resumed.Turns);
     }
 
     [Fact]

@@ -135,6 +135,41 @@ public sealed class CodexEngineTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task DaemonKilledMidCommand_TheNextDaemonResumesTheSameCodexSession_SayingItWasInterrupted()
+    {
+        CodexCli.Configure(_h);
+        var model = _h.Scenario("crash", new
+        {
+            name = "crash",
+            turns = new[] { Tool("exec_command", new { cmd = "sleep 4244" }) },
+            rules = new[] { new { whenContains = "was interrupted", turn = Final("Recovered after the restart.") } },
+        });
+        var task = await _h.RunCodexAsync(model, "survive a crash");
+        await _h.WaitForEventAsync(task.Id, e => e is ToolCalled);
+        var codexPid = int.Parse(((EngineNote)(await _h.EventsAsync(task.Id)).Last(e => e is EngineNote { Kind: CodexEngine.ProcessNote })).Text.Split(' ')[0], CultureInfo.InvariantCulture);
+
+        var status = await _h.OffloadAsync("daemon", "status", "--json");
+        var daemonPid = JsonDocument.Parse(status.Stdout).RootElement.GetProperty("pid").GetInt32();
+        using (var daemon = System.Diagnostics.Process.GetProcessById(daemonPid))
+        {
+            daemon.Kill(); // SIGKILL, the daemon alone: Codex's sandbox dies with it (bwrap --die-with-parent)
+            await daemon.WaitForExitAsync();
+        }
+
+        var done = await _h.WaitAsync(task.Id); // starts a new daemon, which resumes the task
+
+        Assert.True(done.Status == OffloadTaskStatus.Succeeded, $"{done.Status}: {done.Error}");
+        Assert.Equal("Recovered after the restart.", done.Summary);
+        Assert.False(ClaudeCode.IsAlive(codexPid), "the first run's Codex is still running");
+        var events = await _h.EventsAsync(task.Id);
+        Assert.Contains(events, e => e is UserMessage { Source: "offload" } u && u.Text == Offload.Engines.Claude.ClaudeEngine.InterruptedPrompt);
+        Assert.True(events.OfType<ToolResulted>().First().IsError); // the command the crash cut off
+        var sessions = events.OfType<EngineNote>().Where(n => n.Kind == CodexEngine.SessionNote).Select(n => n.Text).ToList();
+        Assert.Equal(2, sessions.Count);
+        Assert.Single(sessions.Distinct());
+    }
+
+    [Fact]
     public async Task Faults_A429A500AndACutStream_AreRetriedByCodex_AndTheTaskSucceeds()
     {
         CodexCli.Configure(_h);
@@ -185,7 +220,7 @@ public sealed class CodexEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task TurnLimit_TheBridgeRefusesTheModelCallPastTheCap_AndTheTaskIsLimited()
+    public async Task TurnLimit_TheBridgeRefusesTheModelCallPastTheCap_AndTheTaskIsLimited_ThenAReplyWithMoreTurnsGoesOn()
     {
         CodexCli.Configure(_h);
         var model = _h.Scenario("long", Scenario(
@@ -201,6 +236,14 @@ public sealed class CodexEngineTests : IAsyncLifetime
         Assert.Equal(1, done.Turns);
         Assert.True(File.Exists(Path.Combine(done.Worktree, "one.txt")));
         Assert.False(File.Exists(Path.Combine(done.Worktree, "two.txt")));
+
+        var reply = await _h.OffloadAsync("reply", Id(task), "--max-turns", "10", "go on");
+        Assert.True(reply.ExitCode == 0, reply.ToString());
+        var resumed = await _h.WaitAsync(task.Id);
+        Assert.True(resumed.Status == OffloadTaskStatus.Succeeded, $"{resumed.Status}: {resumed.Error}");
+        Assert.Equal("Done.", resumed.Summary); // the same session: the Simulator saw the first answer and went on from the second
+        Assert.Equal("2\n", _h.Git("show", $"{resumed.Branch}:two.txt"));
+        Assert.Equal(3, resumed.Turns);
     }
 
     [Fact]

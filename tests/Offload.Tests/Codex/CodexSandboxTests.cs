@@ -89,4 +89,40 @@ public sealed class CodexSandboxTests : IAsyncLifetime
         Assert.All(calls, r => Assert.Equal(ApiKey, r.ApiKey)); // with the real key, added by the daemon
         Assert.DoesNotContain(ApiKey, string.Join("\n", (await _h.EventsAsync(task.Id)).Select(e => JsonSerializer.Serialize(e, OffloadJson.Options))));
     }
+
+    [Fact]
+    public async Task WithoutBubblewrap_CodexRunsInItsOwnWorkspaceWriteSandbox_AndTheJournalSaysSo()
+    {
+        _h.Env["OFFLOAD_BWRAP"] = Path.Combine(_h.Root, "no-such-bwrap");
+        CodexCli.Configure(_h);
+        var outside = Path.Combine(_h.Root, "outside-plain.txt");
+        var scenario = _h.Scenario("codex-no-bwrap", Scenario(
+            Tool("exec_command", new { cmd = "echo plain > plain.txt" }),
+            Tool("exec_command", new { cmd = $"touch {outside}" }),
+            Final("done")))["sim:".Length..];
+
+        var task = await _h.RunCodexAsync("openai:" + scenario, "no bubblewrap");
+        var done = await _h.WaitAsync(task.Id);
+
+        Assert.True(done.Status == OffloadTaskStatus.Succeeded, $"{done.Status}: {done.Error}");
+        var events = await _h.EventsAsync(task.Id);
+        var results = events.OfType<ToolResulted>().ToList();
+        Assert.False(results[0].IsError, results[0].Output);
+        Assert.Equal("plain\n", _h.Git("show", $"{done.Branch}:plain.txt"));
+        Assert.False(File.Exists(outside)); // Codex's own sandbox kept the write in its workspace:
+        if (results.Count == 2)
+        {
+            AssertBlocked(results[1], "Read-only file system"); // run and refused by the file system,
+        }
+        else
+        {
+            Assert.Single(results); // or (seen once) refused by Codex's policy before it ran, with no item on its stdout
+        }
+
+        var answered = _model.Requests.Last(r => r.Api == "responses").Body.Replace(" ", "", StringComparison.Ordinal);
+        Assert.Contains("\"call_id\":\"call_sim_1_0\",\"output\"", answered); // either way the model was told
+        var note = events.OfType<EngineNote>().Single(n => n.Kind == Offload.Engines.Codex.CodexEngine.SandboxNote);
+        Assert.StartsWith("Codex's own sandbox (-s workspace-write): Offload's bubblewrap does not work here.", note.Text);
+        Assert.All(_model.Requests.Where(r => r.Api == "responses"), r => Assert.Equal(ApiKey, r.ApiKey)); // straight to the model, with the key
+    }
 }

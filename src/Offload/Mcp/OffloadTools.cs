@@ -296,7 +296,7 @@ public sealed class OffloadTools(DaemonClient client, string defaultRepo)
     private async Task<CallToolResult> LogsAsync(ToolArguments args, CancellationToken cancellationToken)
     {
         var id = args.TaskId();
-        var after = args.Long("after") ?? 0;
+        var after = args.Long("after", min: 0) ?? 0;
         var limit = Math.Min(args.Int("limit") ?? DefaultLogEvents, MaxLogEvents);
         var text = await client.GetTextAsync($"v1/tasks/{id}/events?after={after}", cancellationToken);
         var events = text.Split('\n', StringSplitOptions.RemoveEmptyEntries)

@@ -296,7 +296,7 @@ public sealed class OffloadTools(DaemonClient client, string defaultRepo)
     private async Task<CallToolResult> LogsAsync(ToolArguments args, CancellationToken cancellationToken)
     {
         var id = args.TaskId();
-        var after = args.Long("after") ?? 0;
+        var after = args.Long("after", min: 0) ?? 0;
         var limit = Math.Min(args.Int("limit") ?? DefaultLogEvents, MaxLogEvents);
         var text = await client.GetTextAsync($"v1/tasks/{id}/events?after={after}", cancellationToken);
         var events = text.Split('\n', StringSplitOptions.RemoveEmptyEntries)
@@ -334,7 +334,7 @@ public sealed class OffloadTools(DaemonClient client, string defaultRepo)
         var last = history[(history.LastIndexOf('\n') + 1)..];
         var seen = last.Length == 0 ? 0 : JsonSerializer.Deserialize(last, CliJson.Info<AgentEvent>())!.Seq;
         var task = (await client.GetAsync<TaskReport>($"v1/tasks/{id}", cancellationToken)).Task;
-        if (task.Status.IsFinal() || task.Status == OffloadTaskStatus.NeedsInput)
+        if (task.Status.IsFinal() || task.Status == OffloadTaskStatus.NeedsInput && await AsksAsync(id, cancellationToken))
         {
             return await WaitedAsync(task, cancellationToken);
         }
@@ -375,6 +375,13 @@ public sealed class OffloadTools(DaemonClient client, string defaultRepo)
 
         return await WaitedAsync((await client.GetAsync<TaskReport>($"v1/tasks/{id}", cancellationToken)).Task, cancellationToken);
     }
+
+    /// <summary>
+    /// Whether the task waits on a question. Just after an answer (<c>offload_approve</c> returns as soon as the question
+    /// is answered) the task may still say needs_input for a moment, on its way back to running.
+    /// </summary>
+    private async Task<bool> AsksAsync(long id, CancellationToken cancellationToken) =>
+        (await client.GetAsync<PendingPermissionResponse>($"v1/tasks/{id}/permission", cancellationToken)).Pending is not null;
 
     /// <summary>What <c>offload_wait</c> says of a task that ended or waits for an answer.</summary>
     private async Task<CallToolResult> WaitedAsync(TaskInfo task, CancellationToken cancellationToken)

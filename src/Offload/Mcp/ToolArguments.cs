@@ -15,21 +15,22 @@ internal sealed class ToolArguments(string tool, IDictionary<string, JsonElement
 
     public long TaskId(string name = "id") => Long(name) ?? throw Missing(name, "a task number like 12 (offload_list lists them)");
 
-    public long? Long(string name)
+    /// <param name="min">The smallest value taken: 1 for ids and limits, 0 for a sequence number.</param>
+    public long? Long(string name, long min = 1)
     {
         if (!_arguments.TryGetValue(name, out var value) || value.ValueKind == JsonValueKind.Null)
         {
             return null;
         }
 
-        // A model may quote a number ("12"); a task number is a whole number above 0 either way.
+        // A model may quote a number ("12").
         if ((value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out var n)
-             || value.ValueKind == JsonValueKind.String && long.TryParse(value.GetString(), NumberStyles.None, CultureInfo.InvariantCulture, out n)) && n > 0)
+             || value.ValueKind == JsonValueKind.String && long.TryParse(value.GetString(), NumberStyles.None, CultureInfo.InvariantCulture, out n)) && n >= min)
         {
             return n;
         }
 
-        throw Bad(name, value, "a whole number above 0, like 12");
+        throw Bad(name, value, min == 0 ? "a whole number, 0 or above" : "a whole number above 0, like 12");
     }
 
     public int? Int(string name) => Long(name) is { } n

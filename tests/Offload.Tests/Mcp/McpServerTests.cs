@@ -48,7 +48,7 @@ public sealed class McpServerTests : IAsyncLifetime
             Call("offload_run", new { prompt = "write the notes", model = notes, check = "test -f notes.txt", tags = new[] { "mcp" } }),
             Call("offload_wait", new { id = 1, timeoutSeconds = 60 }),
             Call("offload_status", new { id = 1 }),
-            Call("offload_logs", new { id = 1 }),
+            Call("offload_logs", new { id = 1, after = 0 }),
             Call("offload_diff", new { id = 1 }),
             Call("offload_run", new { prompt = "make a file", model = asks }),
             Call("offload_wait", new { id = 2, timeoutSeconds = 60 }), // returns when the task stops to ask

@@ -234,7 +234,7 @@ public sealed class SandboxEndToEndTests : IAsyncLifetime
         Assert.True(json.RootElement.GetProperty("ok").GetBoolean());
         var checks = json.RootElement.GetProperty("checks").EnumerateArray()
             .ToDictionary(c => c.GetProperty("name").GetString()!, c => c.GetProperty("status").GetString());
-        Assert.Equal(["sandbox", "git", "daemon", "socket-dir", "config", "claude", "anthropic-key"], checks.Keys);
+        Assert.Equal(["sandbox", "git", "daemon", "socket-dir", "config", "claude", "codex", "anthropic-key"], checks.Keys);
         Assert.Equal("ok", checks["config"]);
         Assert.Equal("ok", checks["sandbox"]);
         Assert.Equal("ok", checks["git"]);

@@ -33,6 +33,37 @@ public sealed partial class UiAssetsTests
         Assert.All(named, n => Assert.Contains(n, names));
     }
 
+    /// <summary>A syntax error in one module stops the whole page (it stays at "Loading…"): node checks each one.</summary>
+    [Fact]
+    public async Task EveryModule_Parses()
+    {
+        var assembly = typeof(UiAssets).Assembly;
+        var dir = Directory.CreateTempSubdirectory("offload-ui-js-").FullName;
+        try
+        {
+            foreach (var name in UiAssets.Names.Where(n => n.EndsWith(".js", StringComparison.Ordinal)))
+            {
+                var path = Path.Combine(dir, name.Replace('/', '_') + ".mjs");
+                using (var stream = assembly.GetManifestResourceStream("ui/" + name)!)
+                using (var file = File.Create(path))
+                {
+                    stream.CopyTo(file);
+                }
+
+                var info = new System.Diagnostics.ProcessStartInfo("node", ["--check", path]) { RedirectStandardError = true, RedirectStandardOutput = true };
+                using var node = System.Diagnostics.Process.Start(info)
+                    ?? throw new InvalidOperationException("node did not start: install Node.js (.ci/run does) to check the dashboard's modules");
+                var errors = await node.StandardError.ReadToEndAsync();
+                await node.WaitForExitAsync();
+                Assert.True(node.ExitCode == 0, $"{name}: {errors}");
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     [GeneratedRegex("\"/assets/([^\"?#]+)\"")]
     private static partial Regex AssetReference();
 

@@ -38,8 +38,8 @@ export async function statsPage(main, params) {
 /** A bar chart of [label, value] pairs, as SVG (no library), with each value in the bar's title for screen readers and hover. */
 function chart(title, points, format, barClass) {
   const width = 480, height = 200, left = 44, bottom = 36, top = 12;
-  const top = Math.max(0, ...points.map(p => p[1]));
-  const max = top || 1; // all zero: flat bars, and the axis says 0
+  const highest = Math.max(0, ...points.map(p => p[1]));
+  const max = highest || 1; // all zero: flat bars, and the axis says 0
   const step = points.length ? (width - left) / points.length : 0;
   const bars = points.map(([label, value], i) => {
     const barHeight = (height - top - bottom) * value / max;
@@ -51,6 +51,6 @@ function chart(title, points, format, barClass) {
   }).join("");
   const svg = `<svg viewBox="0 0 ${width} ${height}" role="img" aria-label="${esc(title)}">
     <line class="axis" x1="${left}" y1="${height - bottom}" x2="${width}" y2="${height - bottom}"></line>
-    <text x="${left - 4}" y="${top + 4}" text-anchor="end">${esc(format(top))}</text><text x="${left - 4}" y="${height - bottom}" text-anchor="end">0</text>${bars}</svg>`;
+    <text x="${left - 4}" y="${top + 4}" text-anchor="end">${esc(format(highest))}</text><text x="${left - 4}" y="${height - bottom}" text-anchor="end">0</text>${bars}</svg>`;
   return h("figure", { class: "chart panel" }, h("figcaption", {}, h("strong", {}, title)), points.length ? h("div", { html: svg }) : h("p", { class: "muted" }, "No tasks in this span."));
 }

@@ -109,9 +109,14 @@ export async function taskPage(main, id) {
 
   async function drawAsk(t) {
     const ask = $("#ask");
-    if (t.status !== "needs_input") { ask.replaceChildren(); return; }
+    if (t.status !== "needs_input") { ask.replaceChildren(); delete ask.dataset.question; return; }
     let pending = null;
     try { pending = (await api(`/v1/tasks/${id}/permission`)).pending; } catch (e) { say(e.toString()); }
+    // The panel stays as it is while the same question is open: an event that redraws the page must not wipe a reason
+    // being typed (or take the focus from it).
+    const question = JSON.stringify(pending) + (details.proposedPlan || "");
+    if ($("#ask-panel") && ask.dataset.question === question) return;
+    ask.dataset.question = question;
     const reason = h("input", { type: "text", id: "deny-reason", placeholder: "why (the agent reads it)", "aria-label": "Reason for denying" });
     const plan = details.proposedPlan && !details.approvedPlan ? h("div", {}, h("h2", {}, "The agent proposes this plan"), h("pre", { text: details.proposedPlan })) : null;
     const what = pending

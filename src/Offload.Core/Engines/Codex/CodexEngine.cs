@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Offload.Agent;
@@ -50,7 +49,6 @@ public sealed partial class CodexEngine(
         "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY",
     ];
 
-    private readonly ConcurrentDictionary<string, string> _versions = new(StringComparer.Ordinal);
 
     public string Name => "codex";
 
@@ -112,7 +110,7 @@ public sealed partial class CodexEngine(
 
         try
         {
-            await journal.AppendAsync(new EngineNote(VersionNote, await VersionAsync(executable, environment, cancellationToken)), cancellationToken);
+            await journal.AppendAsync(new EngineNote(VersionNote, await CliVersion.OfAsync(executable, environment, cancellationToken)), cancellationToken);
         }
         catch (System.ComponentModel.Win32Exception e)
         {
@@ -439,38 +437,6 @@ public sealed partial class CodexEngine(
 
         environment.TryAdd("PATH", "/usr/local/bin:/usr/bin:/bin");
         return environment;
-    }
-
-    private async Task<string> VersionAsync(string executable, Dictionary<string, string> environment, CancellationToken cancellationToken)
-    {
-        var key = executable + "\n" + File.GetLastWriteTimeUtc(executable).Ticks.ToString(CultureInfo.InvariantCulture);
-        if (_versions.TryGetValue(key, out var known))
-        {
-            return known;
-        }
-
-        var info = new System.Diagnostics.ProcessStartInfo(executable, "--version")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        info.Environment.Clear();
-        foreach (var (name, value) in environment)
-        {
-            info.Environment[name] = value;
-        }
-
-        using var process = System.Diagnostics.Process.Start(info)!;
-        process.StandardInput.Close();
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(TimeSpan.FromSeconds(30));
-        var output = await process.StandardOutput.ReadToEndAsync(timeout.Token);
-        await process.WaitForExitAsync(timeout.Token);
-        var version = $"{output.Trim()} ({executable})";
-        _versions[key] = version;
-        return version;
     }
 
     private static string Last(string text, int chars) => text.Length <= chars ? text : "…" + text[^chars..];

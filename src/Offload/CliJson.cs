@@ -25,6 +25,7 @@ namespace Offload.Cli;
 [JsonSerializable(typeof(TaskDetails))]
 [JsonSerializable(typeof(DaemonStatusResponse))]
 [JsonSerializable(typeof(UiResponse))]
+[JsonSerializable(typeof(Config.ConfigReload))]
 [JsonSerializable(typeof(ApiError))]
 [JsonSerializable(typeof(CreateTaskRequest))]
 [JsonSerializable(typeof(MergeRequest))]

@@ -82,8 +82,8 @@ public sealed class DaemonClient : IDisposable
 
         try
         {
-            // The daemon reads the user's config once, at start, and would refuse to start; saying so here names the
-            // file and place at once, as a bad-input error (a running daemon keeps the config it started with).
+            // The daemon would refuse to start on a config that does not load; saying so here names the file and place
+            // at once, as a bad-input error (a running daemon keeps the settings it had when the file stops loading).
             OffloadConfig.Load(Paths.ConfigFile);
         }
         catch (ConfigException e)

@@ -15,6 +15,8 @@ public static class ExitCodes
     public const int TaskLimited = 9;
     public const int TaskCancelled = 10;
     public const int MergeRefused = 11;
+    public const int NeedsInput = 12;
+    public const int WaitTimedOut = 13;
     public const int Interrupted = 130;
 
     public const string Table = """
@@ -30,6 +32,8 @@ public static class ExitCodes
         9    wait: a task was stopped by a limit (turns, cost, time, repetition)
         10   wait: a task was cancelled
         11   merge/apply refused: your uncommitted changes touch the task's files, the task's worktree has changes not on its branch, the merge conflicts, or HEAD is detached; nothing was changed
+        12   wait: a task needs input (an approval, or its plan); `show` says what, then approve, deny or reply (`wait --until done` waits through it)
+        13   wait: --timeout passed first; the tasks go on
         130  interrupted (Ctrl-C)
         """;
 

@@ -86,6 +86,11 @@ public static class Output
             CheckpointSaved c => Paint($"checkpoint turn {c.Turn} · {c.FilesChanged} files", "2"),
             WorktreeRestored w => Paint(Restored(w.BranchCommit, w.Turn, w.Checkpoint), "33"),
             EngineNote { Kind: Engines.Claude.ClaudeEngine.LimitNote or Engines.Codex.CodexEngine.LimitNote } n => Paint($"limit reached: {n.Text}", "31"),
+            SetupRan r => Paint($"setup `{OneLine(r.Command, 100)}` " + (r.Passed ? "passed" : r.ExitCode is { } code ? $"failed (exit {code})" : "did not finish")
+                + $" in {Duration(TimeSpan.FromMilliseconds(r.DurationMs))}" + (r.KeptOut is { Count: > 0 } kept ? $" · never committed: {OneLine(string.Join(", ", kept), 120)}" : "")
+                + (r.Passed || r.OutputTail.Length == 0 ? "" : "\n" + r.OutputTail.TrimEnd()), r.Passed ? "2" : "31"),
+            CheckRan c => Paint($"check `{OneLine(c.Command, 100)}` " + (c.Passed ? "passed" : c.ExitCode is { } exit ? $"failed (exit {exit})" : "did not finish")
+                + $" (try {c.Try}) in {Duration(TimeSpan.FromMilliseconds(c.DurationMs))}", c.Passed ? "32" : "31"),
             ErrorRaised err => Paint($"error: {err.Message}{(err.Detail is null ? "" : " · " + err.Detail)}", "31"),
             TaskFinished f => $"{Paint("finished", "1")} {Status(f.Status)}{(f.Reason is null ? "" : " · " + f.Reason)}{(f.Commit is null ? "" : " · commit " + f.Commit[..Math.Min(10, f.Commit.Length)])}",
             _ => null,

@@ -37,7 +37,10 @@ var root = new RootCommand("""
     DoctorCommand.Create(),
     SimCommand.Create(),
     McpCommand.Create(),
+    ConfigCommand.Create(),
+    CompletionCommand.Create(),
     HelpCommand.Create(),
+    CompletionCommand.CreateComplete(),
 };
 
 if (args.Length == 0)

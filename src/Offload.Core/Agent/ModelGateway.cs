@@ -10,7 +10,8 @@ public sealed class ModelGateway(ModelSettings settings, Func<string, string?> g
     private readonly SimulatorHost _simulator = new();
     private ChatClientFactory Factory => field ??= new ChatClientFactory(_simulator);
 
-    public ModelSettings Settings { get; } = settings;
+    /// <summary>The <c>models</c> settings now: replaced whole when the config file changes (<see cref="Config.LiveConfig"/>).</summary>
+    public ModelSettings Settings { get; set; } = settings;
 
     /// <summary>
     /// The model a new task will use: the one asked for, else the configured default. Refused
@@ -43,7 +44,7 @@ public sealed class ModelGateway(ModelSettings settings, Func<string, string?> g
             {
                 throw new OffloadException(ErrorCodes.NoModel,
                     $"no model is configured: the default model {name} needs ANTHROPIC_API_KEY, which is not set",
-                    "set ANTHROPIC_API_KEY, or choose one with --model provider:model (e.g. --model openai:gpt-5 with OPENAI_API_KEY), " +
+                    "set ANTHROPIC_API_KEY (if the daemon is already running, then `offload daemon stop`: it keeps the environment it started with), or choose one with --model provider:model (e.g. --model openai:gpt-5 with OPENAI_API_KEY), " +
                     "or try Offload offline with --model sim:demo");
             }
         }

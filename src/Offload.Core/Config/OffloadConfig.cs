@@ -41,6 +41,15 @@ public sealed record OffloadConfig
 
     public const int DefaultCheckTries = 3;
 
+    /// <summary>
+    /// Commands run in a new task's worktree, in the sandbox, before the agent starts (<c>["npm ci"]</c>): their output is in
+    /// the log, a failure ends the task failed, and nothing they create is committed (docs/config.md).
+    /// </summary>
+    public List<string> Setup { get; set; } = [];
+
+    /// <summary>Whether <see cref="Setup"/>'s commands may use the network (the agent's commands still may not).</summary>
+    public bool SetupNetwork { get; set; }
+
     /// <summary>Traces and metrics over OTLP (docs/telemetry.md); only the user's config sets it.</summary>
     public Telemetry.TelemetrySettings Telemetry { get; set; } = new();
 
@@ -66,6 +75,13 @@ public sealed record OffloadConfig
             throw new ConfigException(path, null, null, $"it cannot be read: {e.Message}", e);
         }
 
+        return Parse(text, path);
+    }
+
+    /// <summary>The settings in <paramref name="text"/>, the content of the file at <paramref name="path"/>.</summary>
+    /// <exception cref="ConfigException">It does not parse, or sets a limit out of range.</exception>
+    public static OffloadConfig Parse(string text, string path)
+    {
         if (string.IsNullOrWhiteSpace(text))
         {
             return new OffloadConfig();
@@ -131,6 +147,11 @@ public sealed record OffloadConfig
             return string.Create(System.Globalization.CultureInfo.InvariantCulture, $"models.compactAt is {Models.CompactAt}; it is the share of the context window at which the agent compacts, above 0.05 and below 1 (e.g. 0.8)");
         }
 
+        if (Setup is null || Setup.Any(string.IsNullOrWhiteSpace))
+        {
+            return "setup is a list of shell commands ([\"npm ci\"]), none of them empty";
+        }
+
         if (Ui.Port is < 0 or > 65535)
         {
             return $"ui.port is {Ui.Port}; it is a TCP port from 1 to 65535, or 0 for a free one chosen at random";
@@ -158,6 +179,8 @@ public sealed record OffloadConfig
             Permissions = Permissions.Concat(repo.Permissions),
             Check = repo.Check ?? Check,
             CheckTries = repo.CheckTries ?? CheckTries,
+            Setup = repo.Setup.Count > 0 ? repo.Setup : Setup,
+            SetupNetwork = repo.Setup.Count > 0 ? repo.SetupNetwork : SetupNetwork,
         };
     }
 

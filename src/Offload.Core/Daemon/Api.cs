@@ -54,12 +54,13 @@ public static class Api
             return Json(await tasks.CreateGroupAsync(body, ct), StatusCodes.Status201Created);
         });
         v1.MapGet("/groups/{id:long}", async (long id, TaskService tasks, CancellationToken ct) => Json(await tasks.GroupAsync(id, ct)));
-        v1.MapGet("/groups/{id:long}/wait", async (long id, TaskService tasks, EventHub hub, CancellationToken ct) =>
+        v1.MapGet("/groups/{id:long}/wait", async (long id, string? until, TaskService tasks, EventHub hub, CancellationToken ct) =>
         {
             var group = await tasks.GroupAsync(id, ct);
+            var stopAtInput = WaitsForInput(until);
             foreach (var task in group.Tasks)
             {
-                await WaitFinalAsync(task.Id, tasks, hub, ct);
+                await WaitAsync(task.Id, stopAtInput, tasks, hub, ct);
             }
 
             return Json(await tasks.GroupAsync(id, ct));
@@ -68,8 +69,8 @@ public static class Api
         v1.MapPost("/tasks/{id:long}/cancel", async (long id, TaskService tasks, CancellationToken ct) => Json(await tasks.CancelAsync(id, ct)));
         v1.MapGet("/tasks/{id:long}/diff", async (long id, TaskService tasks, CancellationToken ct) =>
             Results.Text(await tasks.DiffAsync(id, ct), "text/x-diff", Encoding.UTF8));
-        v1.MapGet("/tasks/{id:long}/wait", async (long id, TaskService tasks, EventHub hub, CancellationToken ct) =>
-            Json(await WaitFinalAsync(id, tasks, hub, ct)));
+        v1.MapGet("/tasks/{id:long}/wait", async (long id, string? until, TaskService tasks, EventHub hub, CancellationToken ct) =>
+            Json(await WaitAsync(id, WaitsForInput(until), tasks, hub, ct)));
         v1.MapGet("/tasks/{id:long}/events", StreamEventsAsync);
     }
 
@@ -80,6 +81,7 @@ public static class Api
         v1.MapGet("/daemon", (DaemonInfo info, Scheduler scheduler, ITaskStore store, Func<Config.OffloadConfig> config) =>
             Json(new DaemonStatusResponse(info.Pid, info.Version, info.Paths.Socket, info.Paths.DataDir, info.StartedAt,
                 scheduler.RunningCount, 0, config().MaxParallel, Agent.Tools.Sandbox.IsAvailable)));
+        v1.MapPost("/config/reload", (Config.LiveConfig live) => Json(live.Reload()));
         v1.MapPost("/daemon/stop", (IHostApplicationLifetime lifetime) =>
         {
             lifetime.StopApplication();
@@ -87,20 +89,34 @@ public static class Api
         });
     }
 
-    private static async Task<TaskInfo> WaitFinalAsync(long id, TaskService tasks, EventHub hub, CancellationToken ct)
+    /// <summary>
+    /// <c>until=needs_input</c>: a wait also ends when the task stops to ask (<c>needs_input</c>), since nobody else may
+    /// answer (the CLI's default); <c>until=done</c> (the API's default): only its end does (someone else answers meanwhile).
+    /// </summary>
+    private static bool WaitsForInput(string? until) => until switch
+    {
+        "needs_input" => true,
+        null or "" or "done" => false,
+        _ => throw new OffloadException(ErrorCodes.BadInput, $"wait until '{until}' is not known", "until=needs_input or until=done (the default)"),
+    };
+
+    /// <summary>Until the task ends, or, with <paramref name="stopAtInput"/>, until it needs input; its state then.</summary>
+    private static async Task<TaskInfo> WaitAsync(long id, bool stopAtInput, TaskService tasks, EventHub hub, CancellationToken ct)
     {
         using var subscription = hub.Subscribe(id);
         var task = await tasks.GetAsync(id, ct);
-        while (!task.Status.IsFinal())
+        while (!Reached(task.Status))
         {
             var e = await subscription.Reader.ReadAsync(ct);
-            if (e is StatusChanged s && s.To.IsFinal())
+            if (e is StatusChanged s && Reached(s.To))
             {
                 task = await tasks.GetAsync(id, ct);
             }
         }
 
         return task;
+
+        bool Reached(OffloadTaskStatus status) => status.IsFinal() || stopAtInput && status == OffloadTaskStatus.NeedsInput;
     }
 
     /// <summary>

@@ -19,9 +19,27 @@ namespace Offload.Daemon;
 /// The daemon process: one lock, one store, the API on a Unix socket only its owner can open,
 /// the scheduler and its runners. <c>offload daemon run</c> calls <see cref="RunAsync"/>.
 /// </summary>
-public static class DaemonHost
+public static partial class DaemonHost
 {
     public static string Version => typeof(DaemonHost).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
+
+    private static void LogReload(ILogger logger, ConfigReload reload)
+    {
+        if (reload.Problem is { } problem)
+        {
+            LogConfigRefused(logger, problem);
+        }
+        else
+        {
+            LogConfigApplied(logger, reload.NeedsRestart.Count == 0 ? "" : $"; {string.Join(", ", reload.NeedsRestart)} waits for `offload daemon stop`");
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "the config file changed: applied{Rest}")]
+    private static partial void LogConfigApplied(ILogger logger, string rest);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "the config file changed but does not load, so the daemon goes on with the settings it had: {Problem}")]
+    private static partial void LogConfigRefused(ILogger logger, string problem);
 
     public static async Task<int> RunAsync(OffloadPaths paths, Func<string, string?> getEnv, CancellationToken cancellationToken = default)
     {
@@ -60,7 +78,9 @@ public static class DaemonHost
             builder.Services.AddSingleton(telemetry);
         }
 
-        Func<OffloadConfig> currentConfig = () => config;
+        using var live = new LiveConfig(paths.ConfigFile, config);
+        Func<OffloadConfig> currentConfig = () => live.Current;
+        builder.Services.AddSingleton(live);
         builder.Services.AddSingleton(paths);
         builder.Services.AddSingleton<ITaskStore>(store);
         builder.Services.AddSingleton(TimeProvider.System);
@@ -96,6 +116,14 @@ public static class DaemonHost
         // end instead of the web host waiting for them while the runs go on, and the socket goes, so that clients
         // start the next daemon (it waits for this one's lock) rather than talk to one on its way out.
         var scheduler = app.Services.GetRequiredService<Scheduler>();
+        live.Changed += (_, next) =>
+        {
+            models.Settings = next.Models; // providers, prices, retries: the next model call uses them
+            redactor.AddSecrets(Redaction.SecretRedactor.From(Environment.GetEnvironmentVariables(), next));
+            scheduler.Wake(); // a higher maxParallel starts queued tasks now
+        };
+        var configLog = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Offload.Config");
+        live.Watch(reload => LogReload(configLog, reload));
         app.Lifetime.ApplicationStopping.Register(() =>
         {
             scheduler.BeginStop();

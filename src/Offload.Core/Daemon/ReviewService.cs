@@ -528,7 +528,8 @@ public sealed partial class ReviewService(
     /// </summary>
     private async Task RequireWorktreeCommittedAsync(TaskInfo task, string verb, CancellationToken cancellationToken)
     {
-        var files = await workspace.UncommittedFilesAsync(task.Worktree, cancellationToken);
+        var setup = Directory.Exists(task.Worktree) ? await GitWorkspace.SetupCreatedAsync(task.RepoPath, task.Worktree, cancellationToken) : [];
+        var files = (await workspace.UncommittedFilesAsync(task.Worktree, cancellationToken)).Where(f => !GitWorkspace.IsSetupCreated(setup, f)).ToList();
         if (files.Count == 0)
         {
             return;

@@ -55,22 +55,44 @@ public sealed partial class Runner(
         var clock = new WallClock(deadline, timeout is { } limit ? TimeSpan.FromSeconds(limit) : null, time);
         EngineOutcome outcome;
         var worktreeMade = Task.FromResult(false);
+        string? setupFailed = null;
         try
         {
             var spill = Path.Combine(paths.OutputsDir, task.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
             Directory.CreateDirectory(spill);
-            // Not awaited here: the engine's first model call needs no files, so it goes out while git checks the worktree out.
-            worktreeMade = EnsureWorktreeAsync(task, history, journal, linked.Token);
             var path = Path.GetFullPath(task.Worktree);
-            var run = new EngineRun(task, path, history, journal, settings, spill, time.GetUtcNow(), softStop)
+            if (settings.Setup.Count > 0)
             {
-                TurnEnded = (turn, ct) => Checkpoints.SaveAsync(workspace, journal, task, turn, ct),
-                Clock = clock,
-                WorktreeReady = worktreeMade,
-                Telemetry = spans,
-            };
-            outcome = await RunEngineAsync(engine, run, linked.Token);
-            outcome = await CheckAsync(engine, run, outcome, linked.Token);
+                // Setup runs before the agent starts: the worktree first, then its commands, in a folder made now (or made
+                // again) or where an earlier attempt did not finish them.
+                var existed = Directory.Exists(task.Worktree);
+                worktreeMade = Task.FromResult(await EnsureWorktreeAsync(task, history, journal, linked.Token));
+                setupFailed = !existed || !TaskSetup.Done(history)
+                    ? await TaskSetup.RunAsync(task, path, spill, settings, workspace, journal, linked.Token)
+                    : null;
+            }
+            else
+            {
+                // Not awaited here: the engine's first model call needs no files, so it goes out while git checks the worktree out.
+                worktreeMade = EnsureWorktreeAsync(task, history, journal, linked.Token);
+            }
+
+            if (setupFailed is not null)
+            {
+                outcome = new EngineOutcome.Failed(setupFailed);
+            }
+            else
+            {
+                var run = new EngineRun(task, path, history, journal, settings, spill, time.GetUtcNow(), softStop)
+                {
+                    TurnEnded = (turn, ct) => Checkpoints.SaveAsync(workspace, journal, task, turn, ct),
+                    Clock = clock,
+                    WorktreeReady = worktreeMade,
+                    Telemetry = spans,
+                };
+                outcome = await RunEngineAsync(engine, run, linked.Token);
+                outcome = await CheckAsync(engine, run, outcome, linked.Token);
+            }
         }
         catch (Exception e) when (userCancelled() && e is not StaleAttemptException)
         {
@@ -121,7 +143,8 @@ public sealed partial class Runner(
         }
 
         // A worktree made by this run, whose engine ran no tool that writes, is still the clean checkout: no git status.
-        var unchanged = outcome.FilesUntouched && worktreeMade is { IsCompletedSuccessfully: true, Result: true };
+        // A failed setup commits nothing: what it left is setup's, not the task's work.
+        var unchanged = setupFailed is not null || outcome.FilesUntouched && worktreeMade is { IsCompletedSuccessfully: true, Result: true };
         await FinishAsync(task, journal, outcome, unchanged);
         await (spans?.EndAsync(store) ?? Task.CompletedTask);
     }

@@ -121,7 +121,9 @@ public sealed class ChatClientFactory(SimulatorHost? simulator = null, TimeProvi
 
     private static ModelConfigException MissingKey(ModelRef model, string keyEnv) => new(
         ModelConfigException.MissingKey,
-        $"No API key for {model}: {keyEnv} is not set. Set it (export {keyEnv}=...) or choose another model with "
+        $"No API key for {model}: {keyEnv} is not set in the daemon's environment. Set it (export {keyEnv}=...) and, if the daemon "
+        + "was already running, `offload daemon stop` (it keeps the environment it started with; the next command starts it with yours), "
+        + "or choose another model with "
         + "--model provider:model; to try Offload offline, use --model sim:demo.");
 
     private static string? NonEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;

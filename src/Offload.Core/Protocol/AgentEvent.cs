@@ -34,6 +34,7 @@ namespace Offload.Protocol;
 [JsonDerivedType(typeof(PlanProposed), "plan.proposed")]
 [JsonDerivedType(typeof(PlanApproved), "plan.approved")]
 [JsonDerivedType(typeof(CheckRan), "check.ran")]
+[JsonDerivedType(typeof(SetupRan), "setup.ran")]
 public abstract record AgentEvent
 {
     public long TaskId { get; init; }
@@ -65,6 +66,13 @@ public sealed record TaskCreated(string Prompt, string Model, string Engine, str
 /// <paramref name="OutputTail"/> goes back to the agent while tries are left.
 /// </summary>
 public sealed record CheckRan(string Command, int? ExitCode, bool Passed, string OutputTail, long DurationMs, int Try, string? FullOutputPath = null) : AgentEvent;
+
+/// <summary>
+/// One of the repository's <c>setup</c> commands ran in the new worktree, in the sandbox, before the agent started.
+/// On the last one, when all passed, <paramref name="KeptOut"/> lists the paths setup made, which are never committed;
+/// its presence says setup is done for this worktree.
+/// </summary>
+public sealed record SetupRan(string Command, int? ExitCode, bool Passed, string OutputTail, long DurationMs, string? FullOutputPath = null, IReadOnlyList<string>? KeptOut = null) : AgentEvent;
 
 public sealed record StatusChanged(OffloadTaskStatus From, OffloadTaskStatus To, string? Reason = null) : AgentEvent;
 

@@ -69,6 +69,7 @@ public static class OffloadJson
 [JsonSerializable(typeof(TaskNotification))]
 [JsonSerializable(typeof(UiResponse))]
 [JsonSerializable(typeof(Config.OffloadConfig))]
+[JsonSerializable(typeof(Config.ConfigReload))]
 [JsonSerializable(typeof(Agent.Permissions.PermissionRules.SettingsFile))]
 [JsonSerializable(typeof(Dictionary<string, object?>))]
 [JsonSerializable(typeof(IDictionary<string, object?>))]

@@ -21,13 +21,16 @@ public sealed class SecretRedactor
 {
     public const int MinLength = 8;
 
-    private readonly IReadOnlyList<(string Name, string Value)> _secrets;
+    private volatile IReadOnlyList<(string Name, string Value)> _secrets;
 
     private readonly ConcurrentDictionary<long, IReadOnlyList<(string Name, string Value)>> _taskSecrets = new();
 
     public SecretRedactor(IEnumerable<(string Name, string Value)> secrets) => _secrets = Usable(secrets);
 
     public int Count => _secrets.Count;
+
+    /// <summary>Adds <paramref name="other"/>'s secrets (a changed config's keys): none known before is forgotten.</summary>
+    public void AddSecrets(SecretRedactor other) => _secrets = Usable(_secrets.Concat(other._secrets));
 
     /// <summary>Secrets of one task, redacted from its events (on top of the daemon's); replaces what was added before.</summary>
     public void AddTaskSecrets(long taskId, IEnumerable<(string Name, string Value)> secrets) =>

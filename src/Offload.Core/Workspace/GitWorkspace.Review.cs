@@ -16,7 +16,7 @@ public sealed partial class GitWorkspace
     {
         var git = await OpenTaskAsync(repoRoot, worktree, branch, cancellationToken);
         return (await Git.OutputAsync(
-            worktree, ["status", "--porcelain", "--untracked-files=all", "--ignore-submodules=dirty"], git.Environment, cancellationToken: cancellationToken)).Length == 0;
+            worktree, ["status", "--porcelain", "--untracked-files=all", "--ignore-submodules=dirty", "--", ".", .. SetupExclusions(git)], git.Environment, cancellationToken: cancellationToken)).Length == 0;
     }
 
     /// <summary>

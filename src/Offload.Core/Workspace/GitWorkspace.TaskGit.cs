@@ -241,7 +241,7 @@ public sealed partial class GitWorkspace
             .Select(path => path.TrimEnd('/'))
             .ToList();
         await Git.OutputAsync(
-            git.Worktree, ["add", "-A", "--", ".", .. withoutCommit.Select(path => $":(exclude,literal,top){path}")], environment, cancellationToken: cancellationToken);
+            git.Worktree, ["add", "-A", "--", ".", .. withoutCommit.Select(path => $":(exclude,literal,top){path}"), .. SetupExclusions(git)], environment, cancellationToken: cancellationToken);
         return withoutCommit;
     }
 

@@ -229,7 +229,7 @@ public sealed partial class GitWorkspace
         // and writes nothing, GIT_OPTIONAL_LOCKS=0). Untracked files count, whatever status.showUntrackedFiles says;
         // a nested repository counts by its HEAD (=dirty: git would otherwise run status inside it, with its config).
         var status = await Git.OutputAsync(
-            worktree, ["status", "--porcelain", "-z", "--untracked-files=all", "--ignore-submodules=dirty"], env, cancellationToken: cancellationToken);
+            worktree, ["status", "--porcelain", "-z", "--untracked-files=all", "--ignore-submodules=dirty", "--", ".", .. SetupExclusions(git)], env, cancellationToken: cancellationToken);
         if (status.Length == 0)
         {
             return null;
@@ -387,6 +387,7 @@ public sealed partial class GitWorkspace
             }
 
             await Git.OutputAsync(repoRoot, ["worktree", "prune"], cancellationToken: cancellationToken);
+            ForgetSetupCreated((await GitDirsAsync(repoRoot, cancellationToken)).CommonDir, full);
         }
         finally
         {

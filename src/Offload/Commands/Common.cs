@@ -15,6 +15,7 @@ public static class Common
     {
         Description = "The task's number (see `offload ls`)",
         CustomParser = r => TaskNumber(r, r.Tokens[0].Value),
+        CompletionSources = { CompletionCommand.TaskIds },
     };
 
     /// <summary>Several task numbers (<c>wait 1 2 3</c>).</summary>
@@ -23,6 +24,7 @@ public static class Common
         Description = description,
         Arity = ArgumentArity.OneOrMore,
         CustomParser = r => [.. r.Tokens.Select(t => TaskNumber(r, t.Value))],
+        CompletionSources = { CompletionCommand.TaskIds },
     };
 
     /// <summary>A task number, or a best-of-N group as <c>gN</c> (<c>wait g3</c>, <c>merge g3</c>).</summary>
@@ -30,6 +32,7 @@ public static class Common
     {
         Description = description,
         CustomParser = r => TaskOrGroup(r, r.Tokens[0].Value),
+        CompletionSources = { CompletionCommand.TaskIds },
     };
 
     public static Argument<TaskRef[]> TaskOrGroupIdsArgument(string description) => new("ids")
@@ -37,6 +40,7 @@ public static class Common
         Description = description,
         Arity = ArgumentArity.OneOrMore,
         CustomParser = r => [.. r.Tokens.Select(t => TaskOrGroup(r, t.Value))],
+        CompletionSources = { CompletionCommand.TaskIds },
     };
 
     internal static TaskRef TaskOrGroup(ArgumentResult result, string text)

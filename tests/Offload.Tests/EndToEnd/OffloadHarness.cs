@@ -104,6 +104,31 @@ public sealed class OffloadHarness : IAsyncDisposable
     public Task<CliResult> OffloadInAsync(string workDir, string? stdin, params string[] args) =>
         RunProcess(Executable, args, workDir, stdin, TimeSpan.FromSeconds(90));
 
+    /// <summary>Follows the task's journal (SSE on the daemon's socket) until an event of type T that matches arrives (60 s at most).</summary>
+    public async Task<T> WaitForEventAsync<T>(long id, Func<T, bool>? match = null) where T : AgentEvent
+    {
+        await OffloadAsync("daemon", "start");
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var http = SocketClient();
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"v1/tasks/{id}/events?follow=1");
+        request.Headers.Accept.ParseAdd("text/event-stream");
+        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cts.Token);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cts.Token));
+        while (await reader.ReadLineAsync(cts.Token) is { } line)
+        {
+            if (line.StartsWith("data: ", StringComparison.Ordinal)
+                && JsonSerializer.Deserialize<AgentEvent>(line[6..], OffloadJson.Options) is T e && (match is null || match(e)))
+            {
+                return e;
+            }
+        }
+
+        throw new InvalidOperationException($"task {id}'s journal ended without a {typeof(T).Name}");
+    }
+
+    /// <summary>Runs another program in the repository with the environment Offload gets (a shell sourcing a completion script).</summary>
+    public Task<CliResult> RunAsync(string file, params string[] args) => RunProcess(file, args, Repo, null, TimeSpan.FromSeconds(90));
+
     /// <summary>Starts <c>offload</c> without waiting for it (e.g. <c>logs -f</c>), lines arriving on a channel.</summary>
     public Process Start(params string[] args)
     {
@@ -121,7 +146,7 @@ public sealed class OffloadHarness : IAsyncDisposable
 
     public async Task<TaskInfo> WaitAsync(long id, TimeSpan? timeout = null)
     {
-        var result = await RunProcess(Executable, ["wait", "--json", id.ToString(System.Globalization.CultureInfo.InvariantCulture)], Repo, null, timeout ?? TimeSpan.FromSeconds(90));
+        var result = await RunProcess(Executable, ["wait", "--until", "done", "--json", id.ToString(System.Globalization.CultureInfo.InvariantCulture)], Repo, null, timeout ?? TimeSpan.FromSeconds(90));
         return JsonSerializer.Deserialize<TaskInfo[]>(result.Stdout, OffloadJson.Options)![0];
     }
 

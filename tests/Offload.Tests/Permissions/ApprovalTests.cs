@@ -69,6 +69,37 @@ public sealed class ApprovalTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Wait_ReturnsWhenTheTaskStopsToAsk_UntilAndTimeoutSayWhatToWaitFor()
+    {
+        var task = await _h.RunTaskAsync(_h.Scenario("asks", Scenario(
+            Tool("Bash", new { command = "touch asked.txt" }),
+            Final("Created asked.txt."))), "create a file");
+
+        // Plain wait: not forever on a question nobody else will answer: exit 12, and what to type.
+        var plain = await _h.OffloadAsync("wait", Id(task));
+        Assert.True(plain.ExitCode == 12, plain.ToString());
+        Assert.Contains($"task {task.Id} needs_input", plain.Stdout);
+        Assert.Contains($"`offload approve {task.Id}`", plain.Stdout);
+
+        var until = await _h.OffloadAsync("wait", "--until", "needs_input", Id(task));
+        Assert.True(until.ExitCode == 0, until.ToString());
+
+        // --until done waits through the question: it gives up at its timeout (13), the task still asking.
+        var timedOut = await _h.OffloadAsync("wait", "--until", "done", "--timeout", "1s", "--json", Id(task));
+        Assert.True(timedOut.ExitCode == 13, timedOut.ToString());
+        Assert.Contains("gave up waiting after", timedOut.Stderr);
+        Assert.Equal(OffloadTaskStatus.NeedsInput, JsonSerializer.Deserialize<TaskInfo[]>(timedOut.Stdout, OffloadJson.Options)![0].Status);
+
+        // Someone answers while `wait --until done` blocks: it returns with the end.
+        using var waiter = _h.Start("wait", "--until", "done", Id(task));
+        Assert.Equal(0, (await _h.OffloadAsync("approve", Id(task))).ExitCode);
+        Assert.True(waiter.WaitForExit(60_000), "wait --until done did not return after the approval");
+        Assert.Equal(0, waiter.ExitCode);
+
+        Assert.Equal(2, (await _h.OffloadAsync("wait", "--until", "later", Id(task))).ExitCode);
+    }
+
+    [Fact]
     public async Task TheWallClockLimit_StandsStillWhileTheTaskWaitsForAnAnswer()
     {
         var task = await _h.RunTaskAsync(_h.Scenario("patient", Scenario(
@@ -244,27 +275,7 @@ public sealed class ApprovalTests : IAsyncLifetime
         await daemon.WaitForExitAsync();
     }
 
-    /// <summary>Follows the task's journal (SSE) until an event of type T that matches arrives.</summary>
-    private async Task<T> WaitForAsync<T>(long id, Func<T, bool>? match = null) where T : AgentEvent
-    {
-        await _h.OffloadAsync("daemon", "start");
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        using var http = _h.SocketClient();
-        using var request = new HttpRequestMessage(HttpMethod.Get, $"v1/tasks/{id}/events?follow=1");
-        request.Headers.Accept.ParseAdd("text/event-stream");
-        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cts.Token);
-        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cts.Token));
-        while (await reader.ReadLineAsync(cts.Token) is { } line)
-        {
-            if (line.StartsWith("data: ", StringComparison.Ordinal)
-                && JsonSerializer.Deserialize<AgentEvent>(line[6..], OffloadJson.Options) is T e && (match is null || match(e)))
-            {
-                return e;
-            }
-        }
-
-        throw new InvalidOperationException($"task {id}'s journal ended without a {typeof(T).Name}");
-    }
+    private Task<T> WaitForAsync<T>(long id, Func<T, bool>? match = null) where T : AgentEvent => _h.WaitForEventAsync(id, match);
 
     /// <summary>Waits for a change to <paramref name="status"/> after the event <paramref name="afterSeq"/>.</summary>
     private async Task<StatusChanged> WaitForStatusAsync(long id, OffloadTaskStatus status, long afterSeq = 0) =>

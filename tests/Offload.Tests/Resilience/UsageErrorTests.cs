@@ -22,7 +22,7 @@ public sealed partial class UsageErrorTests : IAsyncLifetime
     [
         "run", "list", "show", "logs", "diff", "compare", "stats", "ui", "wait", "cancel", "approve", "deny", "merge", "apply", "discard", "gc",
         "reply", "retry", "checkpoints", "rewind", "daemon status", "daemon start", "daemon stop", "daemon run", "doctor",
-        "sim serve", "mcp", "help",
+        "sim serve", "mcp", "config get", "config set", "config unset", "config path", "completion", "help",
     ];
 
     [Theory]

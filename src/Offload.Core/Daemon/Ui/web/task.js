@@ -5,7 +5,8 @@ import { renderDiff } from "./diff.js";
 
 const EVENT_TYPES = ["task.created", "task.status", "message.user", "message.assistant", "tool.call", "tool.result", "usage", "model.retry",
   "permission.requested", "permission.answered", "checkpoint", "error", "engine.note", "task.finished", "attempt.started", "task.rewound",
-  "task.limits", "task.merged", "task.discarded", "worktree.restored", "context.compacted", "plan.item", "plan.proposed", "plan.approved", "check.ran"];
+  "task.limits", "task.merged", "task.discarded", "worktree.restored", "context.compacted", "plan.item", "plan.proposed", "plan.approved", "check.ran",
+  "setup.ran"];
 
 export async function taskPage(main, id) {
   main.innerHTML = `
@@ -260,6 +261,9 @@ export async function taskPage(main, id) {
     "plan.approved": e => h("div", { class: "ev status" }, at(e), "plan approved"),
     "check.ran": e => h("div", { class: `ev ${e.passed ? "status" : "error"}` }, at(e), `check ${e.passed ? "passed" : "failed"} (try ${e.try}): ${e.command}`,
       e.outputTail ? h("details", {}, h("summary", {}, "output"), h("pre", { class: "out", text: e.outputTail })) : null),
+    "setup.ran": e => h("div", { class: `ev ${e.passed ? "status" : "error"}` }, at(e), `setup ${e.passed ? "passed" : "failed"}: ${e.command}`
+      + (e.keptOut?.length ? ` (never committed: ${e.keptOut.join(", ")})` : ""),
+      e.outputTail ? h("details", { open: !e.passed }, h("summary", {}, "output"), h("pre", { class: "out", text: e.outputTail })) : null),
     "engine.note": e => h("div", { class: "ev status" }, at(e), h("details", {}, h("summary", {}, e.kind), h("pre", { class: "out", text: e.text }))),
     "usage": () => null,
   };

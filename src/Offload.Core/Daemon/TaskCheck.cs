@@ -49,10 +49,30 @@ public static class TaskCheck
     /// <summary>Runs the check once; the event is not yet in the journal.</summary>
     public static async Task<CheckRan> RunAsync(TaskInfo task, string worktree, string spillDir, OffloadConfig settings, int attempt, CancellationToken cancellationToken)
     {
-        var command = task.Check!;
+        var context = await ContextAsync(task, worktree, spillDir, settings, network: false, cancellationToken);
+        var run = await RunCommandAsync(task.Check!, context, cancellationToken);
+        return new CheckRan(task.Check!, run.ExitCode, run.Passed, run.Tail, run.DurationMs, attempt, run.FullOutputPath);
+    }
+
+    /// <summary>
+    /// Where the task's own commands (its check, its setup) run: its worktree, in its sandbox as a Bash call of the agent
+    /// (same limits and confinement), with the network only when <paramref name="network"/> opens it.
+    /// </summary>
+    internal static async Task<ToolContext> ContextAsync(TaskInfo task, string worktree, string spillDir, OffloadConfig settings, bool network, CancellationToken cancellationToken)
+    {
         var sandbox = await Sandbox.ForTaskAsync(task.RepoPath, worktree, task.Branch, spillDir, settings.Sandbox, cancellationToken);
-        var context = new ToolContext(worktree, spillDir, settings.Limits.MaxToolOutputChars, Timeout,
+        if (sandbox is not null && network)
+        {
+            sandbox = sandbox with { Network = true };
+        }
+
+        return new ToolContext(worktree, spillDir, settings.Limits.MaxToolOutputChars, Timeout,
             SandboxEnvironment.ForCommands(sandboxed: sandbox is not null), sandbox, settings.Sandbox.Limits);
+    }
+
+    /// <summary>One command, for at most <see cref="Timeout"/>: how it exited and the last <see cref="TailChars"/> of its output.</summary>
+    internal static async Task<CommandRun> RunCommandAsync(string command, ToolContext context, CancellationToken cancellationToken)
+    {
         var input = JsonSerializer.SerializeToElement(new Dictionary<string, object?>
         {
             ["command"] = command,
@@ -62,8 +82,10 @@ public static class TaskCheck
         var result = await new BashTool().InvokeAsync(input, context, cancellationToken);
         var output = result.Output;
         var tail = output.Length <= TailChars ? output : "…" + output[^TailChars..];
-        return new CheckRan(command, result.ExitCode, !result.IsError && result.ExitCode == 0, tail, clock.ElapsedMilliseconds, attempt, result.FullOutputPath);
+        return new CommandRun(result.ExitCode, !result.IsError && result.ExitCode == 0, tail, clock.ElapsedMilliseconds, result.FullOutputPath);
     }
+
+    internal sealed record CommandRun(int? ExitCode, bool Passed, string Tail, long DurationMs, string? FullOutputPath);
 
     /// <summary>What the agent is told when its check failed and it may try again.</summary>
     public static string FailureMessage(CheckRan check, int tries) =>

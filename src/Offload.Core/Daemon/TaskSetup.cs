@@ -1,6 +1,3 @@
-using System.Diagnostics;
-using System.Text.Json;
-using Offload.Agent.Tools;
 using Offload.Config;
 using Offload.Engines;
 using Offload.Protocol;
@@ -18,9 +15,6 @@ namespace Offload.Daemon;
 /// </summary>
 public static class TaskSetup
 {
-    /// <summary>The longest one setup command may run.</summary>
-    public static readonly TimeSpan Timeout = BashTool.MaxTimeout;
-
     /// <summary>Whether the journal says setup finished for the worktree as it is.</summary>
     public static bool Done(IReadOnlyList<AgentEvent> history)
     {
@@ -41,34 +35,19 @@ public static class TaskSetup
     /// <summary>Runs every command; the reason the task fails, or null when all passed.</summary>
     public static async Task<string?> RunAsync(TaskInfo task, string worktree, string spillDir, OffloadConfig settings, GitWorkspace workspace, Journal journal, CancellationToken cancellationToken)
     {
-        var sandbox = await Sandbox.ForTaskAsync(task.RepoPath, worktree, task.Branch, spillDir, settings.Sandbox, cancellationToken);
-        if (sandbox is not null && settings.SetupNetwork)
-        {
-            sandbox = sandbox with { Network = true };
-        }
-
-        var context = new ToolContext(worktree, spillDir, settings.Limits.MaxToolOutputChars, Timeout,
-            SandboxEnvironment.ForCommands(sandboxed: sandbox is not null), sandbox, settings.Sandbox.Limits);
+        var context = await TaskCheck.ContextAsync(task, worktree, spillDir, settings, settings.SetupNetwork, cancellationToken);
         for (var i = 0; i < settings.Setup.Count; i++)
         {
             var command = settings.Setup[i];
-            var input = JsonSerializer.SerializeToElement(new Dictionary<string, object?>
+            var run = await TaskCheck.RunCommandAsync(command, context, cancellationToken);
+            var keptOut = run.Passed && i == settings.Setup.Count - 1
+                ? await workspace.RecordSetupCreatedAsync(task.RepoPath, worktree, task.Branch, cancellationToken)
+                : null;
+            await journal.AppendAsync(new SetupRan(command, run.ExitCode, run.Passed, run.Tail, run.DurationMs, run.FullOutputPath, keptOut), cancellationToken);
+            if (!run.Passed)
             {
-                ["command"] = command,
-                ["timeout"] = (long)Timeout.TotalMilliseconds,
-            }, OffloadJson.Info<Dictionary<string, object?>>());
-            var clock = Stopwatch.StartNew();
-            var result = await new BashTool().InvokeAsync(input, context, cancellationToken);
-            var output = result.Output;
-            var tail = output.Length <= TaskCheck.TailChars ? output : "…" + output[^TaskCheck.TailChars..];
-            var passed = !result.IsError && result.ExitCode == 0;
-            var last = i == settings.Setup.Count - 1;
-            var keptOut = passed && last ? await workspace.RecordSetupCreatedAsync(task.RepoPath, worktree, task.Branch, cancellationToken) : null;
-            await journal.AppendAsync(new SetupRan(command, result.ExitCode, passed, tail, clock.ElapsedMilliseconds, result.FullOutputPath, keptOut), cancellationToken);
-            if (!passed)
-            {
-                var end = string.Join(" · ", tail.TrimEnd().Split('\n').TakeLast(5).Select(l => l.Trim()).Where(l => l.Length > 0));
-                return $"setup failed: `{command}` " + (result.ExitCode is { } code ? $"exited {code}" : "did not finish (timed out or stopped by a limit)")
+                var end = string.Join(" · ", run.Tail.TrimEnd().Split('\n').TakeLast(5).Select(l => l.Trim()).Where(l => l.Length > 0));
+                return $"setup failed: `{command}` " + (run.ExitCode is { } code ? $"exited {code}" : "did not finish (timed out or stopped by a limit)")
                     + (end.Length > 0 ? $"; its output ends: {(end.Length > 600 ? "…" + end[^600..] : end)}" : "")
                     + $" (the setup list is in {Path.Combine(task.RepoPath, ".offload", "config.json")}; fix it, then `offload retry {task.Id}`)";
             }

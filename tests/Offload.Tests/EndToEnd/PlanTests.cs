@@ -153,24 +153,6 @@ public sealed class PlanTests : IAsyncLifetime
 
     private static string Plain(string text) => System.Text.RegularExpressions.Regex.Replace(text, "\u001b\\[[0-9;]*m", "");
 
-    private async Task<StatusChanged> WaitForStatusAsync(long id, OffloadTaskStatus status, long afterSeq = 0)
-    {
-        await _h.OffloadAsync("daemon", "start");
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        using var http = _h.SocketClient();
-        using var request = new HttpRequestMessage(HttpMethod.Get, $"v1/tasks/{id}/events?follow=1");
-        request.Headers.Accept.ParseAdd("text/event-stream");
-        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cts.Token);
-        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cts.Token));
-        while (await reader.ReadLineAsync(cts.Token) is { } line)
-        {
-            if (line.StartsWith("data: ", StringComparison.Ordinal)
-                && JsonSerializer.Deserialize<AgentEvent>(line[6..], OffloadJson.Options) is StatusChanged s && s.Seq > afterSeq && s.To == status)
-            {
-                return s;
-            }
-        }
-
-        throw new InvalidOperationException($"task {id} never reached {status}");
-    }
+    private Task<StatusChanged> WaitForStatusAsync(long id, OffloadTaskStatus status, long afterSeq = 0) =>
+        _h.WaitForEventAsync<StatusChanged>(id, s => s.Seq > afterSeq && s.To == status);
 }
